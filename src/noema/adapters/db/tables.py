@@ -1,0 +1,193 @@
+"""The database schema and how the domain's entities map onto it (imperative mapping).
+
+The domain classes stay plain dataclasses; SQLAlchemy instruments them here, once.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy import Enum as SAEnum
+from sqlalchemy.orm import registry
+
+from noema.adapters.db.types import UTCDateTime
+from noema.domain.accounts import Account, AccountStatus, ApiKey, Identity, Platform
+from noema.domain.ledger import EntryKind, LedgerEntry
+from noema.domain.sessions import Event, Session
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+mapper_registry = registry(metadata=metadata)
+
+
+def enum_column(enum: type[Enum], length: int = 32) -> SAEnum:
+    """A str-Enum stored as its value in a VARCHAR (no native enum types to migrate)."""
+    return SAEnum(
+        enum,
+        native_enum=False,
+        length=length,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+        create_constraint=False,
+    )
+
+
+def _id(name: str = "id", *args: Any, **kw: Any) -> Column[str]:
+    return Column(name, String(36), *args, **kw)
+
+
+accounts = Table(
+    "accounts",
+    metadata,
+    _id(primary_key=True),
+    Column("status", enum_column(AccountStatus), nullable=False),
+    Column("display_name", String(200)),
+    Column("username", String(200)),
+    Column("last_seen_platform", String(32)),
+    Column("balance_nanos", BigInteger, nullable=False, server_default="0"),
+    Column("held_nanos", BigInteger, nullable=False, server_default="0"),
+    Column("exp", BigInteger, nullable=False, server_default="0"),
+    Column("wallet_address", String(200)),
+    Column("profile", JSON, nullable=False),
+    Column("merged_into", String(36)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("balance_nanos >= 0", name="balance_not_negative"),
+    CheckConstraint("held_nanos >= 0 AND held_nanos <= balance_nanos", name="held_within_balance"),
+)
+
+identities = Table(
+    "identities",
+    metadata,
+    _id(primary_key=True),
+    _id("account_id", ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("platform", enum_column(Platform), nullable=False),
+    Column("platform_id", String(128), nullable=False),
+    Column("context", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("platform", "platform_id"),
+    UniqueConstraint("account_id", "platform"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    _id(primary_key=True),
+    _id("account_id", ForeignKey("accounts.id"), nullable=False),
+    Column("platform", String(32), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("last_activity_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),
+    Column("end_reason", String(64)),
+    Column("context", JSON, nullable=False),
+    Index("ix_sessions_account_started", "account_id", "started_at"),
+    # The database itself refuses a second active session for the same account and platform.
+    Index(
+        "uq_sessions_one_active",
+        "account_id",
+        "platform",
+        unique=True,
+        sqlite_where=text("ended_at IS NULL"),
+        postgresql_where=text("ended_at IS NULL"),
+    ),
+    Index(
+        "ix_sessions_active_activity",
+        "last_activity_at",
+        sqlite_where=text("ended_at IS NULL"),
+        postgresql_where=text("ended_at IS NULL"),
+    ),
+)
+
+events = Table(
+    "events",
+    metadata,
+    _id(primary_key=True),
+    Column("event_type", String(64), nullable=False),
+    _id("account_id", ForeignKey("accounts.id")),
+    _id("session_id"),
+    Column("source_platform", String(32)),
+    Column("event_data", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_events_account_created", "account_id", "created_at"),
+    Index("ix_events_session_created", "session_id", "created_at"),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    _id(primary_key=True),
+    _id("account_id", ForeignKey("accounts.id"), nullable=False),
+    Column("kind", enum_column(EntryKind), nullable=False),
+    Column("amount_nanos", BigInteger, nullable=False),
+    Column("balance_delta", BigInteger, nullable=False),
+    Column("held_delta", BigInteger, nullable=False),
+    Column("balance_after", BigInteger, nullable=False),
+    Column("held_after", BigInteger, nullable=False),
+    # A replayed credit, hold or settlement finds its key taken: it cannot post twice.
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("description", String(500)),
+    Column("transaction_type", String(64)),
+    _id("generation_id"),
+    Column("tool_id", String(100)),
+    Column("run_id", String(100)),
+    Column("data", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("amount_nanos >= 0", name="amount_not_negative"),
+    CheckConstraint("balance_after >= 0", name="balance_after_not_negative"),
+    Index("ix_ledger_entries_account_created", "account_id", "created_at"),
+    Index("ix_ledger_entries_generation", "generation_id"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    _id(primary_key=True),
+    _id("account_id", ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("name", String(100)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime),
+    Column("revoked_at", UTCDateTime),
+)
+
+kv_store = Table(
+    "kv_store",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+
+def map_entities() -> None:
+    """Instrument the domain classes once (idempotent)."""
+    if mapper_registry.mappers:
+        return
+    mapper_registry.map_imperatively(Account, accounts)
+    mapper_registry.map_imperatively(Identity, identities)
+    mapper_registry.map_imperatively(Session, sessions)
+    mapper_registry.map_imperatively(Event, events)
+    mapper_registry.map_imperatively(LedgerEntry, ledger_entries)
+    mapper_registry.map_imperatively(ApiKey, api_keys)

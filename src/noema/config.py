@@ -1,0 +1,134 @@
+"""Settings: the one place that reads the environment (``NOEMA_*`` variables and ``.env``)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from enum import Enum
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "NOEMA_"
+_CLIENT_NAME = re.compile(r"^[a-z][a-z0-9_\-]{0,63}$")
+
+
+class ConfigError(Exception):
+    """The configuration is not usable; the message names the variable."""
+
+
+class BackendKind(str, Enum):
+    SANDBOX = "sandbox"
+    COMFYDEPLOY = "comfydeploy"
+
+
+class LogFormat(str, Enum):
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class Settings(BaseSettings):
+    """Every setting of Noema, typed and validated once at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="forbid", frozen=True
+    )
+
+    database_url: str = "sqlite+aiosqlite:///./noema.db"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    public_url: str | None = None
+    internal_api_keys: SecretStr = SecretStr("")
+    session_timeout_minutes: int = Field(default=30, ge=1, le=60 * 24 * 30)
+    migrate_on_start: bool = True
+    log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.CONSOLE
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    workers_enabled: bool = True
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("use sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not re.match(r"^https?://[^\s/]+(/[^\s]*)?$", value):
+            raise ValueError("must be an http(s) URL such as https://noema.example.com")
+        return value.rstrip("/")
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("use DEBUG, INFO, WARNING or ERROR")
+        return value.upper()
+
+    @field_validator("internal_api_keys")
+    @classmethod
+    def _keys_well_formed(cls, value: SecretStr) -> SecretStr:
+        parse_client_keys(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _default_public_url(self) -> Settings:
+        if self.public_url is None:
+            object.__setattr__(self, "public_url", f"http://{self.host}:{self.port}")
+        return self
+
+    @property
+    def base_url(self) -> str:
+        """The URL at which users and backends reach this Noema."""
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def client_keys(self) -> dict[str, str]:
+        """Internal API clients: key -> client name."""
+        return parse_client_keys(self.internal_api_keys.get_secret_value())
+
+
+def parse_client_keys(raw: str) -> dict[str, str]:
+    """Parse ``name:key,name:key`` into {key: name}; refuse short keys, bad names and duplicates."""
+    result: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        name, sep, key = item.partition(":")
+        if not sep or not _CLIENT_NAME.match(name):
+            raise ValueError("each entry must be name:key with a lower-case name (e.g. admin:k3y...)")
+        if len(key) < 16:
+            raise ValueError(f"the key of client {name!r} must be at least 16 characters")
+        if key in result:
+            raise ValueError(f"two clients share the key of client {name!r}")
+        result[key] = name
+    return result
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build Settings from the environment, turning any problem into a ConfigError naming the variable."""
+    env = os.environ if environ is None else environ
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    unknown = sorted(k for k in env if k.startswith(ENV_PREFIX) and k not in known)
+    if unknown:
+        raise ConfigError(f"Unknown setting {unknown[0]}: check the spelling (known: {', '.join(sorted(known))}).")
+    try:
+        if environ is None:
+            return Settings(**overrides)
+        values = {k[len(ENV_PREFIX) :].lower(): v for k, v in environ.items() if k in known}
+        return Settings(_env_file=None, **{**values, **overrides})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        field = ".".join(str(p) for p in error["loc"]) or "settings"
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{ENV_PREFIX}{field.upper()}: {message}")
+    return "Invalid configuration: " + "; ".join(lines)

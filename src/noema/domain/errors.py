@@ -1,0 +1,135 @@
+"""The one error tree of Noema. Each class's docstring is its default message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class NoemaError(Exception):
+    """Something went wrong."""
+
+    code = "INTERNAL_ERROR"
+
+    def __init__(self, message: str | None = None, *, details: dict[str, Any] | None = None) -> None:
+        self.message = message or (type(self).__doc__ or "").strip()
+        self.details = details
+        super().__init__(self.message)
+
+
+class DomainError(NoemaError):
+    """The request breaks a rule of Noema."""
+
+    code = "DOMAIN_ERROR"
+
+
+class InvalidInput(DomainError):
+    """The input is not valid."""
+
+    code = "INVALID_INPUT"
+
+
+class ForbiddenFieldUpdate(DomainError):
+    """That field cannot be changed."""
+
+    code = "FORBIDDEN_FIELD_UPDATE"
+
+
+class NotFound(DomainError):
+    """Not found."""
+
+    code = "NOT_FOUND"
+
+
+class AccountNotFound(NotFound):
+    """No such account."""
+
+
+class SessionNotFound(NotFound):
+    """No such session."""
+
+
+class EventNotFound(NotFound):
+    """No such event."""
+
+
+class TransactionNotFound(NotFound):
+    """No such transaction."""
+
+
+class GenerationNotFound(NotFound):
+    """No such generation."""
+
+
+class ToolNotFound(NotFound):
+    """No such tool."""
+
+
+class Conflict(DomainError):
+    """That conflicts with what already exists."""
+
+    code = "CONFLICT"
+
+
+class InsufficientFunds(DomainError):
+    """The balance is too low for this."""
+
+    code = "INSUFFICIENT_FUNDS"
+
+
+class InvalidTransition(DomainError):
+    """That status change is not allowed."""
+
+    code = "INVALID_TRANSITION"
+
+
+class LimitExceeded(DomainError):
+    """Too many requests; try again shortly."""
+
+    code = "RATE_LIMITED"
+
+
+class Unauthenticated(DomainError):
+    """Authentication is required."""
+
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(DomainError):
+    """Not allowed."""
+
+    code = "FORBIDDEN"
+
+
+class ExternalServiceError(NoemaError):
+    """An outside service failed."""
+
+    code = "EXTERNAL_SERVICE_ERROR"
+
+
+class BackendUnavailable(ExternalServiceError):
+    """The GPU backend could not be reached."""
+
+    code = "BACKEND_UNAVAILABLE"
+
+
+class BackendRejected(ExternalServiceError):
+    """The GPU backend refused the request."""
+
+    code = "BACKEND_REJECTED"
+
+    def __init__(self, message: str | None = None, *, status: int, body: str = "") -> None:
+        super().__init__(message or f"The GPU backend refused the request (HTTP {status}).")
+        self.status = status
+        self.body = body[:2000]
+
+
+class BackendProtocolError(ExternalServiceError):
+    """The GPU backend answered something that does not parse."""
+
+    code = "BACKEND_PROTOCOL_ERROR"
+
+
+class NotifierError(ExternalServiceError):
+    """A message could not be delivered."""
+
+    code = "NOTIFIER_ERROR"

@@ -1,0 +1,208 @@
+"""The ``noema`` command line: serve, migrate, credit, accounts, API keys, ledger checks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from noema.bootstrap import Container, build_container
+from noema.config import ConfigError, Settings, load_settings
+from noema.domain.accounts import Platform, parse_platform
+from noema.domain.errors import NoemaError
+from noema.domain.ids import parse_id
+from noema.domain.money import display_usd, format_usd, parse_usd, points
+from noema.services import accounts, api_keys, economy
+
+app = typer.Typer(
+    help="Noema: ComfyUI workflows from chats, a web page and an API.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+accounts_app = typer.Typer(help="Look at accounts.", no_args_is_help=True)
+apikey_app = typer.Typer(help="Personal API keys.", no_args_is_help=True)
+ledger_app = typer.Typer(help="Check the ledger.", no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(apikey_app, name="apikey")
+app.add_typer(ledger_app, name="ledger")
+
+out = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+def _run(work: Callable[[Container], Awaitable[T]]) -> T:
+    """Run one piece of async work against a started container; errors become a message and exit 1."""
+    settings = _settings()
+
+    async def main() -> T:
+        container = build_container(settings)
+        try:
+            await container.start()
+            return await work(container)
+        finally:
+            await container.close()
+
+    try:
+        return asyncio.run(main())
+    except NoemaError as exc:
+        err.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from None
+
+
+async def _resolve(c: Container, ref: str) -> str:
+    """An account id from ``<account-id>`` or ``<platform>:<platform-id>``."""
+    platform, sep, platform_id = ref.partition(":")
+    if sep and platform in {p.value for p in Platform}:
+        return (await accounts.by_platform(c.uow(), parse_platform(platform), platform_id)).account.id
+    return (await accounts.get(c.uow(), parse_id(ref, what="The account"))).account.id
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default NOEMA_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default NOEMA_PORT).")] = None,
+) -> None:
+    """Run the HTTP server, platform adapters and workers in one process."""
+    import uvicorn
+
+    from noema.adapters.logging import configure_logging
+    from noema.entrypoints.http.app import create_app
+
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_format.value)
+    application = create_app(build_container(settings))
+    uvicorn.run(
+        application,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        proxy_headers=True,
+        access_log=False,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    from noema.adapters.db.migrate import current_revision, upgrade_to_head
+
+    async def work(c: Container) -> str | None:
+        await upgrade_to_head(c.engine)
+        return await current_revision(c.engine)
+
+    out.print(f"Database at migration {_run(work)}.")
+
+
+@app.command()
+def credit(
+    account: Annotated[str, typer.Argument(help="Account id, or platform:platform-id (e.g. telegram:12345).")],
+    usd: Annotated[str, typer.Argument(help="Amount in USD, e.g. 5 or 2.50.")],
+    reason: Annotated[str, typer.Option(help="Shown in the ledger.")] = "operator credit",
+    external_id: Annotated[str | None, typer.Option(help="Idempotency key: the same id never credits twice.")] = None,
+) -> None:
+    """Add credit to an account."""
+
+    async def work(c: Container) -> economy.Posted:
+        account_id = await _resolve(c, account)
+        transfer = economy.Transfer(
+            account_id=account_id,
+            amount_nanos=parse_usd(usd),
+            description=reason,
+            transaction_type="operator_credit",
+            external_id=external_id,
+        )
+        return await economy.credit(c.uow(), c.clock, transfer)
+
+    posted = _run(work)
+    note = " (already credited earlier; nothing added)" if posted.replayed else ""
+    out.print(
+        f"Credited {display_usd(posted.entry.amount_nanos)} to {posted.account.id}{note}. "
+        f"Balance: {format_usd(posted.account.balance_nanos)} USD."
+    )
+
+
+@accounts_app.command("show")
+def accounts_show(
+    account: Annotated[str, typer.Argument(help="Account id or platform:platform-id.")],
+) -> None:
+    """Show an account: identities, balance, holds, EXP."""
+
+    async def work(c: Container) -> accounts.FoundAccount:
+        return await accounts.get(c.uow(), await _resolve(c, account))
+
+    found = _run(work)
+    a = found.account
+    table = Table(show_header=False)
+    for label, value in [
+        ("Account", a.id),
+        ("Status", a.status.value),
+        ("Name", a.display_name or a.username or "-"),
+        ("Identities", ", ".join(f"{i.platform.value}:{i.platform_id}" for i in found.identities) or "-"),
+        ("Balance", f"{format_usd(a.balance_nanos)} USD"),
+        ("Held", f"{format_usd(a.held_nanos)} USD"),
+        ("Points", f"{points(a.free_nanos):,}"),
+        ("EXP", f"{a.exp:,}"),
+        ("Created", a.created_at.isoformat()),
+    ]:
+        table.add_row(label, value)
+    out.print(table)
+
+
+@apikey_app.command("create")
+def apikey_create(
+    account: Annotated[str, typer.Argument(help="Account id or platform:platform-id.")],
+    name: Annotated[str | None, typer.Option(help="A label to tell keys apart.")] = None,
+) -> None:
+    """Create a personal API key; it is printed once and never shown again."""
+
+    async def work(c: Container) -> api_keys.NewKey:
+        return await api_keys.create(c.uow(), c.clock, await _resolve(c, account), name=name)
+
+    new = _run(work)
+    err.print("Keep this key secret; it will not be shown again:")
+    out.print(new.plain)
+
+
+@ledger_app.command("verify")
+def ledger_verify() -> None:
+    """Recompute every balance from the ledger; exit 1 with a table if any account drifted."""
+    checked, drifts = _run(lambda c: economy.verify(c.uow()))
+    if not drifts:
+        out.print(f"Ledger OK: {checked} accounts, no drift.")
+        return
+    table = Table(title=f"{len(drifts)} of {checked} accounts drifted")
+    for column in ("account", "stored balance", "ledger balance", "stored held", "ledger held"):
+        table.add_column(column)
+    for d in drifts:
+        table.add_row(
+            d.account_id,
+            format_usd(d.balance_nanos),
+            format_usd(d.ledger_balance_nanos),
+            format_usd(d.held_nanos),
+            format_usd(d.ledger_held_nanos),
+        )
+    out.print(table)
+    raise typer.Exit(1)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""The ASGI application: every router, the error handlers, middleware and the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from noema import __version__
+from noema.bootstrap import Container
+from noema.entrypoints.http import ops
+from noema.entrypoints.http.errors import install_error_handlers
+from noema.entrypoints.http.internal import internal_router
+from noema.entrypoints.http.middleware import RequestContextMiddleware
+from noema.entrypoints.http.public_api import public_router
+from noema.entrypoints.workers import Workers
+
+
+def create_app(container: Container) -> FastAPI:
+    """The Noema app over a container; the lifespan migrates, starts workers and closes cleanly."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await container.start()
+        workers = Workers(container)
+        if container.settings.workers_enabled:
+            workers.start()
+        try:
+            yield
+        finally:
+            await workers.stop()
+            await container.close()
+
+    app = FastAPI(
+        title="Noema",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+    app.state.container = container
+    install_error_handlers(app)
+    app.include_router(ops.router)
+    app.include_router(internal_router())
+    app.include_router(public_router())
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=container.settings.max_body_bytes,
+        registry=container.registry,
+    )
+    return app

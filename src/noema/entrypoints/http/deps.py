@@ -1,0 +1,106 @@
+"""FastAPI dependencies: the container, internal clients and their scopes, API-key accounts, paging."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Query, Request
+
+from noema.bootstrap import Container
+from noema.domain.errors import Forbidden, Unauthenticated
+from noema.services import api_keys
+
+
+class MissingAuthHeader(Unauthenticated):
+    """The X-Internal-Client-Key header is required."""
+
+    code = "MISSING_AUTH_HEADER"
+
+
+class InvalidApiKey(Forbidden):
+    """That internal client key is not valid."""
+
+    code = "INVALID_API_KEY"
+
+
+class OutOfScope(Forbidden):
+    """This client may not do that."""
+
+    code = "INSUFFICIENT_SCOPE"
+
+
+def get_container(request: Request) -> Container:
+    """The process's container."""
+    container: Container = request.app.state.container
+    return container
+
+
+ContainerDep = Annotated[Container, Depends(get_container)]
+
+#: what a non-admin internal client may not do
+ECONOMY_WRITE = "economy:write"
+
+
+@dataclass(frozen=True)
+class InternalClient:
+    name: str
+
+    def require(self, scope: str) -> None:
+        """Refuse a call outside this client's scopes (admin may do everything)."""
+        if self.name != "admin" and scope == ECONOMY_WRITE:
+            raise OutOfScope(f"Client {self.name!r} may not credit or adjust balances; use the admin key.")
+
+
+def internal_client(
+    container: ContainerDep,
+    key: Annotated[str | None, Header(alias="X-Internal-Client-Key", include_in_schema=False)] = None,
+) -> InternalClient:
+    """The internal client named by X-Internal-Client-Key (compared in constant time)."""
+    if not key:
+        raise MissingAuthHeader()
+    for known, name in container.settings.client_keys.items():
+        if hmac.compare_digest(known.encode(), key.encode()):
+            return InternalClient(name)
+    raise InvalidApiKey()
+
+
+ClientDep = Annotated[InternalClient, Depends(internal_client)]
+
+
+def require_economy_write(client: ClientDep) -> InternalClient:
+    """Only the admin client may move money."""
+    client.require(ECONOMY_WRITE)
+    return client
+
+
+async def api_account(
+    container: ContainerDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> str:
+    """The account id of the personal API key in ``Authorization: Bearer nk_...``."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("Send your API key as 'Authorization: Bearer nk_...'.")
+    return await api_keys.authenticate(container.uow(), container.clock, token.strip())
+
+
+AccountDep = Annotated[str, Depends(api_account)]
+
+
+@dataclass(frozen=True)
+class Paging:
+    limit: int
+    cursor: str | None
+
+
+def paging(
+    limit: Annotated[int, Query(ge=1, le=100, description="Items per page (1-100).")] = 20,
+    cursor: Annotated[str | None, Query(max_length=200, description="nextCursor of the previous page.")] = None,
+) -> Paging:
+    """Page size and cursor from the query."""
+    return Paging(limit, cursor)
+
+
+PagingDep = Annotated[Paging, Depends(paging)]

@@ -1,0 +1,104 @@
+"""One place that turns errors into HTTP answers: ``{"error": {code, message, details?, requestId}}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from noema.domain import errors as e
+
+log = structlog.get_logger(__name__)
+
+_STATUS: list[tuple[type[e.NoemaError], int]] = [
+    (e.NotFound, 404),
+    (e.Unauthenticated, 401),
+    (e.Forbidden, 403),
+    (e.Conflict, 409),
+    (e.LimitExceeded, 429),
+    (e.InvalidTransition, 409),
+    (e.DomainError, 400),
+    (e.BackendUnavailable, 503),
+    (e.ExternalServiceError, 502),
+]
+_HTTP_CODES = {
+    400: "INVALID_INPUT",
+    401: "UNAUTHENTICATED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "RATE_LIMITED",
+}
+
+
+def request_id(request: Request) -> str:
+    """The id of this request (set by the request-id middleware)."""
+    return str(getattr(request.state, "request_id", "-"))
+
+
+def error_response(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """The one error body shape."""
+    body: dict[str, Any] = {"code": code, "message": message, "requestId": request_id(request)}
+    if details is not None:
+        body["details"] = details
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def status_of(exc: e.NoemaError) -> int:
+    """The HTTP status of a Noema error."""
+    return next((status for cls, status in _STATUS if isinstance(exc, cls)), 500)
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, str]]:
+    details = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        if err.get("type") == "extra_forbidden":
+            message = "unknown field"
+        details.append({"field": ".".join(loc) or "body", "message": message})
+    return details
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map the error tree, validation errors and HTTP errors to the error body; hide tracebacks."""
+
+    @app.exception_handler(e.NoemaError)
+    async def _noema(request: Request, exc: e.NoemaError) -> JSONResponse:
+        status = status_of(exc)
+        if status >= 500:
+            log.warning("request_failed", code=exc.code, error=exc.message, path=request.url.path)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return error_response(request, status, exc.code, exc.message, exc.details, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(request, 400, "INVALID_INPUT", "The request is not valid.", _validation_details(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
+        message = (
+            exc.detail
+            if isinstance(exc.detail, str) and exc.status_code != 404
+            else ("Nothing here." if exc.status_code == 404 else "The request failed.")
+        )
+        return error_response(request, exc.status_code, code, message, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled_error", path=request.url.path)
+        return error_response(request, 500, "INTERNAL_ERROR", "Something went wrong on our side; it was logged.")

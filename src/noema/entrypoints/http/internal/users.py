@@ -1,0 +1,87 @@
+"""Internal API: users and their platform identities."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response
+
+from noema.domain.accounts import AccountStatus, parse_platform, parse_platform_id
+from noema.domain.errors import ForbiddenFieldUpdate, InvalidInput
+from noema.domain.ids import parse_id
+from noema.entrypoints.http.deps import ContainerDep
+from noema.entrypoints.http.schemas import (
+    READ_ONLY_USER_FIELDS,
+    FindOrCreateIn,
+    FindOrCreateOut,
+    UserOut,
+    UserUpdateIn,
+    user_out,
+)
+from noema.services import accounts
+
+router = APIRouter(tags=["users"])
+AccountId = Annotated[str, Path(description="masterAccountId (UUID)")]
+
+
+@router.post(
+    "/users/find-or-create",
+    response_model=FindOrCreateOut,
+    status_code=200,
+    responses={201: {"model": FindOrCreateOut}},
+)
+async def find_or_create(body: FindOrCreateIn, c: ContainerDep, response: Response) -> FindOrCreateOut:
+    """The account of a platform identity; 201 when it was created now."""
+    platform = parse_platform(body.platform)
+    found = await accounts.find_or_create(
+        c.uow,
+        c.clock,
+        platform=platform,
+        platform_id=parse_platform_id(str(body.platform_id)),
+        context=body.platform_context,
+    )
+    if found.is_new:
+        response.status_code = 201
+    return FindOrCreateOut(
+        master_account_id=found.account.id,
+        user=user_out(found.account, found.identities),
+        is_new_user=found.is_new,
+    )
+
+
+@router.get("/users/by-platform/{platform}/{platform_id}", response_model=UserOut)
+async def by_platform(platform: str, platform_id: str, c: ContainerDep) -> UserOut:
+    """The user holding a platform identity."""
+    found = await accounts.by_platform(c.uow(), parse_platform(platform), parse_platform_id(platform_id))
+    return user_out(found.account, found.identities)
+
+
+@router.get("/users/{account_id}", response_model=UserOut)
+async def get_user(account_id: AccountId, c: ContainerDep) -> UserOut:
+    """One user."""
+    found = await accounts.get(c.uow(), parse_id(account_id, what="masterAccountId"))
+    return user_out(found.account, found.identities)
+
+
+@router.put("/users/{account_id}", response_model=UserOut)
+async def update_user(account_id: AccountId, body: UserUpdateIn, c: ContainerDep) -> UserOut:
+    """Change a user's profile or status; identity, id and money fields are read-only."""
+    forbidden = [name for name in READ_ONLY_USER_FIELDS if name in body.model_fields_set]
+    if forbidden:
+        fields = [UserUpdateIn.model_fields[name].alias or name for name in forbidden]
+        raise ForbiddenFieldUpdate(f"These fields are read-only: {', '.join(fields)}.", details={"fields": fields})
+    status = None
+    if body.status is not None:
+        try:
+            status = AccountStatus(body.status)
+        except ValueError:
+            raise InvalidInput(f"status must be one of: {', '.join(s.value for s in AccountStatus)}.") from None
+    changes = accounts.AccountChanges(
+        display_name=body.display_name,
+        username=body.username,
+        status=status,
+        wallet_address=body.wallet_address,
+        profile=body.profile,
+    )
+    found = await accounts.update(c.uow(), c.clock, parse_id(account_id, what="masterAccountId"), changes)
+    return user_out(found.account, found.identities)

@@ -1,0 +1,101 @@
+"""ASGI middleware: request ids, a body size limit, request metrics and access logs."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = structlog.get_logger("noema.http")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_\-.]{1,64}$")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class RequestContextMiddleware:
+    """Gives each request an id, refuses oversized bodies with 413, and counts requests."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, registry: CollectorRegistry) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.requests = Counter(
+            "noema_http_requests", "HTTP requests", ["method", "route", "status"], registry=registry
+        )
+        self.latency = Histogram("noema_http_request_seconds", "HTTP request latency", ["route"], registry=registry)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        rid = given if _SAFE_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await self._too_large(send, rid)
+            return
+        status = {"code": 500}
+        started = time.perf_counter()
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body_bytes:
+                raise BodyTooLarge()
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                message.setdefault("headers", []).append((b"x-request-id", rid.encode()))
+            await send(message)
+
+        structlog.contextvars.bind_contextvars(request_id=rid)
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge:
+            await self._too_large(send, rid)
+            status["code"] = 413
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+            route = _route_of(scope)
+            self.requests.labels(scope["method"], route, str(status["code"])).inc()
+            self.latency.labels(route).observe(time.perf_counter() - started)
+
+    async def _too_large(self, send: Send, rid: str) -> None:
+        body = json.dumps(
+            {
+                "error": {
+                    "code": "PAYLOAD_TOO_LARGE",
+                    "requestId": rid,
+                    "message": f"The body may be at most {self.max_body_bytes} bytes.",
+                }
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _route_of(scope: Scope) -> str:
+    route: Any = scope.get("route")
+    return str(getattr(route, "path", "unmatched"))

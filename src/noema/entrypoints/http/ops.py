@@ -1,0 +1,41 @@
+"""Operations endpoints: liveness, readiness, Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from noema.adapters.db.migrate import current_revision, head_revision
+from noema.entrypoints.http.deps import ContainerDep
+
+router = APIRouter(tags=["operations"], include_in_schema=False)
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(c: ContainerDep, response: Response) -> dict[str, str]:
+    """The database answers and its schema is at the newest migration."""
+    try:
+        async with c.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        current = await current_revision(c.engine)
+    except Exception as exc:  # any database failure means "not ready", never a 500 with a traceback
+        response.status_code = 503
+        return {"status": "unavailable", "reason": f"database unreachable ({type(exc).__name__})"}
+    head = head_revision()
+    if current != head:
+        response.status_code = 503
+        return {"status": "unavailable", "reason": f"migrations at {current}, need {head}"}
+    return {"status": "ready", "migration": current or ""}
+
+
+@router.get("/metrics")
+async def metrics(c: ContainerDep) -> Response:
+    """Prometheus text format."""
+    return Response(generate_latest(c.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,23 @@
+"""The public API at /api/v1, for integrators and the web page (personal API keys)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from noema.entrypoints.http.deps import AccountDep, ContainerDep
+from noema.entrypoints.http.schemas import StatusReportOut, status_out
+from noema.services import status
+
+PREFIX = "/api/v1"
+
+
+def public_router() -> APIRouter:
+    """Every public route."""
+    router = APIRouter(prefix=PREFIX, tags=["public"])
+    router.add_api_route("/me/status", me_status, methods=["GET"], response_model=StatusReportOut)
+    return router
+
+
+async def me_status(account_id: AccountDep, c: ContainerDep) -> StatusReportOut:
+    """Your points, balance, level and live tasks."""
+    return status_out(await status.report(c.uow(), account_id))

@@ -1,0 +1,158 @@
+"""Shared fixtures: a fresh database per test on SQLite and on the real PostgreSQL, the app, a client.
+
+Integration and end-to-end tests that take ``db_url`` run twice: once on SQLite and once on the
+PostgreSQL at 127.0.0.1:5432. PostgreSQL being down fails those tests; it never skips them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from noema.adapters.db.engine import create_engine
+from noema.adapters.db.migrate import upgrade_to_head
+from noema.adapters.db.tables import metadata
+from noema.bootstrap import Container, build_container
+from noema.config import Settings
+from noema.entrypoints.http.app import create_app
+from tests.fakes.clock import FakeClock
+
+PG_ADMIN_DSN = os.environ.get("NOEMA_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+ADMIN_KEY = "admin-key-0123456789abcdef"
+PLATFORM_KEY = "telegram-key-0123456789abcdef"
+ADMIN = {"X-Internal-Client-Key": ADMIN_KEY}
+PLATFORM = {"X-Internal-Client-Key": PLATFORM_KEY}
+T = TypeVar("T")
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, even when an event loop is running here."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def _pg_url(database: str) -> str:
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    return f"{base}/{database}"
+
+
+async def _create_pg_database(name: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def _migrate(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        await upgrade_to_head(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """One migrated PostgreSQL database for this test process (per xdist worker)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"noema_test_{worker}_{uuid.uuid4().hex[:6]}"
+    run_sync(_create_pg_database(name))
+    run_sync(_migrate(_pg_url(name)))
+    yield _pg_url(name)
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    run_sync(drop())
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file that each test copies (cheaper than migrating each time)."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    run_sync(_migrate(f"sqlite+aiosqlite:///{path}"))
+    return path
+
+
+async def _truncate(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables if t.name != "alembic_version")
+            await conn.execute(text(f"TRUNCATE {names} CASCADE"))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, migrated, empty database: SQLite in a temp file, or the real PostgreSQL."""
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        target = tmp_path / "noema.db"
+        shutil.copy(template, target)
+        return f"sqlite+aiosqlite:///{target}"
+    url: str = request.getfixturevalue("pg_database")
+    await _truncate(url)
+    return url
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """Time that moves only when the test says so."""
+    return FakeClock()
+
+
+def make_settings(db_url: str, **overrides: object) -> Settings:
+    """Settings for tests: the given database, two internal clients, no background workers."""
+    values: dict[str, object] = {
+        "database_url": db_url,
+        "internal_api_keys": f"admin:{ADMIN_KEY},telegram:{PLATFORM_KEY}",
+        "workers_enabled": False,
+        "public_url": "http://noema.test",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+async def container(db_url: str, clock: FakeClock) -> AsyncIterator[Container]:
+    """A container over the test database with the fake clock."""
+    c = build_container(make_settings(db_url), clock=clock)
+    await c.start()
+    yield c
+    await c.close()
+
+
+@pytest.fixture
+async def app(db_url: str, clock: FakeClock) -> AsyncIterator[FastAPI]:
+    """The Noema app, started (lifespan run) over the test database."""
+    application = create_app(build_container(make_settings(db_url), clock=clock))
+    async with LifespanManager(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in-process."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://noema.test") as c:
+        yield c

@@ -1,0 +1,89 @@
+"""The ``noema`` command, run as a real process against SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from noema.adapters.db.engine import create_engine
+from noema.bootstrap import build_container
+from noema.domain.accounts import Platform
+from noema.services import accounts
+from tests.conftest import make_settings
+
+NOEMA = [sys.executable, "-m", "noema.entrypoints.cli"]
+
+
+def noema(db_url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("NOEMA_")}
+    clean.update({"NOEMA_DATABASE_URL": db_url, "COLUMNS": "200", **(env or {})})
+    return subprocess.run([*NOEMA, *args], env=clean, capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).parent)
+
+
+async def _telegram_account(db_url: str, pid: str) -> str:
+    c = build_container(make_settings(db_url))
+    try:
+        return (await accounts.find_or_create(c.uow, c.clock, platform=Platform.TELEGRAM, platform_id=pid)).account.id
+    finally:
+        await c.close()
+
+
+async def test_credit_show_apikey_and_verify(db_url: str) -> None:
+    aid = await _telegram_account(db_url, "4242")
+    r = noema(db_url, "credit", "telegram:4242", "2.50", "--reason", "welcome", "--external-id", "gift-1")
+    assert r.returncode == 0, r.stderr
+    assert "Credited $2.50" in r.stdout and "2.500000000" in r.stdout
+    again = noema(db_url, "credit", aid, "2.50", "--external-id", "gift-1")
+    assert again.returncode == 0 and "nothing added" in again.stdout
+    shown = noema(db_url, "accounts", "show", "telegram:4242")
+    assert shown.returncode == 0 and "2.500000000 USD" in shown.stdout and "telegram:4242" in shown.stdout
+    key = noema(db_url, "apikey", "create", aid)
+    assert key.returncode == 0 and key.stdout.strip().startswith("nk_") and "not be shown again" in key.stderr
+    ok = noema(db_url, "ledger", "verify")
+    assert ok.returncode == 0 and "no drift" in ok.stdout
+
+
+async def test_ledger_verify_exits_1_with_a_table_on_drift(db_url: str) -> None:
+    aid = await _telegram_account(db_url, "1")
+    assert noema(db_url, "credit", aid, "1").returncode == 0
+    engine = create_engine(db_url)
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE accounts SET balance_nanos = 5 WHERE id = :id"), {"id": aid})
+    await engine.dispose()
+    r = noema(db_url, "ledger", "verify")
+    assert r.returncode == 1
+    assert aid in r.stdout and "1.000000000" in r.stdout and "0.000000005" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [(["credit", "telegram:999", "1"], 1, "No account holds"), (["credit", "nonsense", "1"], 1, "must be a UUID"),
+     (["credit", "telegram:1", "-5"], 2, "No such option"), (["credit", "telegram:1", "--", "-5"], 1, "negative"),
+     (["credit", "telegram:1", "NaN"], 1, "finite"), (["accounts", "show", "discord:1"], 1, "No account holds")],
+)
+async def test_bad_cli_input_exits_non_zero_with_a_message_and_changes_nothing(
+    db_url: str, args: list[str], code: int, message: str
+) -> None:
+    await _telegram_account(db_url, "1")
+    r = noema(db_url, *args)
+    assert r.returncode == code
+    assert "Traceback" not in r.stderr and r.stderr.strip()
+    assert message in r.stderr
+    assert "no drift" in noema(db_url, "ledger", "verify").stdout
+    assert "0.000000000 USD" in noema(db_url, "accounts", "show", "telegram:1").stdout
+
+
+def test_a_bad_setting_stops_the_cli_naming_the_variable(tmp_path: Path) -> None:
+    r = noema(f"sqlite+aiosqlite:///{tmp_path}/x.db", "migrate", env={"NOEMA_PORT": "eighty"})
+    assert r.returncode == 2 and "NOEMA_PORT" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_migrate_creates_the_schema(tmp_path: Path) -> None:
+    r = noema(f"sqlite+aiosqlite:///{tmp_path}/fresh.db", "migrate")
+    assert r.returncode == 0 and "Database at migration" in r.stdout

@@ -1,0 +1,69 @@
+"""The public API's key auth, and the health, readiness and metrics endpoints."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import FastAPI
+
+from noema.bootstrap import Container
+from noema.services import api_keys
+from tests.conftest import ADMIN, PLATFORM
+
+D = "/internal/v1/data"
+
+
+async def _account_with_key(client: httpx.AsyncClient, app: FastAPI) -> tuple[str, str, str]:
+    aid = (
+        await client.post(
+            f"{D}/users/find-or-create", headers=PLATFORM, json={"platform": "api", "platformId": "int-1"}
+        )
+    ).json()["masterAccountId"]
+    c: Container = app.state.container
+    new = await api_keys.create(c.uow(), c.clock, aid, name="ci")
+    return aid, new.plain, new.key.id
+
+
+async def test_me_status_needs_a_bearer_key(client: httpx.AsyncClient, app: FastAPI) -> None:
+    aid, key, _ = await _account_with_key(client, app)
+    await client.post(f"{D}/users/{aid}/economy/credit", headers=ADMIN, json={"amountUsd": "2"})
+    r = await client.get("/api/v1/me/status", headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 200 and r.json()["usdCredit"] == "2.000000000" and r.json()["points"] == 5934
+    assert key.startswith("nk_")
+    for headers in (
+        {},
+        {"Authorization": "Bearer nk_unknown"},
+        {"Authorization": key},
+        {"Authorization": "Basic x"},
+    ):
+        denied = await client.get("/api/v1/me/status", headers=headers)
+        assert denied.status_code == 401 and denied.headers["www-authenticate"] == "Bearer"
+
+
+async def test_a_revoked_key_stops_working(client: httpx.AsyncClient, app: FastAPI) -> None:
+    aid, key, key_id = await _account_with_key(client, app)
+    c: Container = app.state.container
+    await api_keys.revoke(c.uow(), c.clock, aid, key_id)
+    r = await client.get("/api/v1/me/status", headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 401
+    assert key not in r.text
+
+
+async def test_keys_are_stored_only_as_hashes(client: httpx.AsyncClient, app: FastAPI) -> None:
+    aid, key, _ = await _account_with_key(client, app)
+    c: Container = app.state.container
+    stored = await api_keys.list_keys(c.uow(), aid)
+    assert len(stored) == 1 and stored[0].key_hash != key and key.startswith(stored[0].prefix)
+    assert key not in repr(stored[0].__dict__)
+
+
+async def test_health_readiness_and_metrics(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    metrics = await client.get("/metrics")
+    assert metrics.status_code == 200 and "noema_http_requests_total" in metrics.text
+
+
+async def test_the_openapi_document_is_served(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/api/v1/openapi.json")).json()
+    assert "/api/v1/me/status" in doc["paths"] and "/internal/v1/data/users/find-or-create" in doc["paths"]

@@ -1,0 +1,48 @@
+"""Configuration: defaults work; a bad or unknown value stops start-up naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from noema.config import ConfigError, load_settings
+
+
+def test_defaults_give_sqlite_on_localhost_8000() -> None:
+    s = load_settings({})
+    assert s.database_url == "sqlite+aiosqlite:///./noema.db"
+    assert (s.host, s.port, s.base_url, s.session_timeout_minutes) == (
+        "127.0.0.1",
+        8000,
+        "http://127.0.0.1:8000",
+        30,
+    )
+
+
+def test_internal_keys_parse_into_named_clients() -> None:
+    s = load_settings({"NOEMA_INTERNAL_API_KEYS": "admin:aaaaaaaaaaaaaaaa1, telegram:bbbbbbbbbbbbbbbb2"})
+    assert s.client_keys == {"aaaaaaaaaaaaaaaa1": "admin", "bbbbbbbbbbbbbbbb2": "telegram"}
+    assert "aaaa" not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"NOEMA_PORT": "eighty"}, "NOEMA_PORT"),
+        ({"NOEMA_PORT": "70000"}, "NOEMA_PORT"),
+        ({"NOEMA_DATABASE_URL": "mysql://x"}, "NOEMA_DATABASE_URL"),
+        ({"NOEMA_INTERNAL_API_KEYS": "admin"}, "NOEMA_INTERNAL_API_KEYS"),
+        ({"NOEMA_INTERNAL_API_KEYS": "admin:short"}, "NOEMA_INTERNAL_API_KEYS"),
+        ({"NOEMA_SESSION_TIMEOUT_MINUTES": "0"}, "NOEMA_SESSION_TIMEOUT_MINUTES"),
+        ({"NOEMA_PUBLIC_URL": "not a url"}, "NOEMA_PUBLIC_URL"),
+        ({"NOEMA_PROT": "8000"}, "NOEMA_PROT"),
+    ],
+)
+def test_bad_settings_stop_start_up_naming_the_variable(env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_settings(env)
+
+
+def test_a_key_never_appears_in_a_config_error() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({"NOEMA_INTERNAL_API_KEYS": "admin:supersecretkey12345,telegram:supersecretkey12345"})
+    assert "supersecret" not in str(info.value)
