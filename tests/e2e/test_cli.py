@@ -22,8 +22,9 @@ NOEMA = [sys.executable, "-m", "noema.entrypoints.cli"]
 def noema(db_url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("NOEMA_")}
     clean.update({"NOEMA_DATABASE_URL": db_url, "COLUMNS": "200", **(env or {})})
-    return subprocess.run([*NOEMA, *args], env=clean, capture_output=True, text=True, timeout=60,
-                          cwd=Path(__file__).parent)
+    return subprocess.run(
+        [*NOEMA, *args], env=clean, capture_output=True, text=True, timeout=60, cwd=Path(__file__).parent
+    )
 
 
 async def _telegram_account(db_url: str, pid: str) -> str:
@@ -63,9 +64,14 @@ async def test_ledger_verify_exits_1_with_a_table_on_drift(db_url: str) -> None:
 
 @pytest.mark.parametrize(
     ("args", "code", "message"),
-    [(["credit", "telegram:999", "1"], 1, "No account holds"), (["credit", "nonsense", "1"], 1, "must be a UUID"),
-     (["credit", "telegram:1", "-5"], 2, "No such option"), (["credit", "telegram:1", "--", "-5"], 1, "negative"),
-     (["credit", "telegram:1", "NaN"], 1, "finite"), (["accounts", "show", "discord:1"], 1, "No account holds")],
+    [
+        (["credit", "telegram:999", "1"], 1, "No account holds"),
+        (["credit", "nonsense", "1"], 1, "must be a UUID"),
+        (["credit", "telegram:1", "-5"], 2, "No such option"),
+        (["credit", "telegram:1", "--", "-5"], 1, "negative"),
+        (["credit", "telegram:1", "NaN"], 1, "finite"),
+        (["accounts", "show", "discord:1"], 1, "No account holds"),
+    ],
 )
 async def test_bad_cli_input_exits_non_zero_with_a_message_and_changes_nothing(
     db_url: str, args: list[str], code: int, message: str
