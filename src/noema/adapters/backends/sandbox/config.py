@@ -1,0 +1,111 @@
+"""How a sandbox server is set up: where it lives, how long runs take, which faults it injects."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from types import MappingProxyType
+
+#: The largest file ``POST /api/file/upload`` accepts by default.
+DEFAULT_MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+
+
+class Fault(StrEnum):
+    """A misbehaviour of the real service that the sandbox can reproduce on purpose."""
+
+    WEBHOOK_DUPLICATE = "webhook_duplicate"  #: a webhook post is delivered twice
+    WEBHOOK_REORDER = "webhook_reorder"  #: a status post is held back and sent after the next one
+    WEBHOOK_DROP = "webhook_drop"  #: a webhook post is never sent
+    SUBMIT_ERROR = "submit_error"  #: queueing answers 500 or 429 and creates nothing
+    RUN_FAIL = "run_fail"  #: the run fails part-way through
+
+
+FAULT_NAMES = tuple(fault.value for fault in Fault)
+
+
+def _check_probability(name: str, value: float) -> float:
+    if name not in FAULT_NAMES:
+        raise ValueError(f"Unknown sandbox fault {name!r}; known faults: {', '.join(FAULT_NAMES)}.")
+    if isinstance(value, bool) or not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"Sandbox fault {name!r} needs a probability between 0 and 1, got {value!r}.")
+    return float(value)
+
+
+def parse_faults(raw: str) -> dict[str, float]:
+    """Parse ``"webhook_drop=0.2,run_fail=0.1"`` into ``{name: probability}``; ValueError names bad items."""
+    faults: dict[str, float] = {}
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, sep, number = item.partition("=")
+        name = name.strip()
+        if not sep:
+            raise ValueError(f"Sandbox fault item {item!r} must look like name=probability.")
+        try:
+            value = float(number.strip())
+        except ValueError:
+            raise ValueError(f"Sandbox fault item {item!r}: {number.strip()!r} is not a number.") from None
+        faults[name] = _check_probability(name, value)
+    return faults
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """The settings of one sandbox server."""
+
+    #: absolute URL where this app is reachable; file URLs are built from it
+    public_base_url: str
+    #: run records (JSON) and files live here
+    data_dir: Path
+    #: total duration of a successful run
+    run_seconds: float = 3.0
+    #: fault name -> probability in [0, 1]
+    faults: Mapping[str, float] = field(default_factory=dict, hash=False)
+    #: when set, the bearer token must equal it; when None any non-empty token is accepted
+    api_key: str | None = None
+    #: seeds the fault dice so tests are reproducible
+    seed: int | None = None
+    #: the largest upload accepted
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+
+    def __post_init__(self) -> None:
+        base = self.public_base_url.rstrip("/")
+        if not base.startswith(("http://", "https://")):
+            raise ValueError(f"public_base_url must be an absolute http(s) URL, got {self.public_base_url!r}.")
+        if not math.isfinite(self.run_seconds) or self.run_seconds <= 0:
+            raise ValueError(f"run_seconds must be a positive number, got {self.run_seconds!r}.")
+        if self.max_upload_bytes <= 0:
+            raise ValueError("max_upload_bytes must be positive.")
+        faults = {name: _check_probability(name, value) for name, value in self.faults.items()}
+        # Frozen dataclass: normalise through object.__setattr__ once, at construction.
+        object.__setattr__(self, "public_base_url", base)
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+        object.__setattr__(self, "faults", MappingProxyType(faults))
+
+
+class Dice:
+    """The seeded source of every random choice the sandbox makes (faults, seeds)."""
+
+    def __init__(self, faults: Mapping[str, float], seed: int | None) -> None:
+        self._faults = dict(faults)
+        self._rng = random.Random(seed)
+
+    def hit(self, fault: Fault) -> bool:
+        """Roll for one fault; faults that are not configured never roll, so they use no randomness."""
+        probability = self._faults.get(fault.value, 0.0)
+        if probability <= 0.0:
+            return False
+        return self._rng.random() < probability
+
+    def coin(self) -> bool:
+        """A fair coin."""
+        return self._rng.random() < 0.5
+
+    def seed(self) -> int:
+        """A fresh ComfyUI seed for runs that asked for a random one."""
+        return self._rng.randrange(0, 2**32)

@@ -1,0 +1,48 @@
+"""What the sandbox's routes share, reached through FastAPI dependencies (``app.state.sandbox``)."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Annotated, cast
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from noema.adapters.backends.sandbox.catalog import Catalog
+from noema.adapters.backends.sandbox.config import Dice, SandboxConfig
+from noema.adapters.backends.sandbox.engine import RunEngine
+from noema.adapters.backends.sandbox.files import FileStore
+from noema.adapters.backends.sandbox.runs import RunStore
+
+
+@dataclass(frozen=True)
+class SandboxState:
+    """The parts of one sandbox server its routes use."""
+
+    config: SandboxConfig
+    catalog: Catalog
+    store: RunStore
+    engine: RunEngine
+    files: FileStore
+    dice: Dice
+
+
+def get_state(request: Request) -> SandboxState:
+    """The state of the sandbox app serving this request (also when mounted inside another app)."""
+    return cast(SandboxState, request.app.state.sandbox)
+
+
+State = Annotated[SandboxState, Depends(get_state)]
+
+_BEARER = HTTPBearer(auto_error=False, description="Any token, or the sandbox's configured API key.")
+
+
+async def require_bearer(
+    state: State, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
+) -> None:
+    """Demand ``Authorization: Bearer <token>``: the configured key, or any token when none is set."""
+    token = credentials.credentials.strip() if credentials else ""
+    api_key = state.config.api_key
+    if not token or (api_key is not None and not hmac.compare_digest(token.encode(), api_key.encode())):
+        raise HTTPException(401, "Invalid or missing token", headers={"WWW-Authenticate": "Bearer"})

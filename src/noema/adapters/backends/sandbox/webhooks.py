@@ -1,0 +1,139 @@
+"""Webhook delivery as ComfyDeploy does it, plus the duplicate / reorder / drop faults.
+
+Posts for one run are delivered one after another in the order they were made (unless a fault
+says otherwise), each with up to three attempts; posts for different runs go out concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from noema.adapters.backends.sandbox.config import Dice, Fault
+from noema.adapters.backends.sandbox.runs import RunRecord
+
+logger = logging.getLogger(__name__)
+
+#: The real sender's backoff between its three attempts (it adds a little jitter too).
+RETRY_BACKOFF_SECONDS = (0.5, 1.0)
+ATTEMPT_TIMEOUT_SECONDS = 10.0
+
+
+def webhook_payload(
+    record: RunRecord, *, event_type: str = "run.updated", outputs: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The body ComfyDeploy posts to a run's webhook (reference §A.7)."""
+    return {
+        "event_type": event_type,
+        "status": record.status.value,
+        "live_status": record.live_status,
+        "progress": record.progress,
+        "run_id": record.id,
+        "outputs": list(record.outputs if outputs is None else outputs),
+    }
+
+
+@dataclass
+class _Channel:
+    """The delivery state of one run's webhook."""
+
+    last: asyncio.Task[None] | None = None
+    #: a status post held back by the reorder fault, with how many copies to send
+    held: tuple[dict[str, Any], int] | None = None
+
+
+class WebhookSender:
+    """Sends run webhooks in the background; ``close`` cancels what is still pending."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        dice: Dice,
+        *,
+        backoff: Sequence[float] = RETRY_BACKOFF_SECONDS,
+        timeout: float = ATTEMPT_TIMEOUT_SECONDS,
+    ) -> None:
+        self._client = client
+        self._dice = dice
+        self._backoff = tuple(backoff)
+        self._timeout = timeout
+        self._channels: dict[str, _Channel] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        # Jitter is not a fault: keep it off the fault dice so seeded tests stay reproducible.
+        self._jitter = random.Random()
+
+    def send(self, url: str, payload: dict[str, Any], *, status_change: bool, final: bool) -> None:
+        """Queue one post for a run, applying the webhook faults."""
+        run_id = str(payload["run_id"])
+        channel = self._channels.setdefault(run_id, _Channel())
+        copies = self._copies()
+        if status_change and not final and channel.held is None and self._dice.hit(Fault.WEBHOOK_REORDER):
+            channel.held = (payload, copies)
+        else:
+            self._enqueue(channel, url, payload, copies)
+            if status_change and channel.held is not None:
+                held, held_copies = channel.held
+                channel.held = None
+                self._enqueue(channel, url, held, held_copies)
+        if final:
+            # Nothing follows a terminal post; forget the run so the map does not grow forever.
+            self._channels.pop(run_id, None)
+
+    def _copies(self) -> int:
+        if self._dice.hit(Fault.WEBHOOK_DROP):
+            return 0
+        return 2 if self._dice.hit(Fault.WEBHOOK_DUPLICATE) else 1
+
+    def _enqueue(self, channel: _Channel, url: str, payload: dict[str, Any], copies: int) -> None:
+        for _ in range(copies):
+            task = asyncio.create_task(self._after(channel.last, url, payload))
+            channel.last = task
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _after(self, previous: asyncio.Task[None] | None, url: str, payload: dict[str, Any]) -> None:
+        if previous is not None:
+            # asyncio.wait never raises for the awaited task, so one failed post cannot block the next.
+            await asyncio.wait([previous])
+        await self.deliver(url, payload)
+
+    async def deliver(self, url: str, payload: dict[str, Any]) -> bool:
+        """Post once with retries; True when the receiver answered 2xx."""
+        attempts = len(self._backoff) + 1
+        for attempt in range(attempts):
+            try:
+                response = await self._client.post(url, json=payload, timeout=self._timeout)
+                if response.is_success:
+                    return True
+                reason = f"HTTP {response.status_code}"
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                reason = type(exc).__name__
+            if attempt < attempts - 1:
+                await asyncio.sleep(self._backoff[attempt] + self._jitter.uniform(0, 0.1))
+        logger.warning(
+            "sandbox webhook for run %s (%s) gave up after %d attempts: %s",
+            payload.get("run_id"),
+            payload.get("status"),
+            attempts,
+            reason,
+        )
+        return False
+
+    async def wait_idle(self) -> None:
+        """Wait until every queued post has been delivered or given up."""
+        while self._tasks:
+            await asyncio.wait(list(self._tasks))
+
+    async def close(self) -> None:
+        """Cancel every pending post."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._channels.clear()
