@@ -12,6 +12,8 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -156,3 +158,62 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client talking to the app in-process."""
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://noema.test") as c:
         yield c
+
+
+@asynccontextmanager
+async def running_app(
+    db_url: str, tmp_path: Path, **overrides: object
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """Noema with the embedded sandbox over a real clock, started, and a client for it."""
+    values: dict[str, object] = {"sandbox_data_dir": str(tmp_path / "sandbox"), "sandbox_run_seconds": 0.4}
+    values.update(overrides)
+    application = create_app(build_container(make_settings(db_url, **values)))
+    async with LifespanManager(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://noema.test", timeout=30) as c:
+            yield application, c
+
+
+async def funded_key(
+    application: FastAPI, usd: str = "1", platform_id: str | None = None
+) -> tuple[str, dict[str, str]]:
+    """A new API account with ``usd`` of credit: (account id, Authorization header)."""
+    from noema.domain.accounts import Platform
+    from noema.domain.money import parse_usd
+    from noema.services import accounts, api_keys, economy
+
+    c: Container = application.state.container
+    found = await accounts.find_or_create(
+        c.uow, c.clock, platform=Platform.API, platform_id=platform_id or uuid.uuid4().hex[:12]
+    )
+    aid = found.account.id
+    if parse_usd(usd, allow_zero=True):
+        await economy.credit(c.uow(), c.clock, economy.Transfer(account_id=aid, amount_nanos=parse_usd(usd)))
+    key = await api_keys.create(c.uow(), c.clock, aid)
+    return aid, {"Authorization": f"Bearer {key.plain}"}
+
+
+async def wait_terminal(
+    client: httpx.AsyncClient,
+    gid: str,
+    headers: dict[str, str],
+    *,
+    seconds: float = 20,
+    application: FastAPI | None = None,
+) -> dict[str, Any]:
+    """Poll the public API until the generation ends (running the reconciler if an app is given)."""
+    from noema.services import reconcile
+
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        body: dict[str, Any] = (await client.get(f"/api/v1/generations/{gid}", headers=headers)).json()
+        if body["status"] in {"succeeded", "failed", "cancelled", "timed_out"}:
+            return body
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"generation {gid} still {body['status']} after {seconds}s")
+        if application is not None:
+            c: Container = application.state.container
+            await reconcile.reconcile_due(
+                c.uow, c.clock, c.backend, metrics=c.metrics, poll_every=timedelta(0), quiet_for=timedelta(0)
+            )
+        await asyncio.sleep(0.1)

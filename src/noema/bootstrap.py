@@ -1,19 +1,34 @@
-"""Builds the container, Noema's object graph, from Settings: engine, units of work, clock, workers."""
+"""Builds the container, Noema's object graph, from Settings: database, backend, catalog, services."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
+import httpx
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from noema.adapters.backends.comfydeploy import ComfyDeployBackend
+from noema.adapters.backends.sandbox import SandboxConfig, SandboxServer, parse_faults
 from noema.adapters.clock import SystemClock
 from noema.adapters.db.engine import create_engine
 from noema.adapters.db.migrate import upgrade_to_head
 from noema.adapters.db.uow import SqlUnitOfWorkFactory
-from noema.config import Settings
-from noema.ports import Clock
+from noema.adapters.local_transport import LocalFirstTransport
+from noema.adapters.metrics import PrometheusMetrics
+from noema.config import BackendKind, Settings, parse_gpu_rates, parse_tool_overrides
+from noema.domain.money import parse_usd
+from noema.domain.pricing import parse_rates
+from noema.domain.tools import ToolOverride, Visibility
+from noema.ports import Backend, Clock, Notifier
+from noema.services.catalog import Catalog
+from noema.services.generations import GenerationService, Limits
+from noema.services.live_updates import LiveUpdates, LiveUpdatesNotifier
+
+SANDBOX_MOUNT = "/sandbox"
 
 
 @dataclass
@@ -25,31 +40,152 @@ class Container:
     uow: SqlUnitOfWorkFactory
     clock: Clock
     started_at: datetime
-    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    registry: CollectorRegistry
+    metrics: PrometheusMetrics
+    backend: Backend
+    catalog: Catalog
+    generations: GenerationService
+    live: LiveUpdates
+    local_transport: LocalFirstTransport
+    sandbox: SandboxServer | None = None
+    notifiers: dict[str, Notifier] = field(default_factory=dict)
+    _clients: list[httpx.AsyncClient] = field(default_factory=list)
 
     @property
     def session_timeout(self) -> timedelta:
         """How long a session may be idle before it ends."""
         return timedelta(minutes=self.settings.session_timeout_minutes)
 
+    @property
+    def limits(self) -> Limits:
+        """Per-account limits and follow-up timing."""
+        return self.generations.limits
+
+    def bind_app(self, app: Any) -> None:
+        """Let in-process requests for our own URL (the embedded sandbox's webhooks) reach the app."""
+        self.local_transport.app = app
+
     async def start(self) -> None:
-        """Bring the schema up to date (when configured to)."""
+        """Bring the schema up to date and start the embedded sandbox."""
         if self.settings.migrate_on_start:
             await upgrade_to_head(self.engine)
+        if self.sandbox is not None:
+            await self.sandbox.start()
 
     async def close(self) -> None:
-        """Release connections."""
+        """Stop the sandbox, close clients and connections."""
+        if self.sandbox is not None:
+            await self.sandbox.stop()
+        for client in self._clients:
+            await client.aclose()
         await self.engine.dispose()
+
+
+def _overrides(raw: str) -> dict[str, ToolOverride]:
+    result = {}
+    for name, o in parse_tool_overrides(raw).items():
+        flat = o.get("flat_price_usd")
+        result[name] = ToolOverride(
+            command=o.get("command"),
+            visibility=Visibility(o["visibility"]) if o.get("visibility") else None,
+            priority=o.get("priority"),
+            price_multiplier=o.get("price_multiplier"),
+            flat_price_nanos=parse_usd(str(flat), allow_zero=True) if flat is not None else None,
+            expected_seconds=o.get("expected_seconds"),
+            max_seconds=o.get("max_seconds"),
+            defaults=dict(o.get("defaults") or {}),
+            display_name=o.get("display_name"),
+            description=o.get("description"),
+        )
+    return result
+
+
+def _backend(
+    settings: Settings, local: LocalFirstTransport, clients: list[httpx.AsyncClient]
+) -> tuple[Backend, SandboxServer | None]:
+    if settings.backend is BackendKind.COMFYDEPLOY:
+        client = httpx.AsyncClient(follow_redirects=False)
+        clients.append(client)
+        key = settings.comfydeploy_api_key.get_secret_value() if settings.comfydeploy_api_key else ""
+        backend = ComfyDeployBackend(
+            client=client,
+            base_url=settings.comfydeploy_base_url,
+            api_key=key,
+            max_requests_per_second=settings.comfydeploy_max_rps,
+        )
+        return backend, None
+    outgoing = httpx.AsyncClient(transport=local, timeout=30)
+    config = SandboxConfig(
+        public_base_url=settings.base_url + SANDBOX_MOUNT,
+        data_dir=Path(settings.sandbox_data_dir),
+        run_seconds=settings.sandbox_run_seconds,
+        faults=parse_faults(settings.sandbox_faults),
+    )
+    sandbox = SandboxServer(config, http_client=outgoing)
+    inbound = httpx.AsyncClient(transport=httpx.ASGITransport(app=sandbox.app), base_url="http://sandbox.local")
+    clients += [outgoing, inbound]
+    backend = ComfyDeployBackend(
+        client=inbound,
+        base_url="http://sandbox.local/api",
+        api_key="sandbox",
+        label="Sandbox (not a real GPU)",
+        retry_max_wait_seconds=2.0,
+        max_requests_per_second=1000.0,
+    )
+    return backend, sandbox
 
 
 def build_container(settings: Settings, *, clock: Clock | None = None) -> Container:
     """The container for these settings (nothing is connected until ``start``)."""
     engine = create_engine(settings.database_url)
     clock = clock or SystemClock()
+    uow = SqlUnitOfWorkFactory(engine)
+    registry = CollectorRegistry()
+    metrics = PrometheusMetrics(registry)
+    local = LocalFirstTransport(settings.base_url)
+    clients: list[httpx.AsyncClient] = []
+    backend, sandbox = _backend(settings, local, clients)
+    label = "Sandbox (not a real GPU)" if sandbox is not None else "ComfyDeploy"
+    catalog = Catalog(
+        backend=backend,
+        uow=uow,
+        clock=clock,
+        rates=parse_rates(parse_gpu_rates(settings.gpu_rates)),
+        overrides=_overrides(settings.tool_overrides),
+        ttl_seconds=settings.catalog_ttl_seconds,
+        backend_label=label,
+    )
+    limits = Limits(
+        max_concurrent=settings.max_concurrent_runs,
+        per_minute=settings.max_runs_per_minute,
+        quiet_for=timedelta(seconds=settings.quiet_seconds),
+        webhooks=settings.comfydeploy_webhooks,
+    )
+    generations = GenerationService(
+        uow=uow,
+        clock=clock,
+        backend=backend,
+        catalog=catalog,
+        limits=limits,
+        webhook_base=settings.base_url,
+        metrics=metrics,
+    )
+    live = LiveUpdates()
+    hub = LiveUpdatesNotifier(live)
     return Container(
         settings=settings,
         engine=engine,
-        uow=SqlUnitOfWorkFactory(engine),
+        uow=uow,
         clock=clock,
         started_at=clock.now(),
+        registry=registry,
+        metrics=metrics,
+        backend=backend,
+        catalog=catalog,
+        generations=generations,
+        live=live,
+        local_transport=local,
+        sandbox=sandbox,
+        notifiers={"api": hub, "web": hub},
+        _clients=clients,
     )

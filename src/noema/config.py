@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -48,6 +49,22 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     workers_enabled: bool = True
 
+    backend: BackendKind = BackendKind.SANDBOX
+    comfydeploy_api_key: SecretStr | None = None
+    comfydeploy_base_url: str = "https://api.comfydeploy.com/api"
+    comfydeploy_webhooks: bool = True
+    comfydeploy_max_rps: float = Field(default=20.0, gt=0, le=1000)
+    sandbox_run_seconds: float = Field(default=3.0, gt=0, le=600)
+    sandbox_faults: str = ""
+    sandbox_data_dir: str = "./sandbox-data"
+    max_concurrent_runs: int = Field(default=3, ge=1, le=100)
+    max_runs_per_minute: int = Field(default=20, ge=1, le=10_000)
+    catalog_ttl_seconds: float = Field(default=300, ge=5)
+    poll_seconds: float = Field(default=20, gt=0, le=3600)
+    quiet_seconds: float = Field(default=60, gt=0, le=3600)
+    gpu_rates: str = ""
+    tool_overrides: str = ""
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
@@ -77,10 +94,41 @@ class Settings(BaseSettings):
         parse_client_keys(value.get_secret_value())
         return value
 
+    @field_validator("comfydeploy_base_url")
+    @classmethod
+    def _backend_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+(/[^\s]*)?$", value):
+            raise ValueError("must be an http(s) URL such as https://api.comfydeploy.com/api")
+        return value.rstrip("/")
+
+    @field_validator("sandbox_faults")
+    @classmethod
+    def _faults(cls, value: str) -> str:
+        from noema.adapters.backends.sandbox import parse_faults
+
+        parse_faults(value)
+        return value
+
+    @field_validator("gpu_rates")
+    @classmethod
+    def _rates(cls, value: str) -> str:
+        parse_gpu_rates(value)
+        return value
+
+    @field_validator("tool_overrides")
+    @classmethod
+    def _overrides(cls, value: str) -> str:
+        parse_tool_overrides(value)
+        return value
+
     @model_validator(mode="after")
-    def _default_public_url(self) -> Settings:
+    def _consistent(self) -> Settings:
         if self.public_url is None:
             object.__setattr__(self, "public_url", f"http://{self.host}:{self.port}")
+        if self.backend is BackendKind.COMFYDEPLOY and not (
+            self.comfydeploy_api_key and self.comfydeploy_api_key.get_secret_value()
+        ):
+            raise ValueError("NOEMA_COMFYDEPLOY_API_KEY is required when NOEMA_BACKEND=comfydeploy")
         return self
 
     @property
@@ -109,6 +157,48 @@ def parse_client_keys(raw: str) -> dict[str, str]:
     return result
 
 
+def parse_gpu_rates(raw: str) -> dict[str, str]:
+    """``H200=0.003,A10G=0.0004`` into {GPU: rate}; rates are USD per second, non-negative decimals."""
+    rates: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        gpu, sep, rate = item.partition("=")
+        if not sep or not re.match(r"^[A-Za-z0-9\-]{1,32}$", gpu.strip()):
+            raise ValueError(f"{item[:40]!r} is not GPU=rate (e.g. H200=0.003)")
+        if not re.match(r"^\d+(\.\d{1,9})?$", rate.strip()):
+            raise ValueError(f"the rate of {gpu.strip()} must be a non-negative decimal in USD per second")
+        rates[gpu.strip().upper()] = rate.strip()
+    return rates
+
+
+def parse_tool_overrides(raw: str) -> dict[str, dict[str, Any]]:
+    """A JSON object: tool id or command -> overrides (checked again when the catalog is built)."""
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc.msg} at character {exc.pos})") from None
+    allowed = {
+        "command",
+        "visibility",
+        "priority",
+        "price_multiplier",
+        "flat_price_usd",
+        "expected_seconds",
+        "max_seconds",
+        "defaults",
+        "display_name",
+        "description",
+    }
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ValueError('must be a JSON object such as {"txt2img": {"priority": 10}}')
+    for name, fields in data.items():
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"tool {name!r}: unknown override {sorted(unknown)[0]!r}")
+    return data
+
+
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build Settings from the environment, turning any problem into a ConfigError naming the variable."""
     env = os.environ if environ is None else environ
@@ -128,7 +218,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
 def _describe(exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
-        field = ".".join(str(p) for p in error["loc"]) or "settings"
+        field = ".".join(str(p) for p in error["loc"])
         message = error["msg"].removeprefix("Value error, ")
-        lines.append(f"{ENV_PREFIX}{field.upper()}: {message}")
+        lines.append(f"{ENV_PREFIX}{field.upper()}: {message}" if field else message)
     return "Invalid configuration: " + "; ".join(lines)

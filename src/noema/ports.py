@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from noema.domain.accounts import Account, ApiKey, Identity, Platform
+from noema.domain.delivery import Delivery, DeliveryStatus
+from noema.domain.generation import Generation, GenerationStatus
 from noema.domain.ledger import LedgerEntry
 from noema.domain.runs import (
     DeploymentInfo,
@@ -200,6 +202,12 @@ class UnitOfWork(Protocol):
     def ledger(self) -> LedgerRepository: ...
     @property
     def api_keys(self) -> ApiKeyRepository: ...
+    @property
+    def generations(self) -> GenerationRepository: ...
+    @property
+    def deliveries(self) -> DeliveryRepository: ...
+    @property
+    def kv(self) -> KeyValueRepository: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
 
@@ -217,4 +225,115 @@ class UnitOfWork(Protocol):
 class UnitOfWorkFactory(Protocol):
     def __call__(self) -> UnitOfWork:
         """A new unit of work."""
+        ...
+
+
+@dataclass(frozen=True)
+class GenerationFilter:
+    """Which generations a list asks for."""
+
+    account_id: str | None = None
+    session_id: str | None = None
+    status_in: tuple[GenerationStatus, ...] = ()
+    status_not_in: tuple[GenerationStatus, ...] = ()
+    run_id: str | None = None
+    tool_id: str | None = None
+    delivery_status: DeliveryStatus | None = None
+
+
+class GenerationRepository(Protocol):
+    async def get(self, generation_id: str, *, for_update: bool = False) -> Generation | None:
+        """One generation, row-locked when asked."""
+        ...
+
+    def add(self, generation: Generation) -> None:
+        """Stage a new generation."""
+        ...
+
+    async def by_idempotency_key(self, account_id: str, key: str) -> Generation | None:
+        """The account's generation made under this Idempotency-Key."""
+        ...
+
+    async def count_live(self, account_id: str) -> int:
+        """The account's generations that have not ended."""
+        ...
+
+    async def count_requested_since(self, account_id: str, since: datetime) -> int:
+        """How many generations the account asked for since ``since``."""
+        ...
+
+    async def search(self, where: GenerationFilter, *, limit: int, cursor: str | None) -> Page[Generation]:
+        """Generations matching the filter, newest first."""
+        ...
+
+    async def claim_due_polls(self, now: datetime, *, limit: int, lease_seconds: float) -> list[Generation]:
+        """Live generations due a poll, pushed ``lease_seconds`` ahead (skipping rows others hold)."""
+        ...
+
+    async def recent_durations(self, tool_id: str, *, limit: int) -> list[float]:
+        """Seconds on the GPU of the tool's latest successful runs."""
+        ...
+
+    async def count_by_status(self) -> dict[str, int]:
+        """How many generations are in each status."""
+        ...
+
+
+class DeliveryRepository(Protocol):
+    def add(self, delivery: Delivery) -> None:
+        """Stage a new delivery."""
+        ...
+
+    async def by_key(self, key: str, *, for_update: bool = False) -> Delivery | None:
+        """The delivery with this dedupe key."""
+        ...
+
+    async def claim_due(self, now: datetime, *, limit: int, lease_seconds: float) -> list[Delivery]:
+        """Pending deliveries that are due, leased to this worker (skipping rows others hold)."""
+        ...
+
+    async def for_generation(self, generation_id: str) -> list[Delivery]:
+        """Every delivery of a generation."""
+        ...
+
+
+class KeyValueRepository(Protocol):
+    async def get(self, key: str) -> Any:
+        """The stored JSON value, or None."""
+        ...
+
+    async def put(self, key: str, value: Any, *, now: datetime) -> None:
+        """Store a JSON value."""
+        ...
+
+
+class Notifier(Protocol):
+    """Tells a user about their generation on one platform (the delivery worker's outlet)."""
+
+    async def send(self, delivery: Delivery, generation: Generation) -> None:
+        """Deliver, or raise NotifierError (``retryable`` says whether to try again)."""
+        ...
+
+
+class Metrics(Protocol):
+    """What the services count (Prometheus in production, a no-op in unit tests)."""
+
+    def generation_status(self, status: str) -> None:
+        """A generation reached ``status``."""
+        ...
+
+    def webhook_applied(self, seconds: float) -> None:
+        """A webhook was applied in ``seconds``."""
+        ...
+
+    def delivery(self, platform: str, outcome: str) -> None:
+        """A delivery attempt ended with ``outcome`` (sent, retry, failed, skipped)."""
+        ...
+
+    def backend_error(self, kind: str) -> None:
+        """The backend failed in this way."""
+        ...
+
+    def ledger_posted(self, kind: str, nanos: int) -> None:
+        """A ledger entry of ``kind`` moved ``nanos``."""
         ...

@@ -64,6 +64,12 @@ class ToolNotFound(NotFound):
     """No such tool."""
 
 
+class ToolDisabled(DomainError):
+    """This tool cannot be run right now."""
+
+    code = "TOOL_DISABLED"
+
+
 class Conflict(DomainError):
     """That conflicts with what already exists."""
 
@@ -133,3 +139,8 @@ class NotifierError(ExternalServiceError):
     """A message could not be delivered."""
 
     code = "NOTIFIER_ERROR"
+
+    def __init__(self, message: str | None = None, *, retryable: bool = True, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after

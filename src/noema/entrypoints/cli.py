@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -14,9 +17,12 @@ from noema.bootstrap import Container, build_container
 from noema.config import ConfigError, Settings, load_settings
 from noema.domain.accounts import Platform, parse_platform
 from noema.domain.errors import NoemaError
+from noema.domain.generation import LIVE, Generation
 from noema.domain.ids import parse_id
 from noema.domain.money import display_usd, format_usd, parse_usd, points
-from noema.services import accounts, api_keys, economy
+from noema.domain.tools import Tool
+from noema.ports import GenerationFilter
+from noema.services import accounts, api_keys, economy, history
 
 app = typer.Typer(
     help="Noema: ComfyUI workflows from chats, a web page and an API.",
@@ -27,6 +33,10 @@ app = typer.Typer(
 accounts_app = typer.Typer(help="Look at accounts.", no_args_is_help=True)
 apikey_app = typer.Typer(help="Personal API keys.", no_args_is_help=True)
 ledger_app = typer.Typer(help="Check the ledger.", no_args_is_help=True)
+tools_app = typer.Typer(help="The tool catalog.", no_args_is_help=True)
+generations_app = typer.Typer(help="Generations.", no_args_is_help=True)
+app.add_typer(tools_app, name="tools")
+app.add_typer(generations_app, name="generations")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(ledger_app, name="ledger")
@@ -93,6 +103,53 @@ def serve(
         proxy_headers=True,
         access_log=False,
     )
+
+
+@app.command()
+def worker() -> None:
+    """Run only the background workers (delivery, reconciliation, sessions, catalog) for scale-out."""
+    from noema.adapters.logging import configure_logging
+    from noema.entrypoints.workers import Workers
+
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_format.value)
+
+    async def main() -> None:
+        container = build_container(settings)
+        await container.start()
+        workers = Workers(container)
+        workers.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await workers.stop()
+            await container.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+
+
+@app.command()
+def sandbox(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 9100,
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    data_dir: Annotated[str, typer.Option(help="Where runs and files are kept.")] = "./sandbox-data",
+) -> None:
+    """Run the sandbox backend alone (a local ComfyDeploy V2 API; not a real GPU)."""
+    import uvicorn
+
+    from noema.adapters.backends.sandbox import SandboxConfig, create_standalone_app, parse_faults
+    from noema.adapters.logging import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_format.value)
+    config = SandboxConfig(
+        public_base_url=f"http://{host}:{port}",
+        data_dir=Path(data_dir),
+        run_seconds=settings.sandbox_run_seconds,
+        faults=parse_faults(settings.sandbox_faults),
+    )
+    uvicorn.run(create_standalone_app(config), host=host, port=port, log_config=None, access_log=False)
 
 
 @app.command()
@@ -197,6 +254,76 @@ def ledger_verify() -> None:
         )
     out.print(table)
     raise typer.Exit(1)
+
+
+@tools_app.command("list")
+def tools_list() -> None:
+    """List the tools: command, GPU, price per second, and why a tool is disabled."""
+
+    async def work(c: Container) -> list[Tool]:
+        return await c.catalog.tools()
+
+    _print_tools(_run(work))
+
+
+@tools_app.command("refresh")
+def tools_refresh() -> None:
+    """Rebuild the catalog from the backend now."""
+
+    async def work(c: Container) -> list[Tool]:
+        return await c.catalog.refresh()
+
+    _print_tools(_run(work))
+
+
+def _print_tools(tools: list[Tool]) -> None:
+    table = Table(title=f"{len(tools)} tools")
+    for column in ("command", "name", "input", "output", "GPU", "USD/s", "status"):
+        table.add_column(column)
+    for t in tools:
+        rate = format_usd(t.rate_nanos_per_second) if t.rate_nanos_per_second is not None else "-"
+        table.add_row(
+            f"/{t.command}",
+            t.display_name,
+            t.primary_input.value,
+            t.output_kind.value if t.output_kind else "mixed",
+            t.gpu or "-",
+            rate,
+            "enabled" if t.enabled else f"disabled: {t.disabled_reason}",
+        )
+    out.print(table)
+
+
+@generations_app.command("list")
+def generations_list(
+    stuck: Annotated[bool, typer.Option("--stuck", help="Only live runs with no news for 10 minutes.")] = False,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+) -> None:
+    """List recent generations (or the stuck ones)."""
+
+    async def work(c: Container) -> list[Generation]:
+        where = GenerationFilter(status_in=tuple(LIVE)) if stuck else GenerationFilter()
+        page = await history.search(c.uow(), where, limit=limit, cursor=None)
+        if not stuck:
+            return page.items
+        cutoff = c.clock.now() - timedelta(minutes=10)
+        return [g for g in page.items if (g.last_update_at or g.submitted_at or g.requested_at) < cutoff]
+
+    rows = _run(work)
+    table = Table(title=f"{len(rows)} generations" + (" with no news for 10 minutes" if stuck else ""))
+    for column in ("id", "tool", "status", "account", "requested", "last news", "cost USD"):
+        table.add_column(column)
+    for g in rows:
+        table.add_row(
+            g.id,
+            f"/{g.tool_command}",
+            g.status.value,
+            g.account_id,
+            g.requested_at.isoformat(),
+            (g.last_update_at or g.requested_at).isoformat(),
+            format_usd(g.cost_nanos),
+        )
+    out.print(table)
 
 
 def main() -> None:

@@ -1,15 +1,16 @@
-"""Background workers: small loops that call one service function each, and survive its failures."""
+"""Background workers: small loops that each call one service function, and survive its failures."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import timedelta
 from typing import Any
 
 import structlog
 
 from noema.bootstrap import Container
-from noema.services import sessions
+from noema.services import delivery, reconcile, sessions
 
 log = structlog.get_logger(__name__)
 
@@ -28,15 +29,40 @@ async def every(name: str, seconds: float, step: Callable[[], Awaitable[object]]
 
 def worker_loops(c: Container) -> dict[str, Callable[[], Coroutine[Any, Any, None]]]:
     """Every worker loop of this process, by name."""
+    settings = c.settings
+    webhooks = settings.comfydeploy_webhooks
+    # Without webhooks a run is followed by polling alone, so it is polled as soon as it is quiet.
+    poll_every = timedelta(seconds=settings.poll_seconds if webhooks else min(settings.poll_seconds, 2.0))
+    quiet = c.limits.quiet_for if webhooks else poll_every
 
     async def expire_sessions() -> None:
+        await every("session_expiry", 30, lambda: sessions.expire_inactive(c.uow(), c.clock, timeout=c.session_timeout))
+
+    async def deliver() -> None:
+        await every("delivery", 0.5, lambda: delivery.deliver_due(c.uow, c.clock, c.notifiers, metrics=c.metrics))
+
+    async def reconcile_runs() -> None:
         await every(
-            "session_expiry",
-            30,
-            lambda: sessions.expire_inactive(c.uow(), c.clock, timeout=c.session_timeout),
+            "reconcile",
+            min(poll_every.total_seconds(), 5.0),
+            lambda: reconcile.reconcile_due(
+                c.uow, c.clock, c.backend, metrics=c.metrics, poll_every=poll_every, quiet_for=quiet
+            ),
         )
 
-    return {"session_expiry": expire_sessions}
+    async def refresh_catalog() -> None:
+        async def step() -> None:
+            if c.catalog.is_stale():
+                await c.catalog.refresh()
+
+        await every("catalog_refresh", min(30.0, settings.catalog_ttl_seconds), step)
+
+    return {
+        "session_expiry": expire_sessions,
+        "delivery": deliver,
+        "reconcile": reconcile_runs,
+        "catalog_refresh": refresh_catalog,
+    }
 
 
 class Workers:

@@ -7,8 +7,11 @@ from datetime import datetime
 
 from noema.domain.economy import level_of
 from noema.domain.errors import AccountNotFound
+from noema.domain.generation import LIVE
+from noema.domain.ids import short_id
 from noema.domain.money import points
-from noema.ports import UnitOfWork
+from noema.ports import GenerationFilter, UnitOfWork
+from noema.services.history import cost_so_far
 
 
 @dataclass(frozen=True)
@@ -36,12 +39,15 @@ class StatusReport:
     live_tasks: list[LiveTask] = field(default_factory=list)
 
 
-async def report(uow: UnitOfWork, account_id: str) -> StatusReport:
+async def report(uow: UnitOfWork, account_id: str, now: datetime) -> StatusReport:
     """Points, balance, level and the account's live tasks."""
     async with uow:
         account = await uow.accounts.get(account_id)
         if account is None:
             raise AccountNotFound()
+        live = await uow.generations.search(
+            GenerationFilter(account_id=account_id, status_in=tuple(LIVE)), limit=50, cursor=None
+        )
         level = level_of(account.exp)
         return StatusReport(
             points=points(account.balance_nanos - account.held_nanos),
@@ -52,5 +58,17 @@ async def report(uow: UnitOfWork, account_id: str) -> StatusReport:
             level_progress=round(level.progress, 4),
             level_bar=level.bar,
             wallet_address=account.wallet_address,
-            live_tasks=[],
+            live_tasks=[
+                LiveTask(
+                    id_hash=short_id(g.id),
+                    tool_name=g.tool_command,
+                    status=g.status.value,
+                    progress=g.progress,
+                    live_status=g.live_status,
+                    cost_nanos=cost_so_far(g, now),
+                    estimated_cost_nanos=g.estimated_cost_nanos,
+                    started_at=g.started_at,
+                )
+                for g in live.items
+            ],
         )

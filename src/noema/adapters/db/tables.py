@@ -11,10 +11,13 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
+    Float,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     String,
     Table,
@@ -26,6 +29,8 @@ from sqlalchemy.orm import registry
 
 from noema.adapters.db.types import UTCDateTime
 from noema.domain.accounts import Account, AccountStatus, ApiKey, Identity, Platform
+from noema.domain.delivery import Delivery, DeliveryKind, DeliveryStatus
+from noema.domain.generation import Generation, GenerationStatus
 from noema.domain.ledger import EntryKind, LedgerEntry
 from noema.domain.sessions import Event, Session
 
@@ -172,6 +177,78 @@ api_keys = Table(
     Column("revoked_at", UTCDateTime),
 )
 
+generations = Table(
+    "generations",
+    metadata,
+    _id(primary_key=True),
+    _id("account_id", ForeignKey("accounts.id"), nullable=False),
+    Column("tool_id", String(100), nullable=False),
+    Column("tool_command", String(64), nullable=False),
+    Column("deployment_id", String(100), nullable=False),
+    Column("inputs", JSON, nullable=False),
+    Column("status", enum_column(GenerationStatus), nullable=False),
+    Column("progress", Float, nullable=False),
+    Column("live_status", String(500)),
+    Column("run_id", String(100)),
+    Column("gpu", String(32)),
+    Column("rate_nanos_per_second", BigInteger, nullable=False),
+    Column("price_multiplier", Float, nullable=False),
+    Column("flat_price_nanos", BigInteger),
+    Column("estimated_cost_nanos", BigInteger, nullable=False),
+    Column("hold_nanos", BigInteger, nullable=False),
+    Column("cost_nanos", BigInteger, nullable=False),
+    Column("shortfall_nanos", BigInteger, nullable=False),
+    Column("exp_gained", BigInteger, nullable=False),
+    Column("webhook_token_hash", String(64), nullable=False),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("submitted_at", UTCDateTime),
+    Column("queued_at", UTCDateTime),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    Column("settled_at", UTCDateTime),
+    Column("last_update_at", UTCDateTime),
+    Column("next_poll_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("max_runtime_seconds", Float, nullable=False),
+    Column("outputs", JSON, nullable=False),
+    Column("failure_reason", String(500)),
+    Column("cancel_requested", Boolean, nullable=False),
+    Column("platform", String(32), nullable=False),
+    Column("delivery", JSON, nullable=False),
+    _id("session_id"),
+    Column("idempotency_key", String(200)),
+    Column("request_fingerprint", String(64)),
+    Column("meta", JSON, nullable=False),
+    CheckConstraint("cost_nanos >= 0 AND hold_nanos >= 0 AND shortfall_nanos >= 0", name="money_not_negative"),
+    # An Idempotency-Key names one generation of one account, whatever the retries.
+    UniqueConstraint("account_id", "idempotency_key"),
+    Index("ix_generations_account_requested", "account_id", "requested_at"),
+    Index("ix_generations_status_poll", "status", "next_poll_at"),
+    Index("ix_generations_run_id", "run_id"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    _id(primary_key=True),
+    _id("generation_id", ForeignKey("generations.id"), nullable=False),
+    _id("account_id", nullable=False),
+    Column("kind", enum_column(DeliveryKind), nullable=False),
+    Column("platform", String(32), nullable=False),
+    # One result and one failure row per generation, ever: a replay cannot enqueue a second message.
+    Column("key", String(100), nullable=False, unique=True),
+    Column("target", JSON, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", enum_column(DeliveryStatus), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", String(500)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    Index("ix_deliveries_status_next", "status", "next_attempt_at"),
+)
+
 kv_store = Table(
     "kv_store",
     metadata,
@@ -191,3 +268,5 @@ def map_entities() -> None:
     mapper_registry.map_imperatively(Event, events)
     mapper_registry.map_imperatively(LedgerEntry, ledger_entries)
     mapper_registry.map_imperatively(ApiKey, api_keys)
+    mapper_registry.map_imperatively(Generation, generations)
+    mapper_registry.map_imperatively(Delivery, deliveries)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from noema.adapters.db.generation_repositories import SqlDeliveries, SqlGenerations, SqlKeyValue
 from noema.adapters.db.repositories import SqlAccounts, SqlApiKeys, SqlEvents, SqlLedger, SqlSessions
 from noema.adapters.db.tables import map_entities
 from noema.domain.errors import Conflict
@@ -18,9 +21,13 @@ class SqlUnitOfWork:
     events: SqlEvents
     ledger: SqlLedger
     api_keys: SqlApiKeys
+    generations: SqlGenerations
+    deliveries: SqlDeliveries
+    kv: SqlKeyValue
 
-    def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, factory: async_sessionmaker[AsyncSession], lock: asyncio.Lock | None = None) -> None:
         self._factory = factory
+        self._lock = lock
         self._session: AsyncSession | None = None
 
     @property
@@ -31,16 +38,23 @@ class SqlUnitOfWork:
         return self._session
 
     async def __aenter__(self) -> SqlUnitOfWork:
+        if self._lock is not None:
+            await self._lock.acquire()
         self._session = s = self._factory()
         self.accounts, self.sessions, self.events = SqlAccounts(s), SqlSessions(s), SqlEvents(s)
         self.ledger, self.api_keys = SqlLedger(s), SqlApiKeys(s)
+        self.generations, self.deliveries, self.kv = SqlGenerations(s), SqlDeliveries(s), SqlKeyValue(s)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         # close() discards anything uncommitted and detaches the objects without expiring them,
         # so what a use case returns stays readable after its transaction ends.
         session, self._session = self.session, None
-        await session.close()
+        try:
+            await session.close()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
 
     async def commit(self) -> None:
         """Make the staged changes permanent; a unique or check violation becomes Conflict."""
@@ -62,6 +76,11 @@ class SqlUnitOfWorkFactory:
         map_entities()
         self.engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
+        # SQLite has one writer at a time. Queueing our own transactions on an asyncio lock is fair
+        # and instant, where SQLite's busy handler would sleep-poll (up to 100 ms a try) under load.
+        # Other processes (the CLI) still wait on SQLite's busy timeout. A use case must therefore
+        # never open a second unit of work while its first is open.
+        self._lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     def __call__(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._sessions)
+        return SqlUnitOfWork(self._sessions, self._lock)

@@ -8,12 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from noema import __version__
-from noema.bootstrap import Container
+from noema.bootstrap import SANDBOX_MOUNT, Container
 from noema.entrypoints.http import ops
 from noema.entrypoints.http.errors import install_error_handlers
 from noema.entrypoints.http.internal import internal_router
 from noema.entrypoints.http.middleware import RequestContextMiddleware
 from noema.entrypoints.http.public_api import public_router
+from noema.entrypoints.http.webhooks import router as webhooks_router
 from noema.entrypoints.workers import Workers
 
 
@@ -45,6 +46,10 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(internal_router())
     app.include_router(public_router())
+    app.include_router(webhooks_router)
+    if container.sandbox is not None:
+        app.mount(SANDBOX_MOUNT, container.sandbox.app)
+    container.bind_app(app)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=container.settings.max_body_bytes,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from noema.entrypoints.http import public_generations
 from noema.entrypoints.http.deps import AccountDep, ContainerDep
 from noema.entrypoints.http.schemas import StatusReportOut, status_out
 from noema.services import status
@@ -15,9 +16,10 @@ def public_router() -> APIRouter:
     """Every public route."""
     router = APIRouter(prefix=PREFIX, tags=["public"])
     router.add_api_route("/me/status", me_status, methods=["GET"], response_model=StatusReportOut)
+    router.include_router(public_generations.router)
     return router
 
 
 async def me_status(account_id: AccountDep, c: ContainerDep) -> StatusReportOut:
     """Your points, balance, level and live tasks."""
-    return status_out(await status.report(c.uow(), account_id))
+    return status_out(await status.report(c.uow(), account_id, c.clock.now()))

@@ -23,7 +23,7 @@ class ServiceStatusOut(ApiModel):
 @router.get("/users/{account_id}/status-report", response_model=StatusReportOut)
 async def status_report(account_id: str, c: ContainerDep) -> StatusReportOut:
     """Points, balance, level and live tasks."""
-    return status_out(await status.report(c.uow(), parse_id(account_id, what="masterAccountId")))
+    return status_out(await status.report(c.uow(), parse_id(account_id, what="masterAccountId"), c.clock.now()))
 
 
 @router.get("/internal/status", response_model=ServiceStatusOut)

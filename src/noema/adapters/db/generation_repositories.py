@@ -1,0 +1,164 @@
+"""SQLAlchemy repositories for generations, the delivery outbox and the small key-value store."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, exists, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from noema.adapters.db.pagination import paginate
+from noema.adapters.db.tables import deliveries, generations, kv_store
+from noema.domain.delivery import Delivery, DeliveryStatus
+from noema.domain.generation import LIVE, Generation, GenerationStatus
+from noema.ports import GenerationFilter, Page
+
+G, D, KV = generations.c, deliveries.c, kv_store.c
+_LIVE = [s.value for s in LIVE]
+
+
+class SqlGenerations:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def get(self, generation_id: str, *, for_update: bool = False) -> Generation | None:
+        """One generation, row-locked when asked."""
+        return await self._s.get(Generation, generation_id, with_for_update=for_update, populate_existing=for_update)
+
+    def add(self, generation: Generation) -> None:
+        """Stage a new generation."""
+        self._s.add(generation)
+
+    async def by_idempotency_key(self, account_id: str, key: str) -> Generation | None:
+        """The account's generation made under this Idempotency-Key."""
+        stmt = select(Generation).where(G.account_id == account_id, G.idempotency_key == key)
+        return (await self._s.scalars(stmt)).first()
+
+    async def count_live(self, account_id: str) -> int:
+        """The account's generations that have not ended."""
+        stmt = select(func.count()).where(G.account_id == account_id, G.status.in_(_LIVE))
+        return int((await self._s.execute(stmt)).scalar_one())
+
+    async def count_requested_since(self, account_id: str, since: datetime) -> int:
+        """How many generations the account asked for since ``since``."""
+        stmt = select(func.count()).where(G.account_id == account_id, G.requested_at >= since)
+        return int((await self._s.execute(stmt)).scalar_one())
+
+    async def search(self, where: GenerationFilter, *, limit: int, cursor: str | None) -> Page[Generation]:
+        """Generations matching the filter, newest first."""
+        return await paginate(
+            self._s,
+            _filtered(select(Generation), where),
+            created_col=G.requested_at,
+            id_col=G.id,
+            limit=limit,
+            cursor=cursor,
+            stamp_attr="requested_at",
+        )
+
+    async def claim_due_polls(self, now: datetime, *, limit: int, lease_seconds: float) -> list[Generation]:
+        """Live generations due a poll, pushed ``lease_seconds`` ahead (skipping rows others hold)."""
+        stmt = (
+            select(Generation)
+            .where(G.status.in_(_LIVE), or_(G.next_poll_at.is_(None), G.next_poll_at <= now))
+            .order_by(G.next_poll_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        claimed = list((await self._s.scalars(stmt)).all())
+        for generation in claimed:
+            generation.next_poll_at = now + timedelta(seconds=lease_seconds)
+        return claimed
+
+    async def recent_durations(self, tool_id: str, *, limit: int) -> list[float]:
+        """Seconds on the GPU of the tool's latest successful runs."""
+        stmt = (
+            select(G.started_at, G.finished_at)
+            .where(G.tool_id == tool_id, G.status == GenerationStatus.SUCCEEDED.value, G.started_at.is_not(None))
+            .order_by(G.finished_at.desc())
+            .limit(limit)
+        )
+        rows = await self._s.execute(stmt)
+        return [(end - start).total_seconds() for start, end in rows if start and end]
+
+    async def count_by_status(self) -> dict[str, int]:
+        """How many generations are in each status."""
+        rows = await self._s.execute(select(G.status, func.count()).group_by(G.status))
+        return {_value(status): int(n) for status, n in rows}
+
+
+def _value(status: Any) -> str:
+    return str(getattr(status, "value", status))
+
+
+def _filtered(stmt: Select[Any], where: GenerationFilter) -> Select[Any]:
+    if where.account_id:
+        stmt = stmt.where(G.account_id == where.account_id)
+    if where.session_id:
+        stmt = stmt.where(G.session_id == where.session_id)
+    if where.status_in:
+        stmt = stmt.where(G.status.in_([s.value for s in where.status_in]))
+    if where.status_not_in:
+        stmt = stmt.where(G.status.not_in([s.value for s in where.status_not_in]))
+    if where.run_id:
+        stmt = stmt.where(G.run_id == where.run_id)
+    if where.tool_id:
+        stmt = stmt.where(G.tool_id == where.tool_id)
+    if where.delivery_status:
+        stmt = stmt.where(
+            exists().where(D.generation_id == G.id, D.kind != "progress", D.status == where.delivery_status.value)
+        )
+    return stmt
+
+
+class SqlDeliveries:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    def add(self, delivery: Delivery) -> None:
+        """Stage a new delivery."""
+        self._s.add(delivery)
+
+    async def by_key(self, key: str, *, for_update: bool = False) -> Delivery | None:
+        """The delivery with this dedupe key."""
+        stmt = select(Delivery).where(D.key == key)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self._s.scalars(stmt)).first()
+
+    async def claim_due(self, now: datetime, *, limit: int, lease_seconds: float) -> list[Delivery]:
+        """Pending deliveries that are due, leased to this worker (skipping rows others hold)."""
+        stmt = (
+            select(Delivery)
+            .where(D.status == DeliveryStatus.PENDING.value, D.next_attempt_at <= now)
+            .order_by(D.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        claimed = list((await self._s.scalars(stmt)).all())
+        for delivery in claimed:
+            # The lease: if this worker dies mid-send, the row becomes due again after it.
+            delivery.next_attempt_at = now + timedelta(seconds=lease_seconds)
+            delivery.attempts += 1
+        return claimed
+
+    async def for_generation(self, generation_id: str) -> list[Delivery]:
+        """Every delivery of a generation."""
+        stmt = select(Delivery).where(D.generation_id == generation_id).order_by(D.created_at)
+        return list((await self._s.scalars(stmt)).all())
+
+
+class SqlKeyValue:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def get(self, key: str) -> Any:
+        """The stored JSON value, or None."""
+        return (await self._s.execute(select(KV.value).where(KV.key == key))).scalar_one_or_none()
+
+    async def put(self, key: str, value: Any, *, now: datetime) -> None:
+        """Store a JSON value (replacing the old one)."""
+        updated = await self._s.execute(kv_store.update().where(KV.key == key).values(value=value, updated_at=now))
+        if getattr(updated, "rowcount", 0) == 0:
+            await self._s.execute(kv_store.insert().values(key=key, value=value, updated_at=now))

@@ -1,0 +1,179 @@
+"""Operator overrides of tools: which override applies to which tool, and applying it safely.
+
+Overrides come from configuration, so every field is checked; a bad field is ignored and a
+warning lands in the tool's ``extra["override_warnings"]`` instead of breaking the catalog.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from noema.domain.catalog_graph import DESCRIPTION_MAX_LENGTH, primary_input_of
+from noema.domain.catalog_names import command_name
+from noema.domain.errors import InvalidInput
+from noema.domain.inputs import coerce_value
+from noema.domain.money import MAX_NANOS
+from noema.domain.tools import InputType, Tool, ToolInput, ToolOverride, Visibility
+
+DEFAULT_EXPECTED_SECONDS = 30.0
+DEFAULT_MAX_SECONDS = 15 * 60.0
+_MAX_SECONDS_LIMIT = 24 * 3600.0
+_MAX_MULTIPLIER = 1000.0
+_MAX_PRIORITY = 10**9
+_MAX_DISPLAY_NAME = 100
+
+
+@dataclass(frozen=True)
+class MatchedOverride:
+    """The override that applies to one tool, the key it was found under, and conflicts noticed."""
+
+    override: ToolOverride
+    key: str
+    warnings: tuple[str, ...] = ()
+
+
+def match_overrides(
+    default_commands: Mapping[str, str], overrides: Mapping[str, ToolOverride]
+) -> dict[str, MatchedOverride]:
+    """Overrides by tool id: keyed by deployment id, else by the tool's default (un-overridden) command."""
+    usable = {k: v for k, v in overrides.items() if isinstance(k, str) and isinstance(v, ToolOverride)}
+    result = {key: MatchedOverride(usable[key], key) for key in sorted(usable) if key in default_commands}
+    by_command = {command: tool_id for tool_id, command in default_commands.items()}
+    for key in sorted(k for k in usable if k not in default_commands):
+        tool_id = by_command.get(key.strip()) or by_command.get(command_name(key))
+        if tool_id is None:
+            continue
+        found = result.get(tool_id)
+        if found is None:
+            result[tool_id] = MatchedOverride(usable[key], key)
+        else:  # the deployment id (or the first key in sorted order) wins
+            warning = f"override {key[:60]!r} ignored: the override {found.key[:60]!r} already applies"
+            result[tool_id] = replace(found, warnings=(*found.warnings, warning))
+    return result
+
+
+def explicit_command(override: ToolOverride, warnings: list[str]) -> str | None:
+    """The command an override asks for, normalised; None (with a warning) if it asks for none usable."""
+    raw = override.command
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not any(c.isalnum() for c in raw):
+        warnings.append(f"command {_show(raw)} ignored: not a usable name")
+        return None
+    name = command_name(raw)
+    if name != raw:
+        warnings.append(f"command {_show(raw)} normalised to {name!r}")
+    return name
+
+
+def apply_override(tool: Tool, override: ToolOverride, warnings: list[str]) -> Tool:
+    """The tool with every valid field of the override applied."""
+    changes: dict[str, Any] = {}
+    visibility = _visibility(override.visibility, warnings)
+    if visibility is not None:
+        changes["visibility"] = visibility
+    number_fields = (
+        ("priority", override.priority, _priority),
+        ("price_multiplier", override.price_multiplier, _multiplier),
+        ("flat_price_nanos", override.flat_price_nanos, _flat_price),
+        ("expected_seconds", override.expected_seconds, _seconds),
+        ("max_seconds", override.max_seconds, _seconds),
+    )
+    for field, value, check in number_fields:
+        if value is not None:
+            checked = check(value)
+            if checked is None:
+                warnings.append(f"{field} {_show(value)} ignored: out of range or not a number")
+            else:
+                changes[field] = checked
+    changes.update(_texts(override, warnings))
+    if isinstance(override.defaults, Mapping) and override.defaults:
+        inputs = apply_defaults(tool.inputs, override.defaults, warnings)
+        changes.update(inputs=inputs, primary_input=primary_input_of(inputs))
+    return replace(tool, **changes)
+
+
+def apply_defaults(
+    inputs: Sequence[ToolInput], defaults: Mapping[Any, Any], warnings: list[str]
+) -> tuple[ToolInput, ...]:
+    """Inputs with operator defaults in place; an input given a valid default becomes optional."""
+    by_name = {spec.name: spec for spec in inputs}
+    # A fixed generator: the value is only checked here, so a random seed it draws is thrown away.
+    rng = random.Random(0)
+    for name, value in sorted(defaults.items(), key=lambda item: _show(item[0])):
+        spec = by_name.get(name) if isinstance(name, str) else None
+        if spec is None:
+            warnings.append(f"default for unknown input {_show(name)} ignored")
+            continue
+        try:
+            coerced = coerce_value(spec, value, rng=rng)
+        except InvalidInput as exc:
+            warnings.append(f"default for {name!r} ignored: {exc.message}")
+            continue
+        default = value if spec.type is InputType.SEED else coerced  # keep -1 meaning "random"
+        by_name[name] = replace(spec, default=default, required=False)
+    return tuple(by_name[spec.name] for spec in inputs)
+
+
+def _texts(override: ToolOverride, warnings: list[str]) -> dict[str, str]:
+    changes: dict[str, str] = {}
+    if override.display_name is not None:
+        if isinstance(override.display_name, str) and override.display_name.strip():
+            changes["display_name"] = override.display_name.strip()[:_MAX_DISPLAY_NAME]
+        else:
+            warnings.append("display_name ignored: empty or not text")
+    if override.description is not None:
+        if isinstance(override.description, str):
+            changes["description"] = override.description.strip()[:DESCRIPTION_MAX_LENGTH]
+        else:
+            warnings.append("description ignored: not text")
+    return changes
+
+
+def _visibility(value: Any, warnings: list[str]) -> Visibility | None:
+    if value is None or isinstance(value, Visibility):
+        return value
+    try:
+        return Visibility(value)
+    except ValueError:
+        warnings.append(f"visibility {_show(value)} ignored: use public, hidden or admin")
+        return None
+
+
+def _priority(value: Any) -> int | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and abs(value) <= _MAX_PRIORITY
+    return value if ok else None
+
+
+def _flat_price(value: Any) -> int | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_NANOS
+    return value if ok else None  # zero would make the tool free
+
+
+def _multiplier(value: Any) -> float | None:
+    return _bounded(value, _MAX_MULTIPLIER)
+
+
+def _seconds(value: Any) -> float | None:
+    return _bounded(value, _MAX_SECONDS_LIMIT)
+
+
+def _bounded(value: Any, limit: float) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value) if abs(value) < 1e300 else math.inf
+    return number if math.isfinite(number) and 0 < number <= limit else None
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value[:60])
+    return repr(value) if isinstance(value, float) or _small_int(value) else type(value).__name__
+
+
+def _small_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**18

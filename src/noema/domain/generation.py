@@ -1,0 +1,224 @@
+"""A generation: one run of one tool for one account, and the rules of its lifecycle.
+
+``Generation.apply`` is the state machine. Statuses only move forward; a terminal status absorbs
+every later update (duplicates, late ``running`` after ``success``), so replays change nothing.
+What a finished run costs is decided here too (``cost_to_charge``), from persisted timestamps only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from noema.domain.errors import InvalidTransition
+from noema.domain.runs import RunOutput, RunStatus, RunUpdate
+
+
+class GenerationStatus(str, Enum):
+    PENDING = "pending"  #: row created, not yet accepted by the backend
+    SUBMITTED = "submitted"  #: backend returned a run id
+    QUEUED = "queued"
+    STARTED = "started"
+    RUNNING = "running"  #: first seen running -> started_at is set
+    UPLOADING = "uploading"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Succeeded, failed, cancelled and timed out are final."""
+        return self in TERMINAL
+
+    @property
+    def rank(self) -> int:
+        """Position in the lifecycle; every terminal status shares the last rank."""
+        return _RANK[self]
+
+
+TERMINAL = frozenset(
+    {GenerationStatus.SUCCEEDED, GenerationStatus.FAILED, GenerationStatus.CANCELLED, GenerationStatus.TIMED_OUT}
+)
+LIVE = frozenset(GenerationStatus) - TERMINAL
+_RANK = {s: i for i, s in enumerate(list(GenerationStatus)[:6])} | {s: 6 for s in TERMINAL}
+
+#: How a backend status maps onto ours (``not-started`` means no news beyond "submitted").
+FROM_RUN_STATUS = {
+    RunStatus.NOT_STARTED: GenerationStatus.SUBMITTED,
+    RunStatus.QUEUED: GenerationStatus.QUEUED,
+    RunStatus.STARTED: GenerationStatus.STARTED,
+    RunStatus.RUNNING: GenerationStatus.RUNNING,
+    RunStatus.UPLOADING: GenerationStatus.UPLOADING,
+    RunStatus.SUCCESS: GenerationStatus.SUCCEEDED,
+    RunStatus.FAILED: GenerationStatus.FAILED,
+    RunStatus.CANCELLED: GenerationStatus.CANCELLED,
+    RunStatus.TIMEOUT: GenerationStatus.TIMED_OUT,
+}
+
+
+class Change(str, Enum):
+    """What an update did to a generation (the events of ``apply``)."""
+
+    STATUS = "status"
+    PROGRESS = "progress"
+    STARTED_RUNNING = "started_running"
+    TERMINAL = "terminal"
+    RUN_ID_LEARNED = "run_id_learned"
+
+
+@dataclass(eq=False)
+class Generation:
+    """One run of one tool for one account."""
+
+    id: str
+    account_id: str
+    tool_id: str
+    tool_command: str
+    deployment_id: str
+    inputs: dict[str, Any]
+    rate_nanos_per_second: int
+    estimated_cost_nanos: int
+    hold_nanos: int
+    webhook_token_hash: str
+    requested_at: datetime
+    updated_at: datetime
+    status: GenerationStatus = GenerationStatus.PENDING
+    progress: float = 0.0
+    live_status: str | None = None
+    run_id: str | None = None
+    gpu: str | None = None
+    submitted_at: datetime | None = None
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    last_update_at: datetime | None = None
+    next_poll_at: datetime | None = None
+    max_runtime_seconds: float = 900.0
+    price_multiplier: float = 1.0
+    flat_price_nanos: int | None = None
+    cost_nanos: int = 0
+    shortfall_nanos: int = 0
+    exp_gained: int = 0
+    settled_at: datetime | None = None
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    failure_reason: str | None = None
+    cancel_requested: bool = False
+    platform: str = "api"
+    delivery: dict[str, Any] = field(default_factory=dict)
+    session_id: str | None = None
+    idempotency_key: str | None = None
+    request_fingerprint: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_terminal(self) -> bool:
+        """The run is over and settled or about to be."""
+        return self.status.is_terminal
+
+    def mark_submitted(self, run_id: str, now: datetime) -> list[Change]:
+        """The backend accepted the run; a webhook may already have moved us further."""
+        changes = self._learn_run_id(run_id)
+        if self.submitted_at is None:
+            self.submitted_at = now
+        if self.status is GenerationStatus.PENDING:
+            self.status = GenerationStatus.SUBMITTED
+            changes.append(Change.STATUS)
+        self.updated_at = now
+        return changes
+
+    def apply(self, update: RunUpdate, now: datetime) -> list[Change]:
+        """Apply one backend observation; monotonic, and a no-op once terminal."""
+        if self.is_terminal:
+            return []
+        if self.run_id is not None and update.run_id != self.run_id:
+            raise InvalidTransition(f"Update for run {update.run_id[:40]} does not belong to this generation.")
+        changes = self._learn_run_id(update.run_id)
+        self.last_update_at = now
+        self.updated_at = now
+        if update.gpu:
+            self.gpu = update.gpu
+        if update.live_status:
+            self.live_status = update.live_status[:500]
+        target = FROM_RUN_STATUS.get(update.status) if update.status else None
+        if target is not None and target.rank > self.status.rank:
+            changes += self._move(target, update, now)
+        if update.progress is not None and not self.is_terminal and update.progress > self.progress:
+            self.progress = min(max(update.progress, 0.0), 1.0)
+            changes.append(Change.PROGRESS)
+        return changes
+
+    def finish(self, status: GenerationStatus, now: datetime, *, reason: str | None = None) -> list[Change]:
+        """End the generation from our side (submit failed, cancelled, timed out); no-op if already over."""
+        if not status.is_terminal:
+            raise InvalidTransition(f"{status.value} is not a final status.")
+        if self.is_terminal:
+            return []
+        return self._move(status, RunUpdate(run_id=self.run_id or "", error=reason), now)
+
+    def _learn_run_id(self, run_id: str) -> list[Change]:
+        if self.run_id is None and run_id:
+            self.run_id = run_id
+            return [Change.RUN_ID_LEARNED]
+        return []
+
+    def _move(self, target: GenerationStatus, update: RunUpdate, now: datetime) -> list[Change]:
+        changes = [Change.STATUS]
+        self.status = target
+        if target is GenerationStatus.QUEUED and self.queued_at is None:
+            self.queued_at = now
+        if target in _PROVES_IT_RAN:
+            changes += self._seen_running(now)
+        if target.is_terminal:
+            self.finished_at = now
+            changes.append(Change.TERMINAL)
+            if target is GenerationStatus.SUCCEEDED:
+                self.progress = 1.0
+                self.outputs = merge_outputs(self.outputs, update.outputs)
+            else:
+                self.failure_reason = (update.error or self.live_status or _DEFAULT_REASON[target])[:500]
+        return changes
+
+    def _seen_running(self, now: datetime) -> list[Change]:
+        if self.started_at is not None:
+            return []
+        # The running webhook may have been lost: a run that reached a later status did run, so
+        # it is charged from the earliest moment we can prove it was on a GPU (never free, bug §12.1).
+        if self.status is GenerationStatus.RUNNING:
+            self.started_at = now
+        else:
+            self.started_at = self.queued_at or self.submitted_at or now
+        return [Change.STARTED_RUNNING]
+
+
+_PROVES_IT_RAN = frozenset({GenerationStatus.RUNNING, GenerationStatus.UPLOADING, GenerationStatus.SUCCEEDED})
+
+_DEFAULT_REASON = {
+    GenerationStatus.FAILED: "The workflow failed on the GPU backend.",
+    GenerationStatus.CANCELLED: "Cancelled.",
+    GenerationStatus.TIMED_OUT: "The run took longer than this tool's time limit.",
+    GenerationStatus.SUCCEEDED: "",
+}
+
+
+def merge_outputs(known: list[dict[str, Any]], new: tuple[RunOutput, ...]) -> list[dict[str, Any]]:
+    """Every output once: webhooks repeat all outputs so far, ``run.output`` events carry one each."""
+    merged = list(known)
+    seen = {(o.get("url"), o.get("text")) for o in merged}
+    for output in new:
+        key = (output.url, output.text)
+        if key not in seen:
+            seen.add(key)
+            merged.append(output.to_json())
+    return merged
+
+
+def billable_ms(generation: Generation) -> int:
+    """The GPU milliseconds a finished run is charged for (zero unless it succeeded or was cancelled)."""
+    if generation.started_at is None or generation.finished_at is None:
+        return 0
+    if generation.status not in (GenerationStatus.SUCCEEDED, GenerationStatus.CANCELLED):
+        return 0  # failures and timeouts are never charged
+    return max(0, int((generation.finished_at - generation.started_at).total_seconds() * 1000))

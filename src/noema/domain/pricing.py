@@ -1,0 +1,109 @@
+"""Prices: GPU rates in nanos per second, estimates before a run and the charge after it.
+
+A tool is never free: an unknown GPU has no rate (``None``), and a tool without a rate is
+disabled by the catalog unless an operator gave it a flat price.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal, InvalidOperation
+
+from noema.domain.errors import InvalidInput
+from noema.domain.money import NANOS_PER_USD, cost_of, rate_to_nanos
+from noema.domain.tools import Tool
+
+#: USD per GPU-second (SPEC §5); operators may change or extend it (NOEMA_GPU_RATES).
+DEFAULT_RATES_USD: dict[str, str] = {
+    "CPU": "0.00004",
+    "T4": "0.00018",
+    "L4": "0.00032",
+    "A10G": "0.000337",
+    "L40S": "0.000596",
+    "A100": "0.00114",
+    "A100-80GB": "0.001708",
+    "H100": "0.002338",
+}
+
+
+def parse_rates(overrides: Mapping[str, str]) -> dict[str, int]:
+    """The default rate table merged with the operator's overrides, as nanos per second by upper-cased GPU."""
+    merged: dict[str, str] = dict(DEFAULT_RATES_USD)
+    for raw_gpu, raw_rate in overrides.items():
+        gpu = raw_gpu.strip().upper() if isinstance(raw_gpu, str) else ""
+        if not gpu:
+            raise InvalidInput("A GPU rate needs a GPU name.", details={"field": "gpu_rates"})
+        merged[gpu] = raw_rate
+    return {gpu: _parse_rate(gpu, raw) for gpu, raw in merged.items()}
+
+
+def _parse_rate(gpu: str, raw: object) -> int:
+    # Floats are refused like everywhere money enters: "0.1" must mean exactly one tenth.
+    if isinstance(raw, bool) or not isinstance(raw, str | int | Decimal):
+        raise InvalidInput(f'The rate of GPU {gpu} must be a decimal string such as "0.000337".')
+    try:
+        value = Decimal(raw.strip()) if isinstance(raw, str) else Decimal(raw)
+    except InvalidOperation:
+        raise InvalidInput(f"The rate of GPU {gpu} is not a decimal number: {str(raw)[:40]!r}.") from None
+    if not value.is_finite() or value <= 0:
+        raise InvalidInput(f"The rate of GPU {gpu} must be a positive number of USD per second.")
+    if value > 1000:
+        raise InvalidInput(f"The rate of GPU {gpu} is implausibly high ({value} USD per second).")
+    nanos = rate_to_nanos(value)
+    # A rate finer than a nano per second would be silently truncated (or become free): refuse it.
+    if Decimal(nanos) != value * NANOS_PER_USD:
+        raise InvalidInput(f"The rate of GPU {gpu} must be a whole number of nano-USD per second (9 decimals).")
+    return nanos
+
+
+def rate_for(gpu: str | None, rates: Mapping[str, int]) -> int | None:
+    """The rate in nanos per second of a GPU, or None when it has none (an unknown GPU is never free)."""
+    if not isinstance(gpu, str) or not gpu.strip():
+        return None
+    rate = rates.get(gpu.strip().upper())
+    if not isinstance(rate, int) or isinstance(rate, bool) or rate <= 0:
+        return None
+    return rate
+
+
+def estimate_nanos(tool: Tool, *, expected_seconds: float | None = None) -> int:
+    """The expected cost of one run of a tool, rounded up to a whole nano; ValueError if it has no price."""
+    if tool.flat_price_nanos is not None:
+        return tool.flat_price_nanos
+    if tool.rate_nanos_per_second is None:
+        raise ValueError(f"The tool {tool.command} has no price.")
+    seconds = tool.expected_seconds if expected_seconds is None else expected_seconds
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"Expected seconds must be a finite number >= 0, not {seconds!r}.")
+    cost = Decimal(tool.rate_nanos_per_second) * Decimal(str(seconds)) * _multiplier(tool.price_multiplier)
+    return int(cost.to_integral_value(rounding=ROUND_CEILING))
+
+
+def charge_nanos(
+    tool_rate: int | None,
+    duration_ms: int,
+    *,
+    price_multiplier: float = 1.0,
+    flat_price_nanos: int | None = None,
+) -> int:
+    """What a finished run costs: the flat price if set, else duration * rate * multiplier (half-even)."""
+    if flat_price_nanos is not None:
+        return flat_price_nanos
+    if tool_rate is None:
+        raise ValueError("A run without a flat price needs a rate.")
+    multiplier = _multiplier(price_multiplier)
+    if multiplier == 1:
+        return cost_of(duration_ms, tool_rate)
+    if duration_ms <= 0:
+        return 0
+    # One rounding over the exact product, so a multiplier never compounds cost_of's rounding.
+    cost = Decimal(duration_ms) * Decimal(tool_rate) * multiplier / Decimal(1000)
+    return int(cost.to_integral_value(rounding=ROUND_HALF_EVEN))
+
+
+def _multiplier(value: float) -> Decimal:
+    # str() first: Decimal(1.1) would carry the float's binary error into the price.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"A price multiplier must be a finite number > 0, not {value!r}.")
+    return Decimal(str(value))

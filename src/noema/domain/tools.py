@@ -1,0 +1,126 @@
+"""Tools: deployed workflows as callable commands, with their input schema, output kind and price."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from noema.domain.runs import OutputKind
+
+
+class InputType(str, Enum):
+    TEXT = "text"
+    IMAGE = "image"
+    VIDEO = "video"
+    AUDIO = "audio"
+    NUMBER = "number"  #: float
+    INTEGER = "integer"
+    SLIDER = "slider"  #: number with min and max (float unless ``integer`` is set)
+    BOOLEAN = "boolean"
+    ENUM = "enum"
+    SEED = "seed"  #: integer; -1 means "pick one at random"
+    LORA = "lora"
+    CHECKPOINT = "checkpoint"
+    FILE = "file"
+
+    @property
+    def is_media(self) -> bool:
+        """Inputs given as a file or URL."""
+        return self in {InputType.IMAGE, InputType.VIDEO, InputType.AUDIO, InputType.FILE}
+
+
+class PrimaryInput(str, Enum):
+    """How a chat platform calls the tool."""
+
+    TEXT = "text"  #: /tool a prompt
+    IMAGE_TEXT = "image_text"  #: reply to an image: /tool a prompt
+    IMAGE = "image"  #: reply to an image: /tool
+    VIDEO = "video"
+    AUDIO = "audio"
+    NONE = "none"  #: no required input
+
+
+class Visibility(str, Enum):
+    PUBLIC = "public"
+    HIDDEN = "hidden"  #: callable, not listed
+    ADMIN = "admin"  #: admins only
+
+
+@dataclass(frozen=True)
+class ToolInput:
+    """One input of a tool."""
+
+    name: str  #: the backend's input_id
+    type: InputType
+    required: bool
+    default: Any = None
+    minimum: float | None = None
+    maximum: float | None = None
+    step: float | None = None
+    options: tuple[str, ...] = ()
+    integer: bool = False  #: sliders over whole numbers
+    display_name: str | None = None
+    description: str | None = None
+    max_length: int | None = None  #: for text
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A callable workflow."""
+
+    id: str  #: the backend deployment id (stable)
+    command: str  #: unique, [a-z][a-z0-9_]{0,31}
+    display_name: str
+    description: str
+    inputs: tuple[ToolInput, ...]
+    primary_input: PrimaryInput
+    output_kind: OutputKind | None  #: None = mixed or unknown
+    deployment_id: str
+    machine_id: str | None
+    gpu: str | None
+    rate_nanos_per_second: int | None  #: None: no price known -> disabled
+    enabled: bool = True
+    disabled_reason: str | None = None
+    visibility: Visibility = Visibility.PUBLIC
+    priority: int = 0
+    category: str = "image"
+    expected_seconds: float = 30.0
+    max_seconds: float = 15 * 60.0
+    flat_price_nanos: int | None = None
+    price_multiplier: float = 1.0
+    workflow_id: str | None = None
+    backend_label: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def input(self, name: str) -> ToolInput | None:
+        """The input called ``name``."""
+        return next((i for i in self.inputs if i.name == name), None)
+
+    @property
+    def prompt_input(self) -> ToolInput | None:
+        """The main text input (the one a chat command's text goes to)."""
+        texts = [i for i in self.inputs if i.type is InputType.TEXT and "negative" not in i.name]
+        preferred = [i for i in texts if "prompt" in i.name or i.name == "input_text"]
+        return (preferred or texts)[0] if (preferred or texts) else None
+
+    @property
+    def image_input(self) -> ToolInput | None:
+        """The first image input."""
+        return next((i for i in self.inputs if i.type is InputType.IMAGE), None)
+
+
+@dataclass(frozen=True)
+class ToolOverride:
+    """What an operator may change about one tool (None = keep what the backend says)."""
+
+    command: str | None = None
+    visibility: Visibility | None = None
+    priority: int | None = None
+    price_multiplier: float | None = None
+    flat_price_nanos: int | None = None
+    expected_seconds: float | None = None
+    max_seconds: float | None = None
+    defaults: dict[str, Any] = field(default_factory=dict)
+    display_name: str | None = None
+    description: str | None = None

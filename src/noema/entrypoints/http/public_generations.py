@@ -1,0 +1,129 @@
+"""Public API: tools and generations, with live progress over Server-Sent Events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.responses import StreamingResponse
+
+from noema.domain.generation import GenerationStatus
+from noema.domain.ids import parse_id
+from noema.domain.pricing import estimate_nanos
+from noema.domain.tools import Tool, Visibility
+from noema.entrypoints.http.deps import AccountDep, ContainerDep, PagingDep
+from noema.entrypoints.http.generation_schemas import GenerationIn, GenerationOut, ToolOut, generation_out, tool_out
+from noema.entrypoints.http.schemas import PageOut
+from noema.ports import GenerationFilter
+from noema.services import cancel, history
+from noema.services.generations import GenerationRequest
+
+router = APIRouter(tags=["generations"])
+#: How often a stream re-reads the generation from the database (the hub makes most updates instant).
+POLL_SECONDS = 1.0
+
+
+def public_tool(t: Tool) -> ToolOut:
+    """A tool as integrators see it, with its current estimate."""
+    estimate = estimate_nanos(t) if t.enabled and t.rate_nanos_per_second is not None else None
+    return tool_out(t, estimate)
+
+
+@router.get("/tools", response_model=list[ToolOut])
+async def list_tools(_: AccountDep, c: ContainerDep) -> list[ToolOut]:
+    """Every public tool; disabled ones say why."""
+    return [public_tool(t) for t in await c.catalog.tools() if t.visibility is Visibility.PUBLIC]
+
+
+@router.get("/tools/{tool_id}", response_model=ToolOut)
+async def get_tool(tool_id: str, _: AccountDep, c: ContainerDep) -> ToolOut:
+    """One tool, by id or command name."""
+    return public_tool(await c.catalog.find(tool_id[:100]))
+
+
+@router.post("/generations", response_model=GenerationOut, status_code=202)
+async def create_generation(
+    body: GenerationIn,
+    account_id: AccountDep,
+    c: ContainerDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+) -> GenerationOut:
+    """Run a tool. The same Idempotency-Key returns the first generation instead of starting another."""
+    generation = await c.generations.request(
+        GenerationRequest(
+            account_id=account_id,
+            tool_ref=body.tool_id,
+            inputs=body.inputs,
+            platform="api",
+            idempotency_key=idempotency_key or None,
+        )
+    )
+    return generation_out(generation)
+
+
+@router.get("/generations", response_model=PageOut[GenerationOut])
+async def list_generations(account_id: AccountDep, c: ContainerDep, page: PagingDep) -> PageOut[GenerationOut]:
+    """Your generations, newest first."""
+    result = await history.search(
+        c.uow(), GenerationFilter(account_id=account_id), limit=page.limit, cursor=page.cursor
+    )
+    return PageOut(items=[generation_out(g) for g in result.items], next_cursor=result.next_cursor)
+
+
+@router.get("/generations/{generation_id}", response_model=GenerationOut)
+async def get_generation(generation_id: str, account_id: AccountDep, c: ContainerDep) -> GenerationOut:
+    """One of your generations."""
+    gid = parse_id(generation_id, what="generationId")
+    return generation_out(await history.get(c.uow(), gid, account_id=account_id))
+
+
+@router.post("/generations/{generation_id}/cancel", response_model=GenerationOut)
+async def cancel_generation(generation_id: str, account_id: AccountDep, c: ContainerDep) -> GenerationOut:
+    """Stop a running generation: the GPU seconds used are charged, the rest of the hold released."""
+    gid = parse_id(generation_id, what="generationId")
+    return generation_out(await cancel.cancel(c.uow, c.clock, c.backend, gid, account_id=account_id, metrics=c.metrics))
+
+
+@router.get(
+    "/generations/{generation_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def generation_events(generation_id: str, account_id: AccountDep, c: ContainerDep, request: Request) -> Response:
+    """Server-Sent Events: ``progress`` while it runs, then one ``result`` (or ``failure``) and the end."""
+    gid = parse_id(generation_id, what="generationId")
+    await history.get(c.uow(), gid, account_id=account_id)  # 404 before the stream starts
+    return StreamingResponse(
+        _stream(c, gid, request),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _frame(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n"
+
+
+async def _stream(c: Any, gid: str, request: Request) -> AsyncIterator[str]:
+    queue = c.live.subscribe(gid)
+    last: str | None = None
+    try:
+        while not await request.is_disconnected():
+            generation = await history.get(c.uow(), gid)
+            body = generation_out(generation).model_dump(mode="json", by_alias=True)
+            if generation.is_terminal:
+                kind = "result" if generation.status is GenerationStatus.SUCCEEDED else "failure"
+                yield _frame(kind, body)
+                return
+            if json.dumps(body, sort_keys=True) != last:
+                last = json.dumps(body, sort_keys=True)
+                yield _frame("progress", body)
+            try:
+                await asyncio.wait_for(queue.get(), timeout=POLL_SECONDS)
+            except TimeoutError:
+                yield ": keep-alive\n\n"
+    finally:
+        c.live.unsubscribe(gid, queue)

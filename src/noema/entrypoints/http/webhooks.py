@@ -1,0 +1,39 @@
+"""Webhook receivers: the GPU backend's run updates (Telegram and Discord join later)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from noema.adapters.backends.comfydeploy_parse import parse_run
+from noema.domain.errors import BackendProtocolError, InvalidInput
+from noema.domain.ids import parse_id
+from noema.entrypoints.http.deps import ContainerDep
+from noema.services import run_updates
+
+router = APIRouter(tags=["webhooks"])
+
+
+@router.post("/api/webhook/comfydeploy")
+async def comfydeploy_webhook(
+    request: Request,
+    c: ContainerDep,
+    generation_id: Annotated[str, Query(max_length=64)],
+    token: Annotated[str, Query(min_length=16, max_length=128)],
+) -> dict[str, str]:
+    """A run.updated or run.output event; needs the generation's own token, else 403 and nothing changes."""
+    started = time.perf_counter()
+    gid = parse_id(generation_id, what="generation_id")
+    try:
+        payload = json.loads(await request.body())
+        update = parse_run(payload)
+    except (ValueError, BackendProtocolError) as exc:
+        raise InvalidInput(f"The webhook body is not a run update: {str(exc)[:200]}") from None
+    await run_updates.record_run_update(
+        c.uow(), c.clock, gid, update, token=token, metrics=c.metrics, quiet_for=c.limits.quiet_for
+    )
+    c.metrics.webhook_applied(time.perf_counter() - started)
+    return {"status": "ok"}

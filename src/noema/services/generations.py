@@ -1,0 +1,294 @@
+"""Asking for a generation: validate, price, hold, create, then submit to the backend.
+
+The generation row and the hold commit before the backend is called (create before submit), so
+an early webhook always finds its generation and a crash never leaves money held for nothing
+(the reconciler settles what was left pending).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import random
+import secrets
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import structlog
+
+from noema.domain import ledger
+from noema.domain.errors import (
+    AccountNotFound,
+    BackendProtocolError,
+    Conflict,
+    ExternalServiceError,
+    InsufficientFunds,
+    InvalidInput,
+    LimitExceeded,
+    ToolDisabled,
+)
+from noema.domain.generation import Generation, GenerationStatus
+from noema.domain.ids import new_id
+from noema.domain.inputs import validate_inputs
+from noema.domain.money import display_usd, format_usd
+from noema.domain.pricing import estimate_nanos
+from noema.domain.tools import InputType, Tool
+from noema.ports import Backend, Clock, Metrics, UnitOfWorkFactory
+from noema.services import events, run_updates
+from noema.services.catalog import Catalog
+from noema.services.economy import post
+
+log = structlog.get_logger(__name__)
+MAX_UPLOAD_BYTES = 25 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Everything a platform or the API says when someone runs a tool."""
+
+    account_id: str
+    tool_ref: str  #: tool id or command name
+    inputs: Mapping[str, Any]
+    platform: str = "api"
+    delivery: dict[str, Any] = field(default_factory=dict)
+    session_id: str | None = None
+    idempotency_key: str | None = None
+    files: Mapping[str, tuple[str, bytes, str]] = field(default_factory=dict)  #: input -> (name, bytes, mime)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_concurrent: int = 3
+    per_minute: int = 20
+    quiet_for: timedelta = timedelta(seconds=60)  #: silence before the reconciler polls a run
+    webhooks: bool = True
+
+
+class GenerationService:
+    """The request → hold → create → submit use case."""
+
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        backend: Backend,
+        catalog: Catalog,
+        limits: Limits,
+        webhook_base: str,
+        metrics: Metrics,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.uow, self.clock, self.backend, self.catalog = uow, clock, backend, catalog
+        self.limits, self.webhook_base, self.metrics = limits, webhook_base, metrics
+        self.rng = rng or random.Random(secrets.randbits(64))
+
+    async def request(self, req: GenerationRequest) -> Generation:
+        """Run a tool for an account; returns the generation (already failed if the backend refused)."""
+        tool = await self.catalog.find(req.tool_ref)
+        if not tool.enabled:
+            raise ToolDisabled(tool.disabled_reason or f"/{tool.command} is disabled.")
+        raw = {**req.inputs, **{name: _data_uri(mime, content) for name, (_n, content, mime) in req.files.items()}}
+        inputs = validate_inputs(tool, raw, rng=self.rng)
+        fingerprint = _fingerprint(tool.id, raw)
+        generation, token = await self._create(req, tool, inputs, fingerprint)
+        if token is None:
+            return generation  # the same Idempotency-Key again: the first request's generation
+        return await self._submit(generation, tool, inputs, token)
+
+    async def _expected_seconds(self, tool: Tool) -> float:
+        async with self.uow() as uow:
+            recent = await uow.generations.recent_durations(tool.id, limit=20)
+        return statistics.median(recent) if len(recent) >= 5 else tool.expected_seconds
+
+    async def _create(
+        self, req: GenerationRequest, tool: Tool, inputs: dict[str, Any], fingerprint: str
+    ) -> tuple[Generation, str | None]:
+        estimate = max(1, estimate_nanos(tool, expected_seconds=await self._expected_seconds(tool)))
+        try:
+            return await self._create_once(req, tool, inputs, fingerprint, estimate)
+        except Conflict:
+            if req.idempotency_key is None:
+                raise
+            return await self._replay(req, fingerprint), None  # a concurrent retry won the insert
+
+    async def _replay(self, req: GenerationRequest, fingerprint: str) -> Generation:
+        async with self.uow() as uow:
+            existing = await uow.generations.by_idempotency_key(req.account_id, req.idempotency_key or "")
+        return _same_request(existing, fingerprint)
+
+    async def _create_once(
+        self, req: GenerationRequest, tool: Tool, inputs: dict[str, Any], fingerprint: str, estimate: int
+    ) -> tuple[Generation, str | None]:
+        async with self.uow() as uow:
+            account = await uow.accounts.get(req.account_id, for_update=True)
+            if account is None:
+                raise AccountNotFound()
+            if req.idempotency_key:
+                existing = await uow.generations.by_idempotency_key(account.id, req.idempotency_key)
+                if existing is not None:
+                    return _same_request(existing, fingerprint), None
+            now = self.clock.now()
+            if await uow.generations.count_live(account.id) >= self.limits.max_concurrent:
+                raise LimitExceeded(
+                    f"You already have {self.limits.max_concurrent} generations running; "
+                    "wait for one to finish or cancel one."
+                )
+            if await uow.generations.count_requested_since(account.id, now - timedelta(minutes=1)) >= (
+                self.limits.per_minute
+            ):
+                raise LimitExceeded(f"At most {self.limits.per_minute} generations a minute; try again shortly.")
+            try:
+                posting = ledger.hold(account, estimate)
+            except InsufficientFunds:
+                raise _not_enough(account.free_nanos, estimate) from None
+            token = secrets.token_urlsafe(32)
+            generation = Generation(
+                id=new_id(),
+                account_id=account.id,
+                tool_id=tool.id,
+                tool_command=tool.command,
+                deployment_id=tool.deployment_id,
+                inputs=_storable(inputs),
+                rate_nanos_per_second=tool.rate_nanos_per_second or 0,
+                estimated_cost_nanos=estimate,
+                hold_nanos=estimate,
+                webhook_token_hash=run_updates.hash_token(token),
+                requested_at=now,
+                updated_at=now,
+                gpu=tool.gpu,
+                max_runtime_seconds=tool.max_seconds,
+                price_multiplier=tool.price_multiplier,
+                flat_price_nanos=tool.flat_price_nanos,
+                platform=req.platform,
+                delivery=dict(req.delivery),
+                session_id=req.session_id,
+                idempotency_key=req.idempotency_key,
+                request_fingerprint=fingerprint,
+                next_poll_at=now + self.limits.quiet_for,
+            )
+            uow.generations.add(generation)
+            post(
+                uow,
+                account,
+                posting,
+                key=f"hold:{generation.id}",
+                now=now,
+                description=f"hold for /{tool.command}",
+                transaction_type="generation_hold",
+                generation_id=generation.id,
+                tool_id=tool.id,
+            )
+            events.record(
+                uow,
+                "generation_requested",
+                now=now,
+                account_id=account.id,
+                session_id=req.session_id,
+                platform=req.platform,
+                data={"generationId": generation.id, "tool": tool.command, "estimatedCostUsd": format_usd(estimate)},
+            )
+            await uow.commit()
+            self.metrics.generation_status(GenerationStatus.PENDING.value)
+            return generation, token
+
+    async def _submit(self, generation: Generation, tool: Tool, inputs: dict[str, Any], token: str) -> Generation:
+        try:
+            values = await self._upload_media(tool, inputs)
+            run_id = await self.backend.queue_run(
+                deployment_id=tool.deployment_id, inputs=values, webhook_url=self._webhook_url(generation.id, token)
+            )
+        except (ExternalServiceError, InvalidInput) as exc:
+            self.metrics.backend_error(type(exc).__name__)
+            log.warning("submit_failed", generation_id=generation.id, error=str(exc)[:200])
+            return await run_updates.finish(
+                self.uow(),
+                self.clock,
+                generation.id,
+                GenerationStatus.FAILED,
+                reason=_submit_reason(exc),
+                metrics=self.metrics,
+            )
+        async with self.uow() as uow:
+            fresh = await uow.generations.get(generation.id, for_update=True)
+            assert fresh is not None
+            fresh.mark_submitted(run_id, self.clock.now())
+            fresh.inputs = values
+            await uow.commit()
+        log.info("generation_submitted", generation_id=generation.id, run_id=run_id, account_id=generation.account_id)
+        return fresh
+
+    def _webhook_url(self, generation_id: str, token: str) -> str | None:
+        if not self.limits.webhooks:
+            return None
+        return f"{self.webhook_base}/api/webhook/comfydeploy?generation_id={generation_id}&token={token}"
+
+    async def _upload_media(self, tool: Tool, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Give the backend files it can fetch: uploaded files (as data: URIs) become backend URLs."""
+        values = dict(inputs)
+        for spec in tool.inputs:
+            value = values.get(spec.name)
+            if not spec.type.is_media or not isinstance(value, str) or not value.startswith("data:"):
+                continue
+            name, content, mime = _decode_data_uri(value, spec.type)
+            if len(content) > MAX_UPLOAD_BYTES:
+                raise InvalidInput(f"The file for {spec.name} is larger than {MAX_UPLOAD_BYTES // 2**20} MB.")
+            uploaded = await self.backend.upload_file(filename=name, content=content, content_type=mime)
+            values[spec.name] = uploaded.url
+        return values
+
+
+def _same_request(existing: Generation | None, fingerprint: str) -> Generation:
+    """The generation an Idempotency-Key already made, if the request is the same one."""
+    if existing is None:
+        raise Conflict("The request conflicted with another; try again.")
+    if existing.request_fingerprint != fingerprint:
+        raise Conflict("That Idempotency-Key was already used for a different request.")
+    return existing
+
+
+def _fingerprint(tool_id: str, raw: Mapping[str, Any]) -> str:
+    body = json.dumps({"tool": tool_id, "inputs": raw}, sort_keys=True, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _data_uri(mime: str, content: bytes) -> str:
+    return f"data:{mime};base64,{base64.b64encode(content).decode()}"
+
+
+def _storable(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The inputs as stored before upload: a file is kept as a short note, never as megabytes of base64."""
+    return {
+        k: f"(uploaded file, {len(v) * 3 // 4 // 1024} KB)" if isinstance(v, str) and v.startswith("data:") else v
+        for k, v in inputs.items()
+    }
+
+
+def _decode_data_uri(uri: str, kind: InputType) -> tuple[str, bytes, str]:
+    header, _, payload = uri.partition(",")
+    mime = header.removeprefix("data:").split(";")[0] or "application/octet-stream"
+    try:
+        content = base64.b64decode(payload, validate=True)
+    except ValueError:
+        raise InvalidInput(f"The {kind.value} data URI is not valid base64.") from None
+    return f"input.{mime.split('/')[-1][:8]}", content, mime
+
+
+def _not_enough(free: int, estimate: int) -> InsufficientFunds:
+    return InsufficientFunds(
+        f"Your balance is {display_usd(free)} and this run is estimated at {display_usd(estimate)}. "
+        "Add funds (ask an operator, or use your account page) and try again.",
+        details={"currentBalance": format_usd(free), "estimatedCost": format_usd(estimate)},
+    )
+
+
+def _submit_reason(exc: Exception) -> str:
+    if isinstance(exc, BackendProtocolError):
+        return "The GPU backend answered something Noema could not understand; nothing was charged."
+    if isinstance(exc, InvalidInput):
+        return exc.message
+    return f"The GPU backend could not start the run ({getattr(exc, 'message', str(exc))[:200]})."

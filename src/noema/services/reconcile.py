@@ -1,0 +1,107 @@
+"""The reconciler: polls runs whose updates stopped, ends runs past their time limit, never leaves one stuck."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import structlog
+
+from noema.domain.errors import BackendProtocolError, BackendRejected, BackendUnavailable, ExternalServiceError
+from noema.domain.generation import Generation, GenerationStatus
+from noema.ports import Backend, Clock, Metrics, UnitOfWorkFactory
+from noema.services import run_updates
+
+log = structlog.get_logger(__name__)
+#: A generation still pending this long after it was asked for was never accepted by the backend.
+PENDING_GRACE = timedelta(minutes=5)
+
+
+async def reconcile_due(
+    uow: UnitOfWorkFactory,
+    clock: Clock,
+    backend: Backend,
+    *,
+    metrics: Metrics,
+    poll_every: timedelta,
+    quiet_for: timedelta,
+    batch: int = 25,
+) -> int:
+    """Poll every live generation that is due; returns how many were looked at."""
+    async with uow() as tx:
+        due = await tx.generations.claim_due_polls(clock.now(), limit=batch, lease_seconds=poll_every.total_seconds())
+        await tx.commit()
+    for generation in due:
+        try:
+            await _reconcile_one(uow, clock, backend, generation, metrics=metrics, quiet_for=quiet_for)
+        except Exception:  # one bad run must never stop the others
+            log.exception("reconcile_failed", generation_id=generation.id)
+    return len(due)
+
+
+async def _reconcile_one(
+    uow: UnitOfWorkFactory,
+    clock: Clock,
+    backend: Backend,
+    generation: Generation,
+    *,
+    metrics: Metrics,
+    quiet_for: timedelta,
+) -> None:
+    now = clock.now()
+    if generation.run_id is None:
+        if now - generation.requested_at > PENDING_GRACE:
+            await run_updates.finish(
+                uow(),
+                clock,
+                generation.id,
+                GenerationStatus.FAILED,
+                metrics=metrics,
+                reason="The GPU backend never confirmed the run; nothing was charged.",
+            )
+        return
+    try:
+        update = await backend.get_run(generation.run_id)
+    except BackendUnavailable:
+        metrics.backend_error("poll")
+        return  # try again at the next poll
+    except (BackendRejected, BackendProtocolError) as exc:
+        metrics.backend_error("poll")
+        log.warning("poll_unusable", generation_id=generation.id, run_id=generation.run_id, error=str(exc)[:200])
+        await run_updates.finish(
+            uow(),
+            clock,
+            generation.id,
+            GenerationStatus.FAILED,
+            metrics=metrics,
+            reason="The GPU backend lost track of this run; nothing was charged.",
+        )
+        return
+    fresh = await run_updates.record_run_update(
+        uow(), clock, generation.id, update, token=None, metrics=metrics, quiet_for=quiet_for
+    )
+    if not fresh.is_terminal and _overdue(fresh, now):
+        await _time_out(uow, clock, backend, fresh, metrics=metrics)
+
+
+def _overdue(generation: Generation, now: datetime) -> bool:
+    since = generation.started_at or generation.submitted_at or generation.requested_at
+    return (now - since).total_seconds() > generation.max_runtime_seconds
+
+
+async def _time_out(
+    uow: UnitOfWorkFactory, clock: Clock, backend: Backend, generation: Generation, *, metrics: Metrics
+) -> None:
+    if generation.run_id:
+        try:
+            await backend.cancel_run(generation.run_id)
+        except ExternalServiceError:
+            metrics.backend_error("cancel")
+    await run_updates.finish(
+        uow(),
+        clock,
+        generation.id,
+        GenerationStatus.TIMED_OUT,
+        metrics=metrics,
+        reason=f"The run took longer than {int(generation.max_runtime_seconds // 60)} minutes "
+        "and was stopped; nothing was charged.",
+    )

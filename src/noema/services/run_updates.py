@@ -1,0 +1,107 @@
+"""Applying what the backend says about a run: webhooks and polls go through the same door."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime, timedelta
+
+import structlog
+
+from noema.domain.delivery import DeliveryKind
+from noema.domain.errors import Forbidden, GenerationNotFound, InvalidTransition
+from noema.domain.generation import Change, Generation, GenerationStatus
+from noema.domain.runs import RunUpdate
+from noema.ports import Clock, Metrics, UnitOfWork
+from noema.services import events
+from noema.services.settlement import enqueue, settle
+
+log = structlog.get_logger(__name__)
+
+
+def hash_token(token: str) -> str:
+    """How a webhook token is stored (the plain token only ever lives in the webhook URL)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_matches(generation: Generation, token: str) -> bool:
+    """Constant-time check of a webhook's token."""
+    return hmac.compare_digest(hash_token(token), generation.webhook_token_hash)
+
+
+async def record_run_update(
+    uow: UnitOfWork,
+    clock: Clock,
+    generation_id: str,
+    update: RunUpdate,
+    *,
+    token: str | None,
+    metrics: Metrics,
+    quiet_for: timedelta,
+) -> Generation:
+    """Apply one update under the generation's row lock; settle and queue delivery if it ended.
+
+    ``token`` is the webhook's per-generation token (None for our own polls). ``quiet_for`` is how
+    long the run may stay silent before the reconciler polls it.
+    """
+    async with uow:
+        generation = await uow.generations.get(generation_id, for_update=True)
+        if generation is None:
+            raise GenerationNotFound()
+        if token is not None and not token_matches(generation, token):
+            raise Forbidden("That webhook token is not valid for this generation.")
+        now = clock.now()
+        try:
+            changes = generation.apply(update, now)
+        except InvalidTransition:
+            # A second run for the same generation (e.g. a retried submit): never let it touch this one.
+            log.warning("foreign_run_ignored", generation_id=generation.id, run_id=update.run_id[:64])
+            return generation
+        if not generation.is_terminal:
+            generation.next_poll_at = now + quiet_for
+        await _after(uow, generation, changes, now, metrics)
+        await uow.commit()
+        return generation
+
+
+async def finish(
+    uow: UnitOfWork, clock: Clock, generation_id: str, status: GenerationStatus, *, reason: str, metrics: Metrics
+) -> Generation:
+    """End a generation from our side (submit failed, user cancel, time limit) and settle it."""
+    async with uow:
+        generation = await uow.generations.get(generation_id, for_update=True)
+        if generation is None:
+            raise GenerationNotFound()
+        now = clock.now()
+        changes = generation.finish(status, now, reason=reason)
+        await _after(uow, generation, changes, now, metrics)
+        await uow.commit()
+        return generation
+
+
+async def _after(
+    uow: UnitOfWork, generation: Generation, changes: list[Change], now: datetime, metrics: Metrics
+) -> None:
+    if Change.STATUS in changes:
+        metrics.generation_status(generation.status.value)
+        log.info(
+            "generation_status",
+            generation_id=generation.id,
+            run_id=generation.run_id,
+            account_id=generation.account_id,
+            status=generation.status.value,
+        )
+    if Change.STARTED_RUNNING in changes:
+        events.record(
+            uow,
+            "generation_started",
+            now=now,
+            account_id=generation.account_id,
+            session_id=generation.session_id,
+            platform=generation.platform,
+            data={"generationId": generation.id, "runId": generation.run_id},
+        )
+    if Change.TERMINAL in changes:
+        await settle(uow, generation, now)
+    elif Change.STATUS in changes or Change.PROGRESS in changes:
+        await enqueue(uow, generation, DeliveryKind.PROGRESS, now)
