@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from noema.adapters.db.engine import create_engine
 from noema.bootstrap import build_container
 from noema.domain.accounts import Platform
 from noema.services import accounts
-from tests.conftest import make_settings
+from tests.conftest import funded_key, make_settings, running_app
 
 NOEMA = [sys.executable, "-m", "noema.entrypoints.cli"]
 
@@ -93,3 +94,38 @@ def test_a_bad_setting_stops_the_cli_naming_the_variable(tmp_path: Path) -> None
 def test_migrate_creates_the_schema(tmp_path: Path) -> None:
     r = noema(f"sqlite+aiosqlite:///{tmp_path}/fresh.db", "migrate")
     assert r.returncode == 0 and "Database at migration" in r.stdout
+
+
+def test_tools_list_shows_prices_and_why_a_tool_is_disabled(tmp_path: Path) -> None:
+    env = {"NOEMA_SANDBOX_DATA_DIR": str(tmp_path / "sandbox")}
+    r = noema(f"sqlite+aiosqlite:///{tmp_path}/t.db", "tools", "list", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "/txt2img" in r.stdout and "A10G" in r.stdout and "0.000337000" in r.stdout
+    assert "disabled: No price" in r.stdout and "H200" in r.stdout
+    refreshed = noema(f"sqlite+aiosqlite:///{tmp_path}/t.db", "tools", "refresh", env=env)
+    assert refreshed.returncode == 0 and "6 tools" in refreshed.stdout
+
+
+async def test_generations_list_shows_recent_and_stuck_runs(db_url: str, tmp_path: Path) -> None:
+
+    async with running_app(db_url, tmp_path) as (app, client):
+        _, auth = await funded_key(app, "1")
+        gid = (
+            await client.post(
+                "/api/v1/generations", headers=auth, json={"toolId": "txt2img", "inputs": {"input_text": "cli"}}
+            )
+        ).json()["id"]
+    env = {"NOEMA_SANDBOX_DATA_DIR": str(tmp_path / "sandbox"), "NOEMA_WORKERS_ENABLED": "false"}
+    listed = noema(db_url, "generations", "list", env=env)
+    assert listed.returncode == 0 and gid in listed.stdout and "/txt2img" in listed.stdout
+    assert gid not in noema(db_url, "generations", "list", "--stuck", env=env).stdout
+    engine = create_engine(db_url)
+    async with engine.begin() as conn:  # make it look abandoned: live, no news for an hour
+        old = datetime.now(UTC) - timedelta(hours=1)
+        await conn.execute(
+            text("UPDATE generations SET status = 'running', last_update_at = :t, requested_at = :t WHERE id = :id"),
+            {"t": old if "postgres" in db_url else old.replace(tzinfo=None), "id": gid},
+        )
+    await engine.dispose()
+    stuck = noema(db_url, "generations", "list", "--stuck", env=env)
+    assert stuck.returncode == 0 and gid in stuck.stdout and "no news for 10 minutes" in stuck.stdout

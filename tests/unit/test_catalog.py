@@ -571,7 +571,7 @@ def test_a_default_for_the_required_image_changes_the_primary_input() -> None:
         (ToolOverride(price_multiplier=float("nan")), "price_multiplier"),
         (ToolOverride(expected_seconds=-3), "expected_seconds"),
         (ToolOverride(max_seconds=float("inf")), "max_seconds"),
-        (ToolOverride(priority=True), "priority"),  # type: ignore[arg-type]
+        (ToolOverride(priority=True), "priority"),
         (ToolOverride(visibility="secret"), "visibility"),  # type: ignore[arg-type]
         (ToolOverride(command="!!!"), "command"),
         (ToolOverride(display_name="  "), "display_name"),
@@ -654,7 +654,7 @@ def test_wrongly_typed_fields_do_not_raise() -> None:
         output_types=None,  # type: ignore[arg-type]
         description=3.5,  # type: ignore[arg-type]
     )
-    versions = {"v": "not a version", "w": version(workflow_api=[1, 2], workflow="nodes")}  # type: ignore[dict-item]
+    versions: dict[str, Any] = {"v": "not a version", "w": version(workflow_api=[1, 2], workflow="nodes")}
     tools = build_catalog([weird, "junk"], [MachineInfo("m", "m", gpu=5), None], versions, rates=RATES)  # type: ignore[list-item, arg-type]
     [tool] = tools
     assert tool.display_name == "dep-w"

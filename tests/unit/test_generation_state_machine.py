@@ -2,40 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from noema.domain.errors import InvalidTransition
-from noema.domain.generation import TERMINAL, Change, Generation, GenerationStatus, billable_ms, merge_outputs
+from noema.domain.generation import TERMINAL, Change, GenerationStatus, billable_ms, merge_outputs
 from noema.domain.runs import OutputKind, RunOutput, RunStatus, RunUpdate
+from tests.fakes.generations import T0, make_generation
 
-T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
 S = GenerationStatus
 R = RunStatus
-
-
-def _gen(status: GenerationStatus = S.SUBMITTED, **kw: object) -> Generation:
-    g = Generation(
-        id="g",
-        account_id="a",
-        tool_id="t",
-        tool_command="txt2img",
-        deployment_id="d",
-        inputs={},
-        rate_nanos_per_second=337_000,
-        estimated_cost_nanos=10_000_000,
-        hold_nanos=10_000_000,
-        webhook_token_hash="h",
-        requested_at=T0,
-        updated_at=T0,
-        run_id="run-1",
-        submitted_at=T0,
-        status=status,
-    )
-    for key, value in kw.items():
-        setattr(g, key, value)
-    return g
 
 
 # What each backend status does from each of our statuses: the resulting status (None = unchanged).
@@ -113,7 +90,7 @@ EXPECTED: dict[GenerationStatus, dict[RunStatus, GenerationStatus | None]] = {
 @pytest.mark.parametrize("start", list(GenerationStatus))
 @pytest.mark.parametrize("update", list(RunStatus))
 def test_every_status_against_every_update(start: GenerationStatus, update: RunStatus) -> None:
-    g = _gen(start, started_at=T0 if start.rank >= S.RUNNING.rank else None)
+    g = make_generation(start, started_at=T0 if start.rank >= S.RUNNING.rank else None)
     changes = g.apply(RunUpdate(run_id="run-1", status=update), T0 + timedelta(seconds=10))
     expected = EXPECTED[start][update]
     assert g.status is (expected or start)
@@ -123,14 +100,14 @@ def test_every_status_against_every_update(start: GenerationStatus, update: RunS
 
 
 def test_the_first_running_sets_started_at_once() -> None:
-    g = _gen(S.QUEUED)
+    g = make_generation(S.QUEUED)
     g.apply(RunUpdate(run_id="run-1", status=R.RUNNING), T0 + timedelta(seconds=5))
     g.apply(RunUpdate(run_id="run-1", status=R.RUNNING), T0 + timedelta(seconds=9))
     assert g.started_at == T0 + timedelta(seconds=5)
 
 
 def test_a_success_without_a_running_webhook_is_charged_from_when_it_was_queued() -> None:
-    g = _gen(S.SUBMITTED)
+    g = make_generation(S.SUBMITTED)
     g.apply(RunUpdate(run_id="run-1", status=R.QUEUED), T0 + timedelta(seconds=2))
     g.apply(RunUpdate(run_id="run-1", status=R.SUCCESS), T0 + timedelta(seconds=12))
     assert g.started_at == T0 + timedelta(seconds=2)
@@ -138,13 +115,13 @@ def test_a_success_without_a_running_webhook_is_charged_from_when_it_was_queued(
 
 
 def test_a_cancel_while_queued_is_not_treated_as_having_run() -> None:
-    g = _gen(S.QUEUED, queued_at=T0)
+    g = make_generation(S.QUEUED, queued_at=T0)
     g.apply(RunUpdate(run_id="run-1", status=R.CANCELLED), T0 + timedelta(seconds=30))
     assert g.started_at is None and billable_ms(g) == 0
 
 
 def test_a_late_running_after_success_changes_nothing() -> None:
-    g = _gen(S.RUNNING, started_at=T0)
+    g = make_generation(S.RUNNING, started_at=T0)
     out = (RunOutput(kind=OutputKind.IMAGE, url="https://x/a.png"),)
     g.apply(RunUpdate(run_id="run-1", status=R.SUCCESS, outputs=out), T0 + timedelta(seconds=8))
     finished = g.finished_at
@@ -153,7 +130,7 @@ def test_a_late_running_after_success_changes_nothing() -> None:
 
 
 def test_progress_only_moves_forward_and_stays_within_0_and_1() -> None:
-    g = _gen(S.RUNNING, started_at=T0)
+    g = make_generation(S.RUNNING, started_at=T0)
     assert Change.PROGRESS in g.apply(RunUpdate(run_id="run-1", progress=0.5, live_status="Executing KSampler"), T0)
     assert g.apply(RunUpdate(run_id="run-1", progress=0.3), T0) == []
     g.apply(RunUpdate(run_id="run-1", progress=7.0), T0)
@@ -161,14 +138,14 @@ def test_progress_only_moves_forward_and_stays_within_0_and_1() -> None:
 
 
 def test_an_update_for_another_run_is_refused() -> None:
-    g = _gen(S.RUNNING)
+    g = make_generation(S.RUNNING)
     with pytest.raises(InvalidTransition):
         g.apply(RunUpdate(run_id="run-2", status=R.SUCCESS), T0)
     assert g.status is S.RUNNING
 
 
 def test_an_early_webhook_teaches_a_pending_generation_its_run_id() -> None:
-    g = _gen(S.PENDING, run_id=None, submitted_at=None)
+    g = make_generation(S.PENDING, run_id=None, submitted_at=None)
     changes = g.apply(RunUpdate(run_id="run-9", status=R.QUEUED), T0)
     assert g.run_id == "run-9" and Change.RUN_ID_LEARNED in changes
     g.mark_submitted("run-9", T0 + timedelta(seconds=1))
@@ -184,19 +161,19 @@ def test_an_early_webhook_teaches_a_pending_generation_its_run_id() -> None:
     ],
 )
 def test_failures_keep_a_readable_reason(status: RunStatus, reason: str | None, expected: str) -> None:
-    g = _gen(S.RUNNING, started_at=T0)
+    g = make_generation(S.RUNNING, started_at=T0)
     g.apply(RunUpdate(run_id="run-1", status=status, error=reason), T0 + timedelta(seconds=3))
     assert g.failure_reason == expected
     assert billable_ms(g) == 0  # failures are never charged
 
 
 def test_finish_ends_a_live_generation_once() -> None:
-    g = _gen(S.RUNNING, started_at=T0)
+    g = make_generation(S.RUNNING, started_at=T0)
     assert Change.TERMINAL in g.finish(S.CANCELLED, T0 + timedelta(seconds=4), reason="Cancelled by you.")
     assert g.finish(S.FAILED, T0 + timedelta(seconds=9)) == []
     assert (g.status, billable_ms(g), g.failure_reason) == (S.CANCELLED, 4000, "Cancelled by you.")
     with pytest.raises(InvalidTransition):
-        _gen().finish(S.RUNNING, T0)
+        make_generation().finish(S.RUNNING, T0)
 
 
 def test_outputs_are_merged_without_duplicates() -> None:

@@ -90,7 +90,7 @@ def _finish(draft: _Draft, command: str, override: ToolOverride | None, warnings
 def _unique_deployments(deployments: Iterable[DeploymentInfo]) -> list[DeploymentInfo]:
     usable = [d for d in deployments if isinstance(d, DeploymentInfo) and isinstance(d.id, str) and d.id.strip()]
     # Sorting on more than the id keeps the choice between two records with one id order-independent.
-    usable.sort(key=lambda d: (d.id, repr(d)))
+    usable.sort(key=lambda d: (d.id, _tie_break(d)))
     unique: dict[str, DeploymentInfo] = {}
     for deployment in usable:
         unique.setdefault(deployment.id, deployment)
@@ -100,7 +100,7 @@ def _unique_deployments(deployments: Iterable[DeploymentInfo]) -> list[Deploymen
 def _machines_by_id(machines: Iterable[MachineInfo]) -> dict[str, MachineInfo]:
     usable = [m for m in machines if isinstance(m, MachineInfo) and isinstance(m.id, str)]
     result: dict[str, MachineInfo] = {}
-    for machine in sorted(usable, key=lambda m: (m.id, repr(m))):
+    for machine in sorted(usable, key=lambda m: (m.id, _tie_break(m))):
         result.setdefault(machine.id, machine)
     return result
 
@@ -210,6 +210,13 @@ def _price_problem(machine: MachineInfo | None, gpu: str | None, rate: int | Non
 def _display_name(deployment: DeploymentInfo) -> str:
     name = deployment.name.strip() if isinstance(deployment.name, str) else ""
     return _trim(name or deployment.id, _MAX_DISPLAY_NAME)
+
+
+def _tie_break(value: object) -> str:
+    try:
+        return repr(value)
+    except ValueError:  # a giant int inside cannot be printed; such a record sorts first
+        return ""
 
 
 def _str_or_none(value: Any) -> str | None:

@@ -31,11 +31,7 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
 _LOCAL_SUFFIXES = ("localhost", "local", "internal", "localdomain", "lan", "intranet", "home.arpa")
 #: A numeric last label makes resolvers read the host as an IP ("127.1", "0x7f.1"): refuse those forms.
 _NUMERIC_LABEL = re.compile(r"0x[0-9a-f]*|[0-9]+")
-_MEDIA_MIME_PREFIXES: dict[InputType, tuple[str, ...]] = {
-    InputType.IMAGE: ("image/",),
-    InputType.VIDEO: ("video/", "image/gif"),
-    InputType.AUDIO: ("audio/",),
-}
+_MIME_PREFIXES = {InputType.IMAGE: ("image/",), InputType.VIDEO: ("video/", "image/gif"), InputType.AUDIO: ("audio/",)}
 _Coercer = Callable[[ToolInput, Any, random.Random], Any]
 
 
@@ -88,8 +84,11 @@ def _default_value(spec: ToolInput, rng: random.Random) -> Any:
 def _coerce_text(spec: ToolInput, value: Any, _rng: random.Random) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise _invalid(spec, "must be text")
-    if not isinstance(value, str):
-        value = _number_text(spec, value)
+    # Giant ints cannot be printed (Python refuses str() past 4300 digits), NaN is no text.
+    too_odd = isinstance(value, int) and abs(value) >= 10**100
+    if too_odd or (isinstance(value, float) and not math.isfinite(value)):
+        raise _invalid(spec, "must be text")
+    value = str(value)
     limit = spec.max_length or DEFAULT_TEXT_LIMIT
     if len(value) > limit * 4 + 1024:  # far too long: refuse before scanning it
         raise _invalid(spec, f"is too long: at most {limit} characters")
@@ -99,19 +98,11 @@ def _coerce_text(spec: ToolInput, value: Any, _rng: random.Random) -> str:
     return text
 
 
-def _number_text(spec: ToolInput, value: int | float) -> str:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise _invalid(spec, "must be text")
-    if isinstance(value, int) and abs(value) >= 10**100:
-        raise _invalid(spec, "must be text")
-    return str(value)
-
-
 def _coerce_number(spec: ToolInput, value: Any, _rng: random.Random) -> int | float:
     number = _decimal(spec, value)
     _check_range(spec, number)
     if spec.type is InputType.INTEGER or (spec.type is InputType.SLIDER and spec.integer):
-        if abs(number) >= _MAX_INTEGER:
+        if number.copy_abs() >= _MAX_INTEGER:
             raise _invalid(spec, "is too large")
         if number != number.to_integral_value():
             raise _invalid(spec, "must be a whole number")
@@ -146,6 +137,9 @@ def _decimal(spec: ToolInput, value: Any) -> Decimal:
         except InvalidOperation:
             raise _invalid(spec, "must be a number") from None
         if number.is_finite():
+            # Decimal arithmetic on exponents like 1e999999999 overflows the context: stop here.
+            if number and number.adjusted() > 100:
+                raise _invalid(spec, "is too large")
             return number
     raise _invalid(spec, "must be a finite number")
 
@@ -206,7 +200,7 @@ def _check_data_uri(spec: ToolInput, text: str) -> None:
     if match is None:
         raise _invalid(spec, "must be a data:<type>;base64,… URI")
     mime = match.group(1).lower()
-    prefixes = _MEDIA_MIME_PREFIXES.get(spec.type)
+    prefixes = _MIME_PREFIXES.get(spec.type)
     if prefixes is not None and not mime.startswith(prefixes):
         raise _invalid(spec, f"must be {spec.type.value} data, not {mime[:60]}")
     if not _BASE64.fullmatch(text, match.end()):
@@ -220,7 +214,7 @@ def is_public_http_url(url: str) -> bool:
 
 def _url_problem(url: str) -> str | None:
     if len(url) > MAX_URL_LENGTH:
-        return f"longer than {MAX_URL_LENGTH} characters"
+        return f"it is longer than {MAX_URL_LENGTH} characters"
     if any(c.isspace() or c == "\\" or ord(c) < 32 or ord(c) == 127 for c in url):
         return "it contains spaces, backslashes or control characters"
     try:
@@ -323,9 +317,7 @@ def _show(value: Any) -> str:
 
 
 def _is_minus_one(value: Any) -> bool:
-    if isinstance(value, bool):
-        return False
-    return (isinstance(value, int | float) and value == -1) or (isinstance(value, str) and value.strip() == "-1")
+    return not isinstance(value, bool) and (value == -1 or (isinstance(value, str) and value.strip() == "-1"))
 
 
 def _label(spec: ToolInput) -> str:

@@ -16,7 +16,7 @@ from noema.domain.pricing import estimate_nanos
 from noema.domain.tools import Tool, Visibility
 from noema.entrypoints.http.deps import AccountDep, ContainerDep, PagingDep
 from noema.entrypoints.http.generation_schemas import GenerationIn, GenerationOut, ToolOut, generation_out, tool_out
-from noema.entrypoints.http.schemas import PageOut
+from noema.entrypoints.http.schemas import PageOut, page_out
 from noema.ports import GenerationFilter
 from noema.services import cancel, history
 from noema.services.generations import GenerationRequest
@@ -70,7 +70,7 @@ async def list_generations(account_id: AccountDep, c: ContainerDep, page: Paging
     result = await history.search(
         c.uow(), GenerationFilter(account_id=account_id), limit=page.limit, cursor=page.cursor
     )
-    return PageOut(items=[generation_out(g) for g in result.items], next_cursor=result.next_cursor)
+    return page_out(result, generation_out)
 
 
 @router.get("/generations/{generation_id}", response_model=GenerationOut)

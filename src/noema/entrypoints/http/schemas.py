@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -12,6 +13,7 @@ from noema.domain.accounts import Account, ApiKey, Identity
 from noema.domain.ledger import LedgerEntry
 from noema.domain.money import format_usd, points
 from noema.domain.sessions import Event, Session
+from noema.ports import Page
 from noema.services.status import StatusReport
 
 T = TypeVar("T")
@@ -26,6 +28,11 @@ class ApiModel(BaseModel):
 class PageOut(ApiModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = None
+
+
+def page_out(page: Page[Any], render: Callable[[Any], T]) -> PageOut[T]:
+    """A page of domain objects as JSON, each rendered by ``render``."""
+    return PageOut(items=[render(item) for item in page.items], next_cursor=page.next_cursor)
 
 
 #: An amount of USD: a decimal string ("1.50") or a whole number; floats are refused as inexact.

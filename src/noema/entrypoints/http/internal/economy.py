@@ -15,6 +15,7 @@ from noema.entrypoints.http.schemas import (
     TransferIn,
     TransferOut,
     economy_out,
+    page_out,
     transaction_out,
 )
 from noema.services import economy
@@ -91,7 +92,7 @@ async def list_transactions(account_id: str, c: ContainerDep, page: PagingDep) -
     result = await economy.transactions(
         c.uow(), parse_id(account_id, what="masterAccountId"), limit=page.limit, cursor=page.cursor
     )
-    return PageOut(items=[transaction_out(t) for t in result.items], next_cursor=result.next_cursor)
+    return page_out(result, transaction_out)
 
 
 @router.get("/transactions/{transaction_id}", response_model=TransactionOut)

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from noema.domain.accounts import parse_platform
 from noema.domain.ids import parse_id
 from noema.entrypoints.http.deps import ContainerDep, PagingDep
-from noema.entrypoints.http.schemas import EventIn, EventOut, PageOut, event_out
+from noema.entrypoints.http.schemas import EventIn, EventOut, PageOut, event_out, page_out
 from noema.services import accounts, events
 
 router = APIRouter(tags=["events"])
@@ -40,4 +40,4 @@ async def user_events(account_id: str, c: ContainerDep, page: PagingDep) -> Page
     aid = parse_id(account_id, what="masterAccountId")
     await accounts.get(c.uow(), aid)
     result = await events.list_events(c.uow(), account_id=aid, limit=page.limit, cursor=page.cursor)
-    return PageOut(items=[event_out(e) for e in result.items], next_cursor=result.next_cursor)
+    return page_out(result, event_out)

@@ -13,7 +13,7 @@ from noema.domain.generation import GenerationStatus
 from noema.domain.ids import parse_id
 from noema.entrypoints.http.deps import ContainerDep, PagingDep
 from noema.entrypoints.http.generation_schemas import GenerationOut, InternalGenerationIn, generation_out
-from noema.entrypoints.http.schemas import ApiModel, PageOut
+from noema.entrypoints.http.schemas import ApiModel, PageOut, page_out
 from noema.ports import GenerationFilter
 from noema.services import cancel, history, sessions
 from noema.services.generations import GenerationRequest
@@ -104,7 +104,7 @@ async def list_generations(
         delivery_status=delivery_status,
     )
     result = await history.search(c.uow(), where, limit=page.limit, cursor=page.cursor)
-    return PageOut(items=[generation_out(g) for g in result.items], next_cursor=result.next_cursor)
+    return page_out(result, generation_out)
 
 
 @router.get("/users/{account_id}/generations", response_model=PageOut[GenerationOut])
@@ -112,7 +112,7 @@ async def user_generations(account_id: str, c: ContainerDep, page: PagingDep) ->
     """An account's generations, newest first."""
     where = GenerationFilter(account_id=parse_id(account_id, what="masterAccountId"))
     result = await history.search(c.uow(), where, limit=page.limit, cursor=page.cursor)
-    return PageOut(items=[generation_out(g) for g in result.items], next_cursor=result.next_cursor)
+    return page_out(result, generation_out)
 
 
 @router.get("/sessions/{session_id}/generations", response_model=PageOut[GenerationOut])
@@ -121,4 +121,4 @@ async def session_generations(session_id: str, c: ContainerDep, page: PagingDep)
     sid = parse_id(session_id, what="sessionId")
     await sessions.get(c.uow(), sid)
     result = await history.search(c.uow(), GenerationFilter(session_id=sid), limit=page.limit, cursor=page.cursor)
-    return PageOut(items=[generation_out(g) for g in result.items], next_cursor=result.next_cursor)
+    return page_out(result, generation_out)

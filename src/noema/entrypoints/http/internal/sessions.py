@@ -17,6 +17,7 @@ from noema.entrypoints.http.schemas import (
     SessionIn,
     SessionOut,
     event_out,
+    page_out,
     session_out,
 )
 from noema.services import events, sessions
@@ -30,7 +31,7 @@ async def list_sessions(account_id: str, c: ContainerDep, page: PagingDep) -> Pa
     result = await sessions.list_for_account(
         c.uow(), parse_id(account_id, what="masterAccountId"), limit=page.limit, cursor=page.cursor
     )
-    return PageOut(items=[session_out(s) for s in result.items], next_cursor=result.next_cursor)
+    return page_out(result, session_out)
 
 
 @router.get("/users/{account_id}/sessions/active", response_model=SessionOut)
@@ -91,4 +92,4 @@ async def session_events(session_id: str, c: ContainerDep, page: PagingDep) -> P
     sid = parse_id(session_id, what="sessionId")
     await sessions.get(c.uow(), sid)
     result = await events.list_events(c.uow(), session_id=sid, limit=page.limit, cursor=page.cursor)
-    return PageOut(items=[event_out(e) for e in result.items], next_cursor=result.next_cursor)
+    return page_out(result, event_out)
