@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.CONSOLE
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    max_upload_bytes: int = Field(default=30_000_000, ge=1024)
     workers_enabled: bool = True
 
     backend: BackendKind = BackendKind.SANDBOX
@@ -199,7 +200,7 @@ def parse_tool_overrides(raw: str) -> dict[str, dict[str, Any]]:
     return data
 
 
-def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None, /, **overrides: Any) -> Settings:
     """Build Settings from the environment, turning any problem into a ConfigError naming the variable."""
     env = os.environ if environ is None else environ
     known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}

@@ -15,6 +15,7 @@ from noema.domain.accounts import Account, ApiKey, Identity, Platform
 from noema.domain.delivery import Delivery, DeliveryStatus
 from noema.domain.generation import Generation, GenerationStatus
 from noema.domain.ledger import LedgerEntry
+from noema.domain.linking import LinkCode, WebSession
 from noema.domain.runs import (
     DeploymentInfo,
     MachineInfo,
@@ -108,6 +109,10 @@ class AccountRepository(Protocol):
 
     async def wallets(self) -> dict[str, tuple[int, int]]:
         """Every account's stored (balance, held), by account id."""
+        ...
+
+    async def move_records(self, from_id: str, to_id: str) -> None:
+        """Give everything ``from_id`` owns (identities, generations, events, keys, browser sessions) to ``to_id``."""
         ...
 
 
@@ -208,6 +213,10 @@ class UnitOfWork(Protocol):
     def deliveries(self) -> DeliveryRepository: ...
     @property
     def kv(self) -> KeyValueRepository: ...
+    @property
+    def link_codes(self) -> LinkCodeRepository: ...
+    @property
+    def web_sessions(self) -> WebSessionRepository: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
 
@@ -336,4 +345,24 @@ class Metrics(Protocol):
 
     def ledger_posted(self, kind: str, nanos: int) -> None:
         """A ledger entry of ``kind`` moved ``nanos``."""
+        ...
+
+
+class LinkCodeRepository(Protocol):
+    def add(self, code: LinkCode) -> None:
+        """Stage a new code."""
+        ...
+
+    async def get(self, code_hash: str, *, for_update: bool = False) -> LinkCode | None:
+        """The code with this hash."""
+        ...
+
+
+class WebSessionRepository(Protocol):
+    def add(self, session: WebSession) -> None:
+        """Stage a new browser session."""
+        ...
+
+    async def get(self, token_hash: str) -> WebSession | None:
+        """The browser session with this token hash."""
         ...

@@ -46,9 +46,9 @@ err = Console(stderr=True)
 T = TypeVar("T")
 
 
-def _settings() -> Settings:
+def _settings(**overrides: object) -> Settings:
     try:
-        return load_settings()
+        return load_settings(**overrides)
     except ConfigError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
@@ -92,7 +92,8 @@ def serve(
     from noema.adapters.logging import configure_logging
     from noema.entrypoints.http.app import create_app
 
-    settings = _settings()
+    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    settings = _settings(**overrides)
     configure_logging(settings.log_level, settings.log_format.value)
     application = create_app(build_container(settings))
     uvicorn.run(

@@ -100,6 +100,11 @@ class GenerationService:
             return generation  # the same Idempotency-Key again: the first request's generation
         return await self._submit(generation, tool, inputs, token)
 
+    async def estimate(self, tool: Tool) -> tuple[int, float]:
+        """What a run of the tool is expected to cost (nanos) and take (seconds) right now."""
+        seconds = await self._expected_seconds(tool)
+        return max(1, estimate_nanos(tool, expected_seconds=seconds)), seconds
+
     async def _expected_seconds(self, tool: Tool) -> float:
         async with self.uow() as uow:
             recent = await uow.generations.recent_durations(tool.id, limit=20)
@@ -108,7 +113,7 @@ class GenerationService:
     async def _create(
         self, req: GenerationRequest, tool: Tool, inputs: dict[str, Any], fingerprint: str
     ) -> tuple[Generation, str | None]:
-        estimate = max(1, estimate_nanos(tool, expected_seconds=await self._expected_seconds(tool)))
+        estimate, _seconds = await self.estimate(tool)
         try:
             return await self._create_once(req, tool, inputs, fingerprint, estimate)
         except Conflict:

@@ -12,6 +12,7 @@ from noema.adapters.db.pagination import paginate
 from noema.adapters.db.tables import deliveries, generations, kv_store
 from noema.domain.delivery import Delivery, DeliveryStatus
 from noema.domain.generation import LIVE, Generation, GenerationStatus
+from noema.domain.linking import LinkCode, WebSession
 from noema.ports import GenerationFilter, Page
 
 G, D, KV = generations.c, deliveries.c, kv_store.c
@@ -162,3 +163,29 @@ class SqlKeyValue:
         updated = await self._s.execute(kv_store.update().where(KV.key == key).values(value=value, updated_at=now))
         if getattr(updated, "rowcount", 0) == 0:
             await self._s.execute(kv_store.insert().values(key=key, value=value, updated_at=now))
+
+
+class SqlLinkCodes:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    def add(self, code: LinkCode) -> None:
+        """Stage a new code."""
+        self._s.add(code)
+
+    async def get(self, code_hash: str, *, for_update: bool = False) -> LinkCode | None:
+        """The code with this hash."""
+        return await self._s.get(LinkCode, code_hash, with_for_update=for_update, populate_existing=for_update)
+
+
+class SqlWebSessions:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    def add(self, session: WebSession) -> None:
+        """Stage a new browser session."""
+        self._s.add(session)
+
+    async def get(self, token_hash: str) -> WebSession | None:
+        """The browser session with this token hash."""
+        return await self._s.get(WebSession, token_hash)

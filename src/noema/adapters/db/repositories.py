@@ -12,7 +12,18 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from noema.adapters.db.pagination import paginate
-from noema.adapters.db.tables import accounts, api_keys, events, identities, ledger_entries, sessions
+from noema.adapters.db.tables import (
+    accounts,
+    api_keys,
+    deliveries,
+    events,
+    generations,
+    identities,
+    ledger_entries,
+    link_codes,
+    sessions,
+    web_sessions,
+)
 from noema.domain.accounts import Account, ApiKey, Identity, Platform
 from noema.domain.ledger import LedgerEntry
 from noema.domain.sessions import Event, Session
@@ -57,6 +68,16 @@ class SqlAccounts(_Repo):
     def add_identity(self, identity: Identity) -> None:
         """Stage a new identity."""
         self._s.add(identity)
+
+    async def move_records(self, from_id: str, to_id: str) -> None:
+        """Give everything ``from_id`` owns to ``to_id`` (bulk updates, in the caller's transaction)."""
+        for table in (identities, generations, deliveries, events, api_keys, web_sessions, link_codes):
+            await self._s.execute(table.update().where(table.c.account_id == from_id).values(account_id=to_id))
+        await self._s.execute(
+            sessions.update()
+            .where(sessions.c.account_id == from_id, sessions.c.ended_at.is_(None))
+            .values(ended_at=func.now(), end_reason="account_merged")
+        )
 
     async def wallets(self) -> dict[str, tuple[int, int]]:
         """Every account's stored (balance, held), by account id."""

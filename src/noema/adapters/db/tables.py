@@ -32,6 +32,7 @@ from noema.domain.accounts import Account, AccountStatus, ApiKey, Identity, Plat
 from noema.domain.delivery import Delivery, DeliveryKind, DeliveryStatus
 from noema.domain.generation import Generation, GenerationStatus
 from noema.domain.ledger import EntryKind, LedgerEntry
+from noema.domain.linking import CodePurpose, LinkCode, WebSession
 from noema.domain.sessions import Event, Session
 
 metadata = MetaData(
@@ -225,6 +226,9 @@ generations = Table(
     Index("ix_generations_account_requested", "account_id", "requested_at"),
     Index("ix_generations_status_poll", "status", "next_poll_at"),
     Index("ix_generations_run_id", "run_id"),
+    # The estimate reads a tool's latest successful durations, and the cap counts an account's live runs.
+    Index("ix_generations_tool_status_finished", "tool_id", "status", "finished_at"),
+    Index("ix_generations_account_status", "account_id", "status"),
 )
 
 deliveries = Table(
@@ -249,6 +253,29 @@ deliveries = Table(
     Index("ix_deliveries_status_next", "status", "next_attempt_at"),
 )
 
+link_codes = Table(
+    "link_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    _id("account_id", ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("purpose", enum_column(CodePurpose), nullable=False),
+    Column("platform", String(32)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    _id("account_id", ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)
+
 kv_store = Table(
     "kv_store",
     metadata,
@@ -270,3 +297,5 @@ def map_entities() -> None:
     mapper_registry.map_imperatively(ApiKey, api_keys)
     mapper_registry.map_imperatively(Generation, generations)
     mapper_registry.map_imperatively(Delivery, deliveries)
+    mapper_registry.map_imperatively(LinkCode, link_codes)
+    mapper_registry.map_imperatively(WebSession, web_sessions)

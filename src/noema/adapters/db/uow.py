@@ -7,7 +7,13 @@ import asyncio
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from noema.adapters.db.generation_repositories import SqlDeliveries, SqlGenerations, SqlKeyValue
+from noema.adapters.db.generation_repositories import (
+    SqlDeliveries,
+    SqlGenerations,
+    SqlKeyValue,
+    SqlLinkCodes,
+    SqlWebSessions,
+)
 from noema.adapters.db.repositories import SqlAccounts, SqlApiKeys, SqlEvents, SqlLedger, SqlSessions
 from noema.adapters.db.tables import map_entities
 from noema.domain.errors import Conflict
@@ -24,6 +30,8 @@ class SqlUnitOfWork:
     generations: SqlGenerations
     deliveries: SqlDeliveries
     kv: SqlKeyValue
+    link_codes: SqlLinkCodes
+    web_sessions: SqlWebSessions
 
     def __init__(self, factory: async_sessionmaker[AsyncSession], lock: asyncio.Lock | None = None) -> None:
         self._factory = factory
@@ -44,6 +52,7 @@ class SqlUnitOfWork:
         self.accounts, self.sessions, self.events = SqlAccounts(s), SqlSessions(s), SqlEvents(s)
         self.ledger, self.api_keys = SqlLedger(s), SqlApiKeys(s)
         self.generations, self.deliveries, self.kv = SqlGenerations(s), SqlDeliveries(s), SqlKeyValue(s)
+        self.link_codes, self.web_sessions = SqlLinkCodes(s), SqlWebSessions(s)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -14,6 +14,7 @@ from noema.entrypoints.http.errors import install_error_handlers
 from noema.entrypoints.http.internal import internal_router
 from noema.entrypoints.http.middleware import RequestContextMiddleware
 from noema.entrypoints.http.public_api import public_router
+from noema.entrypoints.http.web import install_web
 from noema.entrypoints.http.webhooks import router as webhooks_router
 from noema.entrypoints.workers import Workers
 
@@ -47,12 +48,14 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(internal_router())
     app.include_router(public_router())
     app.include_router(webhooks_router)
+    install_web(app)
     if container.sandbox is not None:
         app.mount(SANDBOX_MOUNT, container.sandbox.app)
     container.bind_app(app)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=container.settings.max_body_bytes,
+        max_upload_bytes=container.settings.max_upload_bytes,
         registry=container.registry,
     )
     return app

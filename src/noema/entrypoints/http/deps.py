@@ -31,7 +31,7 @@ class OutOfScope(Forbidden):
     code = "INSUFFICIENT_SCOPE"
 
 
-def get_container(request: Request) -> Container:
+async def get_container(request: Request) -> Container:
     """The process's container."""
     container: Container = request.app.state.container
     return container
@@ -53,7 +53,7 @@ class InternalClient:
             raise OutOfScope(f"Client {self.name!r} may not credit or adjust balances; use the admin key.")
 
 
-def internal_client(
+async def internal_client(
     container: ContainerDep,
     key: Annotated[str | None, Header(alias="X-Internal-Client-Key", include_in_schema=False)] = None,
 ) -> InternalClient:
@@ -69,7 +69,7 @@ def internal_client(
 ClientDep = Annotated[InternalClient, Depends(internal_client)]
 
 
-def require_economy_write(client: ClientDep) -> InternalClient:
+async def require_economy_write(client: ClientDep) -> InternalClient:
     """Only the admin client may move money."""
     client.require(ECONOMY_WRITE)
     return client
@@ -95,7 +95,7 @@ class Paging:
     cursor: str | None
 
 
-def paging(
+async def paging(
     limit: Annotated[int, Query(ge=1, le=100, description="Items per page (1-100).")] = 20,
     cursor: Annotated[str | None, Query(max_length=200, description="nextCursor of the previous page.")] = None,
 ) -> Paging:

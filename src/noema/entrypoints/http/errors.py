@@ -7,7 +7,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from noema.domain import errors as e
@@ -73,24 +73,56 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, str]]:
     return details
 
 
+_PAGE_PREFIXES = ("/app", "/signin", "/signout")
+
+
+def is_page(request: Request) -> bool:
+    """A web page (answered in HTML) rather than an API call (answered in JSON)."""
+    path = request.url.path
+    return path == "/" or path.startswith(_PAGE_PREFIXES)
+
+
+def page_error(request: Request, status: int, message: str) -> Response:
+    """An error as a page a person can read."""
+    from noema.adapters.platforms.web import templates
+
+    heading = {401: "Please sign in", 403: "Not allowed", 404: "Not found"}.get(status, "That did not work")
+    return templates.TemplateResponse(
+        request,
+        "error.html",
+        {"heading": heading, "message": message, "sandbox": False, "signed_in": False},
+        status_code=status,
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map the error tree, validation errors and HTTP errors to the error body; hide tracebacks."""
 
     @app.exception_handler(e.NoemaError)
-    async def _noema(request: Request, exc: e.NoemaError) -> JSONResponse:
+    async def _noema(request: Request, exc: e.NoemaError) -> Response:
         status = status_of(exc)
+        if is_page(request):
+            return page_error(request, status, exc.message)
         if status >= 500:
             log.warning("request_failed", code=exc.code, error=exc.message, path=request.url.path)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return error_response(request, status, exc.code, exc.message, exc.details, headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        if is_page(request):
+            return page_error(request, 400, "Something in that form was not valid; go back and check it.")
         return error_response(request, 400, "INVALID_INPUT", "The request is not valid.", _validation_details(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
+        if is_page(request):
+            return page_error(
+                request,
+                exc.status_code,
+                "That page does not exist." if exc.status_code == 404 else "The request could not be handled.",
+            )
         message = (
             exc.detail
             if isinstance(exc.detail, str) and exc.status_code != 404

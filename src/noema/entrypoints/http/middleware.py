@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = structlog.get_logger("noema.http")
+UPLOAD_PATHS = frozenset({"/api/v1/generations", "/internal/v1/data/generations", "/app/run"})
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_\-.]{1,64}$")
 
 
@@ -23,9 +24,12 @@ class BodyTooLarge(Exception):
 class RequestContextMiddleware:
     """Gives each request an id, refuses oversized bodies with 413, and counts requests."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, max_upload_bytes: int, registry: CollectorRegistry
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_upload_bytes = max_upload_bytes
         self.requests = Counter(
             "noema_http_requests", "HTTP requests", ["method", "route", "status"], registry=registry
         )
@@ -39,9 +43,15 @@ class RequestContextMiddleware:
         given = headers.get(b"x-request-id", b"").decode("latin-1")
         rid = given if _SAFE_ID.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = rid
+        # Uploads (forms with files, generation requests carrying images) may be larger than other bodies.
+        limit = (
+            self.max_upload_bytes
+            if (scope["path"] in UPLOAD_PATHS or headers.get(b"content-type", b"").startswith(b"multipart/form-data"))
+            else self.max_body_bytes
+        )
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self._too_large(send, rid)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._too_large(send, rid, limit)
             return
         status = {"code": 500}
         started = time.perf_counter()
@@ -51,7 +61,7 @@ class RequestContextMiddleware:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_body_bytes:
+            if received > limit:
                 raise BodyTooLarge()
             return message
 
@@ -65,7 +75,7 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
-            await self._too_large(send, rid)
+            await self._too_large(send, rid, limit)
             status["code"] = 413
         finally:
             structlog.contextvars.unbind_contextvars("request_id")
@@ -73,13 +83,13 @@ class RequestContextMiddleware:
             self.requests.labels(scope["method"], route, str(status["code"])).inc()
             self.latency.labels(route).observe(time.perf_counter() - started)
 
-    async def _too_large(self, send: Send, rid: str) -> None:
+    async def _too_large(self, send: Send, rid: str, limit: int) -> None:
         body = json.dumps(
             {
                 "error": {
                     "code": "PAYLOAD_TOO_LARGE",
                     "requestId": rid,
-                    "message": f"The body may be at most {self.max_body_bytes} bytes.",
+                    "message": f"The body may be at most {limit} bytes.",
                 }
             }
         ).encode()

@@ -96,6 +96,11 @@ async def generation_events(generation_id: str, account_id: AccountDep, c: Conta
     """Server-Sent Events: ``progress`` while it runs, then one ``result`` (or ``failure``) and the end."""
     gid = parse_id(generation_id, what="generationId")
     await history.get(c.uow(), gid, account_id=account_id)  # 404 before the stream starts
+    return stream_response(c, gid, request)
+
+
+def stream_response(c: Any, gid: str, request: Request) -> StreamingResponse:
+    """The SSE response for one generation (shared with the web page)."""
     return StreamingResponse(
         _stream(c, gid, request),
         media_type="text/event-stream",

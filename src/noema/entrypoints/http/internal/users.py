@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
+from pydantic import Field
 
 from noema.domain.accounts import AccountStatus, parse_platform, parse_platform_id
 from noema.domain.errors import ForbiddenFieldUpdate, InvalidInput
 from noema.domain.ids import parse_id
+from noema.domain.linking import CodePurpose
 from noema.entrypoints.http.deps import ContainerDep
 from noema.entrypoints.http.schemas import (
     READ_ONLY_USER_FIELDS,
+    ApiModel,
     FindOrCreateIn,
     FindOrCreateOut,
     UserOut,
     UserUpdateIn,
     user_out,
 )
-from noema.services import accounts
+from noema.services import accounts, linking
 
 router = APIRouter(tags=["users"])
 AccountId = Annotated[str, Path(description="masterAccountId (UUID)")]
@@ -85,3 +89,26 @@ async def update_user(account_id: AccountId, body: UserUpdateIn, c: ContainerDep
     )
     found = await accounts.update(c.uow(), c.clock, parse_id(account_id, what="masterAccountId"), changes)
     return user_out(found.account, found.identities)
+
+
+class LinkCodeIn(ApiModel):
+    purpose: CodePurpose = CodePurpose.LINK
+    platform: Annotated[str, Field(max_length=32)] | None = None
+
+
+class LinkCodeOut(ApiModel):
+    code: str
+    purpose: str
+    expires_at: datetime
+    sign_in_url: str | None = None
+
+
+@router.post("/users/{account_id}/link-codes", response_model=LinkCodeOut, status_code=201)
+async def create_link_code(account_id: AccountId, body: LinkCodeIn, c: ContainerDep) -> LinkCodeOut:
+    """A one-time code (10 minutes): to type into another platform, or a web sign-in link."""
+    platform = parse_platform(body.platform).value if body.platform else None
+    issued = await linking.issue(
+        c.uow(), c.clock, parse_id(account_id, what="masterAccountId"), body.purpose, platform=platform
+    )
+    url = f"{c.settings.base_url}/signin/link/{issued.code}" if body.purpose is CodePurpose.SIGN_IN else None
+    return LinkCodeOut(code=issued.code, purpose=body.purpose.value, expires_at=issued.expires_at, sign_in_url=url)

@@ -1,0 +1,50 @@
+"""Run every benchmark on SQLite and PostgreSQL: ``python -m benchmarks [--quick] [--db sqlite|postgres|both]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks import request_overhead, webhooks
+from benchmarks.harness import fresh_database, quiet_production_logging
+
+
+async def bench_database(kind: str, *, quick: bool) -> None:
+    """Both benchmarks on one fresh database of this kind (each on its own started app)."""
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=f"noema-bench-{kind}-") as tmp:
+        async with fresh_database(kind, Path(tmp)) as url:
+            print(f"\n=== {kind} ===", flush=True)
+            hooks = await webhooks.run(url, Path(tmp) / "webhooks", quick=quick)
+            print(webhooks.report(hooks), flush=True)
+            print(flush=True)
+            overhead = await request_overhead.run(url, Path(tmp) / "requests", quick=quick)
+            print(request_overhead.report(overhead), flush=True)
+    print(f"({kind}: {time.perf_counter() - started:.1f} s)", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the flags and run."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (under ~30 s)")
+    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    args = parser.parse_args(argv)
+    quiet_production_logging()
+    kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
+    print(
+        f"Noema benchmarks ({'quick' if args.quick else 'full'}); Python {platform.python_version()}, "
+        "in-process httpx.ASGITransport, instant backend, workers off, INFO logs to /dev/null",
+        flush=True,
+    )
+    for kind in kinds:
+        asyncio.run(bench_database(kind, quick=args.quick))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

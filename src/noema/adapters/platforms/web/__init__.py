@@ -1,0 +1,27 @@
+"""The web page's templates and static files, and the Jinja2 environment that renders them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from starlette.templating import Jinja2Templates
+
+from noema.domain.money import display_usd, format_usd
+
+HERE = Path(__file__).parent
+STATIC_DIR = HERE / "static"
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+
+def _usd(nanos: Any) -> str:
+    return display_usd(int(nanos or 0))
+
+
+def _usd_exact(nanos: Any) -> str:
+    return format_usd(int(nanos or 0)).rstrip("0").rstrip(".") or "0"
+
+
+templates.env.filters["usd"] = _usd
+templates.env.filters["usd_exact"] = _usd_exact
+templates.env.filters["thousands"] = lambda n: f"{int(n):,}"

@@ -1,0 +1,68 @@
+"""One-time codes: link a chat identity to another account, or sign in to the web page from a chat."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+
+from noema.domain.errors import InvalidInput
+
+CODE_LIFETIME = timedelta(minutes=10)
+#: No 0/O, 1/I/L: a code is read off one screen and typed into another.
+_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+CODE_LENGTH = 8
+
+
+class CodePurpose(str, Enum):
+    LINK = "link"  #: enter it on another platform to merge the two accounts
+    SIGN_IN = "sign_in"  #: open the link to sign in to the web page
+
+
+def new_code(purpose: CodePurpose) -> str:
+    """A fresh code: 8 easy-to-read characters to type, or a long token for a sign-in link."""
+    if purpose is CodePurpose.SIGN_IN:
+        return secrets.token_urlsafe(32)
+    return "".join(secrets.choice(_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def normalise_code(raw: str) -> str:
+    """What the user typed, as stored: upper case, without spaces or dashes."""
+    code = raw.strip().upper().replace("-", "").replace(" ", "")
+    if len(code) != CODE_LENGTH or any(ch not in _ALPHABET for ch in code):
+        raise InvalidInput(f"A link code is {CODE_LENGTH} letters and digits, like K7PQ-2MXD.")
+    return code
+
+
+@dataclass(eq=False)
+class LinkCode:
+    """A one-time code, stored as a hash."""
+
+    code_hash: str
+    account_id: str
+    purpose: CodePurpose
+    created_at: datetime
+    expires_at: datetime
+    platform: str | None = None
+    used_at: datetime | None = None
+
+    def usable(self, now: datetime) -> bool:
+        """Not used and not expired."""
+        return self.used_at is None and now < self.expires_at
+
+
+@dataclass(eq=False)
+class WebSession:
+    """A signed-in browser: the cookie holds the token, the database its hash and the CSRF token."""
+
+    token_hash: str
+    account_id: str
+    csrf_token: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None = None
+
+    def active(self, now: datetime) -> bool:
+        """Not signed out and not expired."""
+        return self.revoked_at is None and now < self.expires_at

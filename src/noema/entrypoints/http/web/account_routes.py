@@ -1,0 +1,88 @@
+"""The account panel: balance and level, API keys, linking with a chat account."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from noema.domain.errors import NoemaError
+from noema.domain.linking import CodePurpose
+from noema.entrypoints.http.web.context import UserDep, WebUser, render
+from noema.services import api_keys, linking, status
+
+router = APIRouter(include_in_schema=False)
+
+
+async def _account_page(request: Request, user: WebUser, *, status_code: int = 200, **extra: Any) -> HTMLResponse:
+    c = user.container
+    report = await status.report(c.uow(), user.account_id, c.clock.now())
+    keys = await api_keys.list_keys(c.uow(), user.account_id)
+    live = [
+        {"id": "", "short": t.id_hash, "tool": t.tool_name, "status": t.status, "progress": t.progress}
+        for t in report.live_tasks
+    ]
+    return await render(
+        request,
+        "account.html",
+        {"page": "account", "report": report, "keys": keys, "live": live, **extra},
+        user=user,
+        status=status_code,
+    )
+
+
+@router.get("/app/account", response_class=HTMLResponse)
+async def account_page(request: Request, user: UserDep) -> HTMLResponse:
+    """Balance, points, level, live tasks, keys and linking."""
+    return await _account_page(request, user)
+
+
+@router.post("/app/keys", response_class=HTMLResponse)
+async def create_key(request: Request, user: UserDep) -> HTMLResponse:
+    """Create an API key; it is shown on this page once."""
+    form = await request.form()
+    user.check_csrf(form.get("csrf"))
+    c = user.container
+    try:
+        new = await api_keys.create(c.uow(), c.clock, user.account_id, name=str(form.get("name") or "")[:100] or None)
+    except NoemaError as exc:
+        return await _account_page(request, user, error=exc.message, status_code=400)
+    return await _account_page(request, user, new_key=new.plain, status_code=201)
+
+
+@router.post("/app/keys/{key_id}/revoke")
+async def revoke_key(request: Request, key_id: str, user: UserDep) -> Response:
+    """Revoke one of your keys."""
+    form = await request.form()
+    user.check_csrf(form.get("csrf"))
+    c = user.container
+    try:
+        await api_keys.revoke(c.uow(), c.clock, user.account_id, key_id[:64])
+    except NoemaError as exc:
+        return await _account_page(request, user, error=exc.message, status_code=404)
+    return RedirectResponse("/app/account", status_code=303)
+
+
+@router.post("/app/link", response_class=HTMLResponse)
+async def enter_link_code(request: Request, user: UserDep) -> HTMLResponse:
+    """Enter a code from /link in a chat: that chat account and this one become one."""
+    form = await request.form()
+    user.check_csrf(form.get("csrf"))
+    c = user.container
+    try:
+        survivor = await linking.redeem_link(c.uow(), c.clock, str(form.get("code") or ""), account_id=user.account_id)
+    except NoemaError as exc:
+        return await _account_page(request, user, error=exc.message, status_code=400)
+    user.session.account_id = survivor.id  # the browser session moved with the merge
+    return await _account_page(request, user, notice="Linked: your accounts are now one.")
+
+
+@router.post("/app/link/code", response_class=HTMLResponse)
+async def show_link_code(request: Request, user: UserDep) -> HTMLResponse:
+    """A code to type into /link in a chat, to bring that chat account into this one."""
+    form = await request.form()
+    user.check_csrf(form.get("csrf"))
+    c = user.container
+    issued = await linking.issue(c.uow(), c.clock, user.account_id, CodePurpose.LINK, platform="web")
+    return await _account_page(request, user, link_code=issued.code)

@@ -1,0 +1,104 @@
+"""Signing in to the web page: an API key, a one-time link from a chat, or the sandbox first run."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from noema.domain.errors import NoemaError
+from noema.domain.money import NANOS_PER_USD
+from noema.entrypoints.http.deps import ContainerDep
+from noema.entrypoints.http.web.context import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    SignInRequired,
+    check_pre_session_csrf,
+    pre_session_csrf,
+    render,
+    secure_cookies,
+    set_session_cookie,
+    web_user,
+)
+from noema.services import api_keys, linking, web_sessions
+
+router = APIRouter(include_in_schema=False)
+#: What the sandbox first run gives a new visitor to play with.
+WELCOME_CREDIT = NANOS_PER_USD // 2
+
+
+async def sign_in_page(request: Request, *, error: str | None = None, status: int = 200) -> HTMLResponse:
+    """The sign-in page, with a fresh double-submit CSRF cookie."""
+    csrf = pre_session_csrf(request)
+    response = await render(
+        request, "signin.html", {"csrf": csrf, "error": error, "welcome_nanos": WELCOME_CREDIT}, status=status
+    )
+    response.set_cookie(
+        CSRF_COOKIE, csrf, httponly=True, samesite="lax", secure=secure_cookies(request.app.state.container), path="/"
+    )
+    return response
+
+
+def _signed_in(c: ContainerDep, token: str, to: str = "/app") -> Response:
+    response = RedirectResponse(to, status_code=303)
+    set_session_cookie(response, c, token)
+    return response
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home(request: Request, c: ContainerDep) -> Response:
+    """The tools when signed in, the sign-in page otherwise."""
+    try:
+        await web_user(request, c)
+        return RedirectResponse("/app", status_code=303)
+    except SignInRequired:
+        return await sign_in_page(request)
+
+
+@router.post("/signin")
+async def sign_in(
+    request: Request, c: ContainerDep, api_key: str = Form(max_length=200), csrf: str = Form(default="")
+) -> Response:
+    """Sign in with a personal API key."""
+    try:
+        check_pre_session_csrf(request, csrf)
+        account_id = await api_keys.authenticate(c.uow(), c.clock, api_key.strip())
+    except NoemaError as exc:
+        return await sign_in_page(request, error=exc.message, status=401 if exc.code != "CSRF_FAILED" else 403)
+    token, _ = await web_sessions.start(c.uow(), c.clock, account_id)
+    return _signed_in(c, token)
+
+
+@router.post("/signin/sandbox")
+async def sign_in_sandbox(request: Request, c: ContainerDep, csrf: str = Form(default="")) -> Response:
+    """First run with the sandbox: a new account with a little sandbox credit. Never with a real backend."""
+    if c.sandbox is None:
+        return await sign_in_page(request, error="Sandbox accounts exist only with the sandbox backend.", status=403)
+    try:
+        check_pre_session_csrf(request, csrf)
+    except NoemaError as exc:
+        return await sign_in_page(request, error=exc.message, status=403)
+    account_id = await web_sessions.first_run(c.uow, c.clock, credit_nanos=WELCOME_CREDIT)
+    token, _ = await web_sessions.start(c.uow(), c.clock, account_id)
+    return _signed_in(c, token)
+
+
+@router.get("/signin/link/{token}")
+async def sign_in_link(request: Request, token: str, c: ContainerDep) -> Response:
+    """A one-time sign-in link from /link in a chat."""
+    try:
+        account_id = await linking.redeem_sign_in(c.uow(), c.clock, token[:200])
+    except NoemaError as exc:
+        return await sign_in_page(request, error=exc.message, status=400)
+    session_token, _ = await web_sessions.start(c.uow(), c.clock, account_id)
+    return _signed_in(c, session_token)
+
+
+@router.post("/signout")
+async def sign_out(request: Request, c: ContainerDep, csrf: str = Form(default="")) -> Response:
+    """End this browser's session."""
+    user = await web_user(request, c)
+    user.check_csrf(csrf)
+    await web_sessions.end(c.uow(), c.clock, user.token)
+    response = RedirectResponse("/", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response

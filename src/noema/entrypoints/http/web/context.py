@@ -1,0 +1,99 @@
+"""What every web page needs: the signed-in browser session, CSRF checks, and rendering."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, Response
+
+from noema.adapters.platforms.web import templates
+from noema.bootstrap import Container
+from noema.domain.errors import Forbidden, Unauthenticated
+from noema.domain.linking import WebSession
+from noema.entrypoints.http.deps import ContainerDep
+from noema.services import economy, web_sessions
+
+SESSION_COOKIE = "noema_session"
+CSRF_COOKIE = "noema_csrf"  #: double-submit token for forms shown before signing in
+
+
+class SignInRequired(Exception):
+    """The page needs a signed-in browser; the handler sends it to the sign-in page."""
+
+
+class BadCsrf(Forbidden):
+    """This form has expired; reload the page and try again."""
+
+    code = "CSRF_FAILED"
+
+
+@dataclass
+class WebUser:
+    container: Container
+    session: WebSession
+    token: str
+
+    @property
+    def account_id(self) -> str:
+        """The signed-in account."""
+        return self.session.account_id
+
+    def check_csrf(self, form_token: Any) -> None:
+        """Refuse a form whose hidden CSRF token is not this session's."""
+        if not isinstance(form_token, str) or not hmac.compare_digest(form_token, self.session.csrf_token):
+            raise BadCsrf()
+
+
+async def web_user(request: Request, c: ContainerDep) -> WebUser:
+    """The signed-in browser, or SignInRequired."""
+    token = request.cookies.get(SESSION_COOKIE)
+    try:
+        session = await web_sessions.resolve(c.uow(), c.clock, token)
+    except Unauthenticated:
+        raise SignInRequired() from None
+    return WebUser(c, session, token or "")
+
+
+UserDep = Annotated[WebUser, Depends(web_user)]
+
+
+def secure_cookies(c: Container) -> bool:
+    """Cookies are Secure whenever Noema is served over https."""
+    return c.settings.base_url.startswith("https://")
+
+
+def set_session_cookie(response: Response, c: Container, token: str) -> None:
+    """The session cookie: HttpOnly, SameSite=Lax, Secure on https."""
+    response.set_cookie(
+        SESSION_COOKIE, token, max_age=30 * 86400, httponly=True, samesite="lax", secure=secure_cookies(c), path="/"
+    )
+
+
+def pre_session_csrf(request: Request) -> str:
+    """The double-submit token for sign-in forms (reused from the cookie when present)."""
+    existing = request.cookies.get(CSRF_COOKIE)
+    return existing if existing and len(existing) < 100 else secrets.token_urlsafe(24)
+
+
+def check_pre_session_csrf(request: Request, form_token: Any) -> None:
+    """A sign-in form must echo the token of its cookie."""
+    cookie = request.cookies.get(CSRF_COOKIE) or ""
+    if not isinstance(form_token, str) or not cookie or not hmac.compare_digest(form_token, cookie):
+        raise BadCsrf()
+
+
+async def render(
+    request: Request, name: str, context: dict[str, Any], *, user: WebUser | None = None, status: int = 200
+) -> HTMLResponse:
+    """A page with the shared context (sandbox banner, balance, CSRF token)."""
+    c: Container = request.app.state.container
+    shared: dict[str, Any] = {"sandbox": c.sandbox is not None, "signed_in": user is not None}
+    if user is not None:
+        wallet = await economy.wallet(c.uow(), user.account_id)
+        shared.update(csrf=user.session.csrf_token, balance_nanos=wallet.free_nanos)
+    response = templates.TemplateResponse(request, name, {**shared, **context}, status_code=status)
+    return response

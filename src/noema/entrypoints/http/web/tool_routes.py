@@ -1,0 +1,175 @@
+"""The tools page, running a tool, the live generation card, and the history gallery."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from noema.adapters.platforms.web import templates
+from noema.domain.errors import GenerationNotFound, InvalidTransition, NoemaError
+from noema.domain.generation import LIVE, Generation
+from noema.domain.ids import parse_id, short_id
+from noema.domain.tools import Tool, Visibility
+from noema.entrypoints.http.public_generations import stream_response
+from noema.entrypoints.http.web.context import UserDep, WebUser, render
+from noema.entrypoints.http.web.forms import MAX_UPLOAD_BYTES, parse_tool_form
+from noema.ports import GenerationFilter
+from noema.services import cancel, history
+from noema.services.generations import GenerationRequest
+
+router = APIRouter(include_in_schema=False)
+
+
+def _live_rows(items: list[Generation]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": g.id,
+            "short": short_id(g.id),
+            "tool": g.tool_command,
+            "status": g.status.value.replace("_", " "),
+            "progress": g.progress,
+        }
+        for g in items
+    ]
+
+
+async def _tools_page(
+    request: Request,
+    user: WebUser,
+    tool_ref: str | None,
+    *,
+    values: dict[str, Any] | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    c = user.container
+    tools = [t for t in await c.catalog.tools() if t.visibility is Visibility.PUBLIC]
+    tool: Tool | None = next((t for t in tools if t.command == tool_ref and t.enabled), None)
+    tool = tool or next((t for t in tools if t.enabled), None)
+    live = await history.search(
+        c.uow(), GenerationFilter(account_id=user.account_id, status_in=tuple(LIVE)), limit=10, cursor=None
+    )
+    context: dict[str, Any] = {
+        "page": "app",
+        "tools": tools,
+        "tool": tool,
+        "values": values or {},
+        "error": error,
+        "live": _live_rows(live.items),
+        "max_upload": MAX_UPLOAD_BYTES,
+    }
+    if tool is not None:
+        context["estimate_nanos"], context["expected_seconds"] = await c.generations.estimate(tool)
+    return await render(request, "app.html", context, user=user, status=status)
+
+
+@router.get("/app", response_class=HTMLResponse)
+async def tools_page(
+    request: Request,
+    user: UserDep,
+    tool: Annotated[str | None, Query(max_length=64)] = None,
+    rerun: Annotated[str | None, Query(max_length=64)] = None,
+) -> HTMLResponse:
+    """Pick a tool and fill in its form (``rerun`` pre-fills it from an earlier generation)."""
+    values: dict[str, Any] = {}
+    if rerun:
+        try:
+            earlier = await history.get(user.container.uow(), parse_id(rerun), account_id=user.account_id)
+            values = {k: v for k, v in earlier.inputs.items() if not str(v).startswith(("http", "(uploaded"))}
+        except NoemaError:
+            values = {}
+    return await _tools_page(request, user, tool, values=values)
+
+
+@router.post("/app/run")
+async def run_tool(request: Request, user: UserDep) -> Response:
+    """Run the tool in the form; go to its live card, or show the form again with what was wrong."""
+    form = await request.form(max_files=10, max_fields=200)
+    tool_ref = str(form.get("tool") or "")[:64]
+    user.check_csrf(form.get("csrf"))
+    c = user.container
+    submitted = {k: v for k, v in form.items() if isinstance(v, str) and k not in ("csrf", "tool")}
+    try:
+        tool = await c.catalog.find(tool_ref)
+        values, files = await parse_tool_form(tool, form)
+        generation = await c.generations.request(
+            GenerationRequest(account_id=user.account_id, tool_ref=tool.id, inputs=values, files=files, platform="web")
+        )
+    except NoemaError as exc:
+        status = 429 if exc.code == "RATE_LIMITED" else 404 if exc.code == "NOT_FOUND" else 400
+        return await _tools_page(request, user, tool_ref, values=submitted, error=exc.message, status=status)
+    return RedirectResponse(f"/app/generations/{generation.id}", status_code=303)
+
+
+async def _own(user: WebUser, generation_id: str) -> Generation:
+    return await history.get(
+        user.container.uow(), parse_id(generation_id, what="generationId"), account_id=user.account_id
+    )
+
+
+def _card_context(user: WebUser, g: Generation) -> dict[str, Any]:
+    duration = (g.finished_at - g.started_at).total_seconds() if g.started_at and g.finished_at else None
+    return {"g": g, "short": short_id(g.id), "duration": duration, "csrf": user.session.csrf_token}
+
+
+@router.get("/app/generations/{generation_id}", response_class=HTMLResponse)
+async def generation_page(request: Request, generation_id: str, user: UserDep) -> HTMLResponse:
+    """The live card of one generation."""
+    g = await _own(user, generation_id)
+    return await render(request, "generation.html", {"page": "app", **_card_context(user, g)}, user=user)
+
+
+@router.get("/app/generations/{generation_id}/card", response_class=HTMLResponse)
+async def generation_card(request: Request, generation_id: str, user: UserDep) -> HTMLResponse:
+    """Just the card, for the page to swap in when the result arrives."""
+    g = await _own(user, generation_id)
+    return templates.TemplateResponse(request, "_card.html", _card_context(user, g))
+
+
+@router.get("/app/generations/{generation_id}/events")
+async def generation_events(request: Request, generation_id: str, user: UserDep) -> Response:
+    """Progress and the result over Server-Sent Events (the same stream as the public API)."""
+    g = await _own(user, generation_id)
+    return stream_response(user.container, g.id, request)
+
+
+@router.post("/app/generations/{generation_id}/cancel")
+async def cancel_generation(request: Request, generation_id: str, user: UserDep) -> Response:
+    """Stop a running generation."""
+    form = await request.form()
+    user.check_csrf(form.get("csrf"))
+    g = await _own(user, generation_id)
+    c = user.container
+    with contextlib.suppress(InvalidTransition, GenerationNotFound):  # it finished meanwhile: the card shows how
+        await cancel.cancel(c.uow, c.clock, c.backend, g.id, account_id=user.account_id, metrics=c.metrics)
+    return RedirectResponse(f"/app/generations/{g.id}", status_code=303)
+
+
+def _prompt_of(g: Generation) -> str:
+    texts = [
+        str(v)
+        for k, v in g.inputs.items()
+        if isinstance(v, str) and "negative" not in k and not v.startswith(("http", "(uploaded"))
+    ]
+    return texts[0][:200] if texts else ""
+
+
+@router.get("/app/history", response_class=HTMLResponse)
+async def history_page(
+    request: Request, user: UserDep, cursor: Annotated[str | None, Query(max_length=200)] = None
+) -> HTMLResponse:
+    """The account's generations, newest first, twelve a page."""
+    page = await history.search(
+        user.container.uow(), GenerationFilter(account_id=user.account_id), limit=12, cursor=cursor
+    )
+    items = []
+    for g in page.items:
+        thumb = next((o.get("url") for o in g.outputs if o.get("kind") in ("image", "animation")), None)
+        duration = (g.finished_at - g.started_at).total_seconds() if g.started_at and g.finished_at else None
+        items.append({"g": g, "thumb": thumb, "prompt": _prompt_of(g), "duration": duration})
+    return await render(
+        request, "history.html", {"page": "history", "items": items, "next_cursor": page.next_cursor}, user=user
+    )
