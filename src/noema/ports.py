@@ -343,10 +343,6 @@ class Metrics(Protocol):
         """The backend failed in this way."""
         ...
 
-    def ledger_posted(self, kind: str, nanos: int) -> None:
-        """A ledger entry of ``kind`` moved ``nanos``."""
-        ...
-
 
 class LinkCodeRepository(Protocol):
     def add(self, code: LinkCode) -> None:

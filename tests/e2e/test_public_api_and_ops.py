@@ -62,6 +62,7 @@ async def test_health_readiness_and_metrics(client: httpx.AsyncClient) -> None:
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
     metrics = await client.get("/metrics")
     assert metrics.status_code == 200 and "noema_http_requests_total" in metrics.text
+    assert 'noema_ledger_total_usd{kind="balance"}' in metrics.text
 
 
 async def test_the_openapi_document_is_served(client: httpx.AsyncClient) -> None:

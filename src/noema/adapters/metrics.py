@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from collections.abc import Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class PrometheusMetrics:
@@ -17,7 +19,17 @@ class PrometheusMetrics:
             "noema_deliveries", "Delivery attempts by outcome", ["platform", "outcome"], registry=registry
         )
         self._backend_errors = Counter("noema_backend_errors", "GPU backend failures", ["kind"], registry=registry)
-        self._ledger = Counter("noema_ledger_nanos", "Nano-USD moved by ledger entries", ["kind"], registry=registry)
+        self._by_status = Gauge(
+            "noema_generations_current", "Generations in each status now", ["status"], registry=registry
+        )
+        self._totals = Gauge("noema_ledger_total_usd", "Sum over all accounts, USD", ["kind"], registry=registry)
+
+    def snapshot(self, *, generations_by_status: Mapping[str, int], balance_nanos: int, held_nanos: int) -> None:
+        """Totals read from the database at scrape time."""
+        for status, count in generations_by_status.items():
+            self._by_status.labels(status).set(count)
+        self._totals.labels("balance").set(balance_nanos / 1e9)
+        self._totals.labels("held").set(held_nanos / 1e9)
 
     def generation_status(self, status: str) -> None:
         """A generation reached ``status``."""
@@ -34,7 +46,3 @@ class PrometheusMetrics:
     def backend_error(self, kind: str) -> None:
         """The backend failed in this way."""
         self._backend_errors.labels(kind).inc()
-
-    def ledger_posted(self, kind: str, nanos: int) -> None:
-        """A ledger entry of ``kind`` moved ``nanos``."""
-        self._ledger.labels(kind).inc(nanos)

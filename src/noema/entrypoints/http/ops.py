@@ -37,5 +37,13 @@ async def readyz(c: ContainerDep, response: Response) -> dict[str, str]:
 
 @router.get("/metrics")
 async def metrics(c: ContainerDep) -> Response:
-    """Prometheus text format."""
+    """Prometheus text format; database totals are read at scrape time, so every replica reports the truth."""
+    async with c.uow() as uow:
+        by_status = await uow.generations.count_by_status()
+        wallets = await uow.accounts.wallets()
+    c.metrics.snapshot(
+        generations_by_status=by_status,
+        balance_nanos=sum(b for b, _ in wallets.values()),
+        held_nanos=sum(h for _, h in wallets.values()),
+    )
     return Response(generate_latest(c.registry), media_type=CONTENT_TYPE_LATEST)
