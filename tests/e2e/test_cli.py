@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,7 +25,12 @@ def noema(db_url: str, *args: str, env: dict[str, str] | None = None) -> subproc
     clean = {k: v for k, v in os.environ.items() if not k.startswith("NOEMA_")}
     clean.update({"NOEMA_DATABASE_URL": db_url, "COLUMNS": "200", **(env or {})})
     return subprocess.run(
-        [*NOEMA, *args], env=clean, capture_output=True, text=True, timeout=60, cwd=Path(__file__).parent
+        [*NOEMA, *args],
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tempfile.mkdtemp(prefix="noema-cli-"),
     )
 
 
