@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from noema.domain.errors import NoemaError
 from noema.domain.linking import CodePurpose
-from noema.entrypoints.http.web.context import UserDep, WebUser, render
+from noema.entrypoints.http.web.context import UserDep, WebUser, live_rows, render
 from noema.services import api_keys, linking, status
 
 router = APIRouter(include_in_schema=False)
@@ -19,10 +19,7 @@ async def _account_page(request: Request, user: WebUser, *, status_code: int = 2
     c = user.container
     report = await status.report(c.uow(), user.account_id, c.clock.now())
     keys = await api_keys.list_keys(c.uow(), user.account_id)
-    live = [
-        {"id": "", "short": t.id_hash, "tool": t.tool_name, "status": t.status, "progress": t.progress}
-        for t in report.live_tasks
-    ]
+    live = await live_rows(user)
     return await render(
         request,
         "account.html",

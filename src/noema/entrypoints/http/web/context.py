@@ -13,9 +13,12 @@ from fastapi.responses import HTMLResponse, Response
 from noema.adapters.platforms.web import templates
 from noema.bootstrap import Container
 from noema.domain.errors import Forbidden, Unauthenticated
+from noema.domain.generation import LIVE
+from noema.domain.ids import short_id
 from noema.domain.linking import WebSession
 from noema.entrypoints.http.deps import ContainerDep
-from noema.services import economy, web_sessions
+from noema.ports import GenerationFilter
+from noema.services import economy, history, web_sessions
 
 SESSION_COOKIE = "noema_session"
 CSRF_COOKIE = "noema_csrf"  #: double-submit token for forms shown before signing in
@@ -84,6 +87,24 @@ def check_pre_session_csrf(request: Request, form_token: Any) -> None:
     cookie = request.cookies.get(CSRF_COOKIE) or ""
     if not isinstance(form_token, str) or not cookie or not hmac.compare_digest(form_token, cookie):
         raise BadCsrf()
+
+
+async def live_rows(user: WebUser) -> list[dict[str, Any]]:
+    """The account's running generations, for the "Running now" lists."""
+    c = user.container
+    page = await history.search(
+        c.uow(), GenerationFilter(account_id=user.account_id, status_in=tuple(LIVE)), limit=10, cursor=None
+    )
+    return [
+        {
+            "id": g.id,
+            "short": short_id(g.id),
+            "tool": g.tool_command,
+            "status": g.status.value.replace("_", " "),
+            "progress": g.progress,
+        }
+        for g in page.items
+    ]
 
 
 async def render(

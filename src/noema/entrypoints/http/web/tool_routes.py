@@ -10,30 +10,17 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from noema.adapters.platforms.web import templates
 from noema.domain.errors import GenerationNotFound, InvalidTransition, NoemaError
-from noema.domain.generation import LIVE, Generation
+from noema.domain.generation import Generation
 from noema.domain.ids import parse_id, short_id
 from noema.domain.tools import Tool, Visibility
 from noema.entrypoints.http.public_generations import stream_response
-from noema.entrypoints.http.web.context import UserDep, WebUser, render
+from noema.entrypoints.http.web.context import UserDep, WebUser, live_rows, render
 from noema.entrypoints.http.web.forms import MAX_UPLOAD_BYTES, parse_tool_form
 from noema.ports import GenerationFilter
-from noema.services import cancel, history
+from noema.services import cancel, economy, history
 from noema.services.generations import GenerationRequest
 
 router = APIRouter(include_in_schema=False)
-
-
-def _live_rows(items: list[Generation]) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": g.id,
-            "short": short_id(g.id),
-            "tool": g.tool_command,
-            "status": g.status.value.replace("_", " "),
-            "progress": g.progress,
-        }
-        for g in items
-    ]
 
 
 async def _tools_page(
@@ -49,16 +36,13 @@ async def _tools_page(
     tools = [t for t in await c.catalog.tools() if t.visibility is Visibility.PUBLIC]
     tool: Tool | None = next((t for t in tools if t.command == tool_ref and t.enabled), None)
     tool = tool or next((t for t in tools if t.enabled), None)
-    live = await history.search(
-        c.uow(), GenerationFilter(account_id=user.account_id, status_in=tuple(LIVE)), limit=10, cursor=None
-    )
     context: dict[str, Any] = {
         "page": "app",
         "tools": tools,
         "tool": tool,
         "values": values or {},
         "error": error,
-        "live": _live_rows(live.items),
+        "live": await live_rows(user),
         "max_upload": MAX_UPLOAD_BYTES,
     }
     if tool is not None:
@@ -126,7 +110,9 @@ async def generation_page(request: Request, generation_id: str, user: UserDep) -
 async def generation_card(request: Request, generation_id: str, user: UserDep) -> HTMLResponse:
     """Just the card, for the page to swap in when the result arrives."""
     g = await _own(user, generation_id)
-    return templates.TemplateResponse(request, "_card.html", _card_context(user, g))
+    wallet = await economy.wallet(user.container.uow(), user.account_id)
+    context = {**_card_context(user, g), "balance_nanos": wallet.free_nanos}
+    return templates.TemplateResponse(request, "_card.html", context)
 
 
 @router.get("/app/generations/{generation_id}/events")

@@ -47,7 +47,12 @@ onReady(function () {
       source.close();
       fetch("/app/generations/" + id + "/card", { credentials: "same-origin" })
         .then(function (r) { return r.text(); })
-        .then(function (html) { card.outerHTML = html; });
+        .then(function (html) {
+          card.outerHTML = html;
+          // The run is settled: show the balance as it is now, not as it was with the hold.
+          var fresh = document.getElementById("generation-card"), header = document.querySelector(".balance");
+          if (fresh && header && fresh.dataset.balance) header.textContent = fresh.dataset.balance;
+        });
     };
     source.addEventListener("result", finish);
     source.addEventListener("failure", finish);
