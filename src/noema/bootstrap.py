@@ -50,6 +50,7 @@ class Container:
     sandbox: SandboxServer | None = None
     notifiers: dict[str, Notifier] = field(default_factory=dict)
     _clients: list[httpx.AsyncClient] = field(default_factory=list)
+    _sandbox_started: bool = False
 
     @property
     def session_timeout(self) -> timedelta:
@@ -65,16 +66,21 @@ class Container:
         """Let in-process requests for our own URL (the embedded sandbox's webhooks) reach the app."""
         self.local_transport.app = app
 
-    async def start(self) -> None:
-        """Bring the schema up to date and start the embedded sandbox."""
+    async def start(self, *, serving: bool = True) -> None:
+        """Bring the schema up to date; when serving, start the embedded sandbox too.
+
+        One-shot commands (``noema credit``, ``ledger verify`` …) pass ``serving=False``: a second
+        process driving the same sandbox runs would send their webhooks twice.
+        """
         if self.settings.migrate_on_start:
             await upgrade_to_head(self.engine)
-        if self.sandbox is not None:
+        if self.sandbox is not None and serving:
             await self.sandbox.start()
+            self._sandbox_started = True
 
     async def close(self) -> None:
         """Stop the sandbox, close clients and connections."""
-        if self.sandbox is not None:
+        if self.sandbox is not None and self._sandbox_started:
             await self.sandbox.stop()
         for client in self._clients:
             await client.aclose()
@@ -155,10 +161,14 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         ttl_seconds=settings.catalog_ttl_seconds,
         backend_label=label,
     )
+    # Without webhooks a run is followed by polling alone, so it is polled as soon as it goes quiet.
+    poll_every = settings.poll_seconds if settings.comfydeploy_webhooks else min(settings.poll_seconds, 2.0)
+    quiet_for = settings.quiet_seconds if settings.comfydeploy_webhooks else poll_every
     limits = Limits(
         max_concurrent=settings.max_concurrent_runs,
         per_minute=settings.max_runs_per_minute,
-        quiet_for=timedelta(seconds=settings.quiet_seconds),
+        quiet_for=timedelta(seconds=quiet_for),
+        poll_every=timedelta(seconds=poll_every),
         webhooks=settings.comfydeploy_webhooks,
     )
     generations = GenerationService(

@@ -61,7 +61,7 @@ def _run(work: Callable[[Container], Awaitable[T]]) -> T:
     async def main() -> T:
         container = build_container(settings)
         try:
-            await container.start()
+            await container.start(serving=False)
             return await work(container)
         finally:
             await container.close()
@@ -117,7 +117,7 @@ def worker() -> None:
 
     async def main() -> None:
         container = build_container(settings)
-        await container.start()
+        await container.start(serving=False)
         workers = Workers(container)
         workers.start()
         try:

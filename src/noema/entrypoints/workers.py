@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -30,10 +29,7 @@ async def every(name: str, seconds: float, step: Callable[[], Awaitable[object]]
 def worker_loops(c: Container) -> dict[str, Callable[[], Coroutine[Any, Any, None]]]:
     """Every worker loop of this process, by name."""
     settings = c.settings
-    webhooks = settings.comfydeploy_webhooks
-    # Without webhooks a run is followed by polling alone, so it is polled as soon as it is quiet.
-    poll_every = timedelta(seconds=settings.poll_seconds if webhooks else min(settings.poll_seconds, 2.0))
-    quiet = c.limits.quiet_for if webhooks else poll_every
+    poll_every, quiet = c.limits.poll_every, c.limits.quiet_for
 
     async def expire_sessions() -> None:
         await every("session_expiry", 30, lambda: sessions.expire_inactive(c.uow(), c.clock, timeout=c.session_timeout))

@@ -65,6 +65,7 @@ class Limits:
     max_concurrent: int = 3
     per_minute: int = 20
     quiet_for: timedelta = timedelta(seconds=60)  #: silence before the reconciler polls a run
+    poll_every: timedelta = timedelta(seconds=20)  #: how often a quiet run is polled again
     webhooks: bool = True
 
 

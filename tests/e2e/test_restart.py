@@ -1,0 +1,179 @@
+"""``noema serve`` killed with SIGKILL mid-flight and started again, as real processes, on SQLite and PostgreSQL.
+
+SPEC §3: "The service may stop at any moment (deploy, crash, kill -9) and start again: no generation
+is left stuck, none is charged twice or given away free, and no result is delivered twice or lost."
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+
+from noema.adapters.db.engine import create_engine
+from tests.fakes.processes import NoemaProcess, free_port, funded_api_account, noema_env, run_noema, start_serve
+
+ADMIN_KEY = "restart-admin-key-0123456789"
+ADMIN = {"X-Internal-Client-Key": ADMIN_KEY}
+TERMINAL = {"succeeded", "failed", "cancelled", "timed_out"}
+GENERATIONS = 6
+
+
+def _settings(db_url: str, port: int, sandbox_dir: Path) -> dict[str, str]:
+    return noema_env(
+        {
+            "NOEMA_DATABASE_URL": db_url,
+            "NOEMA_HOST": "127.0.0.1",
+            "NOEMA_PORT": str(port),
+            "NOEMA_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "NOEMA_SANDBOX_DATA_DIR": str(sandbox_dir),
+            "NOEMA_SANDBOX_RUN_SECONDS": "2",
+            "NOEMA_INTERNAL_API_KEYS": f"admin:{ADMIN_KEY}",
+            "NOEMA_QUIET_SECONDS": "1",
+            "NOEMA_POLL_SECONDS": "1",
+            "NOEMA_LOG_FORMAT": "json",
+            # All six runs of the one account must be live at once (the default cap is 3).
+            "NOEMA_MAX_CONCURRENT_RUNS": str(GENERATIONS),
+        }
+    )
+
+
+async def _statuses(client: httpx.AsyncClient, ids: list[str], auth: dict[str, str]) -> dict[str, dict[str, Any]]:
+    bodies = {}
+    for gid in ids:
+        response = await client.get(f"/api/v1/generations/{gid}", headers=auth)
+        assert response.status_code == 200, response.text
+        bodies[gid] = response.json()
+    return bodies
+
+
+async def _db_rows(db_url: str, sql: str, **params: object) -> list[tuple[Any, ...]]:
+    engine = create_engine(db_url)
+    try:
+        async with engine.connect() as conn:
+            return [tuple(row) for row in (await conn.execute(text(sql), params)).all()]
+    finally:
+        await engine.dispose()
+
+
+async def _listed(client: httpx.AsyncClient, aid: str, delivery_status: str) -> set[str]:
+    response = await client.get(
+        "/internal/v1/data/generations",
+        headers=ADMIN,
+        params={"deliveryStatus": delivery_status, "masterAccountId": aid, "limit": 100},
+    )
+    assert response.status_code == 200, response.text
+    return {g["id"] for g in response.json()["items"]}
+
+
+async def test_a_server_killed_with_sigkill_mid_run_restarts_and_every_run_ends_charged_once_and_delivered_once(
+    db_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = _settings(db_url, port, tmp_path / "sandbox")
+    processes: list[NoemaProcess] = []
+    loop = asyncio.get_running_loop()
+    try:
+        first = await start_serve(env, cwd=tmp_path, name="serve-1", port=port)
+        processes.append(first)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=15) as client:
+            aid, auth = await funded_api_account(client, admin=ADMIN, env=env, cwd=tmp_path, platform_id="restart-1")
+
+            ids = []
+            for i in range(GENERATIONS):
+                r = await client.post(
+                    "/api/v1/generations",
+                    headers={**auth, "Idempotency-Key": f"restart-{i}"},
+                    json={"toolId": "txt2img", "inputs": {"input_text": f"restart {i}"}},
+                )
+                assert r.status_code == 202, f"{r.text}\n{first.tail()}"
+                ids.append(r.json()["id"])
+
+            # Kill once a run is seen running (its started_at is persisted) while the others are still live.
+            deadline = loop.time() + 10
+            while True:
+                seen = await _statuses(client, ids, auth)
+                if any(b["status"] == "running" for b in seen.values()):
+                    break
+                assert loop.time() < deadline, f"no run reached running: {seen}\n{first.tail()}"
+                await asyncio.sleep(0.05)
+        assert first.kill() == -9, first.tail()
+
+        # What the dead server left behind: runs in flight, holds open, nothing settled for them yet.
+        rows = await _db_rows(db_url, "SELECT id, status FROM generations")
+        left = {str(gid): status for gid, status in rows}
+        assert set(left) == set(ids)
+        live_at_kill = {gid for gid, status in left.items() if status not in TERMINAL}
+        assert live_at_kill, f"every run had already ended before the kill: {left}"
+        at_kill = {k for (k,) in await _db_rows(db_url, "SELECT idempotency_key FROM ledger_entries")}
+        assert all(f"hold:{gid}" in at_kill and f"settle:{gid}:debit" not in at_kill for gid in live_at_kill), at_kill
+        [(held,)] = await _db_rows(db_url, "SELECT held_nanos FROM accounts WHERE id = :id", id=aid)
+        assert held > 0
+
+        second = await start_serve(env, cwd=tmp_path, name="serve-2", port=port)
+        processes.append(second)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=15) as client:
+            deadline = loop.time() + 60
+            while True:
+                final = await _statuses(client, ids, auth)
+                if all(b["status"] in TERMINAL for b in final.values()):
+                    break
+                stuck = {gid: b["status"] for gid, b in final.items() if b["status"] not in TERMINAL}
+                assert loop.time() < deadline, f"still live 60 s after the restart: {stuck}\n{second.tail()}"
+                await asyncio.sleep(0.25)
+
+            # Every run ended; a run that failed cost nothing.
+            for body in final.values():
+                assert body["status"] in {"succeeded", "failed"}, body
+                if body["status"] == "failed":
+                    assert body["costUsd"] == "0.000000000", body
+            succeeded = {gid for gid, body in final.items() if body["status"] == "succeeded"}
+            assert succeeded, f"no run succeeded after the restart: {final}\n{second.tail()}"
+            for gid in succeeded:
+                assert final[gid]["costUsd"] != "0.000000000" and final[gid]["outputs"], final[gid]
+
+            # Charged once: one debit per succeeded run (through the API, and by its ledger key), none for the rest.
+            page = await client.get(f"/internal/v1/data/users/{aid}/transactions", headers=ADMIN, params={"limit": 100})
+            assert page.status_code == 200, page.text
+            assert page.json()["nextCursor"] is None
+            debits = [t for t in page.json()["items"] if t["type"] == "debit"]
+            for gid in ids:
+                mine = [t for t in debits if t["relatedItems"].get("generationId") == gid]
+                assert len(mine) == (1 if gid in succeeded else 0), (gid, final[gid]["status"], mine)
+                if mine:
+                    assert mine[0]["amountUsd"] == final[gid]["costUsd"]
+            keys = [k for (k,) in await _db_rows(db_url, "SELECT idempotency_key FROM ledger_entries")]
+            for gid in succeeded:
+                assert keys.count(f"settle:{gid}:debit") == 1, gid
+
+            # The ledger adds up, and no money is left held.
+            verified = await asyncio.to_thread(run_noema, "ledger", "verify", env=env, cwd=tmp_path)
+            assert verified.returncode == 0 and "no drift" in verified.stdout, verified.stdout + verified.stderr
+            wallet = (await client.get(f"/internal/v1/data/users/{aid}/economy", headers=ADMIN)).json()
+            assert wallet["heldUsd"] == "0.000000000", wallet
+            spent = sum(int(final[gid]["costUsd"].replace(".", "")) for gid in ids)
+            assert int(wallet["usdCredit"].replace(".", "")) == 1_000_000_000 - spent, wallet
+
+            # Delivered once: every run's one result (or failure) message is sent, none pending or given up.
+            deadline = loop.time() + 15
+            while True:
+                sent = await _listed(client, aid, "sent")
+                pending = await _listed(client, aid, "pending")
+                if sent == set(ids) and not pending:
+                    break
+                assert loop.time() < deadline, f"sent {sent}, pending {pending}, of {ids}\n{second.tail()}"
+                await asyncio.sleep(0.25)
+            assert await _listed(client, aid, "failed") == set()
+            messages = await _db_rows(
+                db_url, "SELECT generation_id, kind, status FROM deliveries WHERE kind != 'progress'"
+            )
+            for gid in ids:
+                mine = [(kind, status) for g, kind, status in messages if str(g) == gid]
+                expected_kind = "result" if gid in succeeded else "failure"
+                assert mine == [(expected_kind, "sent")], (gid, mine)
+    finally:
+        for process in processes:
+            process.kill()
