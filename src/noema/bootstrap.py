@@ -19,12 +19,14 @@ from noema.adapters.db.migrate import upgrade_to_head
 from noema.adapters.db.uow import SqlUnitOfWorkFactory
 from noema.adapters.local_transport import LocalFirstTransport
 from noema.adapters.metrics import PrometheusMetrics
-from noema.config import BackendKind, Settings, parse_gpu_rates, parse_tool_overrides
+from noema.adapters.platforms.telegram import WEBHOOK_PATH, TelegramPlatform
+from noema.config import BackendKind, Settings, TelegramMode, parse_gpu_rates, parse_tool_overrides
 from noema.domain.money import parse_usd
 from noema.domain.pricing import parse_rates
 from noema.domain.tools import ToolOverride, Visibility
 from noema.ports import Backend, Clock, Notifier
 from noema.services.catalog import Catalog
+from noema.services.chat import ChatServices
 from noema.services.generations import GenerationService, Limits
 from noema.services.live_updates import LiveUpdates, LiveUpdatesNotifier
 
@@ -47,7 +49,9 @@ class Container:
     generations: GenerationService
     live: LiveUpdates
     local_transport: LocalFirstTransport
+    chat: ChatServices
     sandbox: SandboxServer | None = None
+    telegram: TelegramPlatform | None = None
     notifiers: dict[str, Notifier] = field(default_factory=dict)
     _clients: list[httpx.AsyncClient] = field(default_factory=list)
     _sandbox_started: bool = False
@@ -77,9 +81,13 @@ class Container:
         if self.sandbox is not None and serving:
             await self.sandbox.start()
             self._sandbox_started = True
+        if self.telegram is not None and serving:
+            await self.telegram.start()
 
     async def close(self) -> None:
-        """Stop the sandbox, close clients and connections."""
+        """Stop the platforms and the sandbox, close clients and connections."""
+        if self.telegram is not None:
+            await self.telegram.stop()
         if self.sandbox is not None and self._sandbox_started:
             await self.sandbox.stop()
         for client in self._clients:
@@ -141,6 +149,21 @@ def _backend(
     return backend, sandbox
 
 
+def _telegram(settings: Settings, chat: ChatServices, http: httpx.AsyncClient) -> TelegramPlatform | None:
+    if settings.telegram_bot_token is None:
+        return None
+    secret = settings.telegram_webhook_secret
+    return TelegramPlatform(
+        token=settings.telegram_bot_token.get_secret_value(),
+        api_root=settings.telegram_api_base_url,
+        polling=settings.telegram_mode is TelegramMode.POLLING,
+        webhook_url=settings.base_url + WEBHOOK_PATH,
+        webhook_secret=secret.get_secret_value() if secret else None,
+        chat=chat,
+        http=http,
+    )
+
+
 def build_container(settings: Settings, *, clock: Clock | None = None) -> Container:
     """The container for these settings (nothing is connected until ``start``)."""
     engine = create_engine(settings.database_url)
@@ -182,6 +205,23 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
     )
     live = LiveUpdates()
     hub = LiveUpdatesNotifier(live)
+    chat = ChatServices(
+        uow=uow,
+        clock=clock,
+        catalog=catalog,
+        generations=generations,
+        backend=backend,
+        metrics=metrics,
+        session_timeout=timedelta(minutes=settings.session_timeout_minutes),
+        public_url=settings.base_url,
+    )
+    notifiers: dict[str, Notifier] = {"api": hub, "web": hub}
+    # Result files are fetched from the backend's URLs; the embedded sandbox's are served in-process.
+    media_client = httpx.AsyncClient(transport=local, timeout=60, follow_redirects=True)
+    clients.append(media_client)
+    telegram = _telegram(settings, chat, media_client)
+    if telegram is not None:
+        notifiers["telegram"] = telegram.notifier
     return Container(
         settings=settings,
         engine=engine,
@@ -195,7 +235,9 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         generations=generations,
         live=live,
         local_transport=local,
+        chat=chat,
         sandbox=sandbox,
-        notifiers={"api": hub, "web": hub},
+        telegram=telegram,
+        notifiers=notifiers,
         _clients=clients,
     )

@@ -25,6 +25,11 @@ class BackendKind(str, Enum):
     COMFYDEPLOY = "comfydeploy"
 
 
+class TelegramMode(str, Enum):
+    WEBHOOK = "webhook"  #: updates arrive at POST /api/webhook/telegram (production)
+    POLLING = "polling"  #: Noema asks with getUpdates (development, no public URL needed)
+
+
 class LogFormat(str, Enum):
     JSON = "json"
     CONSOLE = "console"
@@ -66,6 +71,11 @@ class Settings(BaseSettings):
     gpu_rates: str = ""
     tool_overrides: str = ""
 
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_base_url: str = "https://api.telegram.org"
+    telegram_mode: TelegramMode = TelegramMode.WEBHOOK
+    telegram_webhook_secret: SecretStr | None = None
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
@@ -102,6 +112,31 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL such as https://api.comfydeploy.com/api")
         return value.rstrip("/")
 
+    @field_validator("telegram_api_base_url")
+    @classmethod
+    def _telegram_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+(/[^\s]*)?$", value):
+            raise ValueError("must be the Bot API server root, such as https://api.telegram.org")
+        return value.rstrip("/")
+
+    @field_validator("telegram_bot_token")
+    @classmethod
+    def _telegram_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if not re.match(r"^\d{1,20}:[A-Za-z0-9_\-]{20,100}$", value.get_secret_value()):
+            raise ValueError("is not a bot token of the form 123456:ABC... (ask @BotFather)")
+        return value
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _telegram_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if not re.match(r"^[A-Za-z0-9_\-]{16,256}$", value.get_secret_value()):
+            raise ValueError("must be 16-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)")
+        return value
+
     @field_validator("sandbox_faults")
     @classmethod
     def _faults(cls, value: str) -> str:
@@ -130,7 +165,17 @@ class Settings(BaseSettings):
             self.comfydeploy_api_key and self.comfydeploy_api_key.get_secret_value()
         ):
             raise ValueError("NOEMA_COMFYDEPLOY_API_KEY is required when NOEMA_BACKEND=comfydeploy")
+        if self.telegram_enabled and self.telegram_mode is TelegramMode.WEBHOOK and not self.telegram_webhook_secret:
+            raise ValueError(
+                "NOEMA_TELEGRAM_WEBHOOK_SECRET is required with NOEMA_TELEGRAM_MODE=webhook "
+                "(or set NOEMA_TELEGRAM_MODE=polling for development)"
+            )
         return self
+
+    @property
+    def telegram_enabled(self) -> bool:
+        """Telegram runs when a bot token is set."""
+        return self.telegram_bot_token is not None
 
     @property
     def base_url(self) -> str:

@@ -287,6 +287,10 @@ class GenerationRepository(Protocol):
         """How many generations are in each status."""
         ...
 
+    async def count_by_tool(self) -> dict[str, int]:
+        """How many generations each tool has had."""
+        ...
+
 
 class DeliveryRepository(Protocol):
     def add(self, delivery: Delivery) -> None:

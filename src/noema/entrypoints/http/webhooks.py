@@ -1,4 +1,4 @@
-"""Webhook receivers: the GPU backend's run updates (Telegram and Discord join later)."""
+"""Webhook receivers: the GPU backend's run updates and Telegram's updates."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import json
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
 from noema.adapters.backends.comfydeploy_parse import parse_run
-from noema.domain.errors import BackendProtocolError, InvalidInput
+from noema.adapters.platforms.telegram import WEBHOOK_PATH
+from noema.domain.errors import BackendProtocolError, Forbidden, InvalidInput, NotFound
 from noema.domain.ids import parse_id
 from noema.entrypoints.http.deps import ContainerDep
 from noema.services import run_updates
@@ -37,3 +38,19 @@ async def comfydeploy_webhook(
     )
     c.metrics.webhook_applied(time.perf_counter() - started)
     return {"status": "ok"}
+
+
+@router.post(WEBHOOK_PATH, include_in_schema=False)
+async def telegram_webhook(request: Request, c: ContainerDep) -> Response:
+    """A Telegram update; without our secret token header it is refused (403) and ignored."""
+    telegram = c.telegram
+    if telegram is None:
+        raise NotFound("Telegram is not enabled on this Noema.")
+    if not telegram.secret_matches(request.headers.get("x-telegram-bot-api-secret-token")):
+        raise Forbidden("The Telegram secret token is missing or wrong.")
+    try:
+        data = json.loads(await request.body())
+    except ValueError:
+        raise InvalidInput("The Telegram update is not JSON.") from None
+    await telegram.process(data)
+    return Response(status_code=200)

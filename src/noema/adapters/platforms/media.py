@@ -1,0 +1,98 @@
+"""Result files for chat platforms: fetched from the backend's URLs and sorted by what they really are.
+
+Chat platforms get the bytes uploaded rather than the backend's URL: the URL may be private (the
+embedded sandbox) or short-lived, and the real type decides photo, animation, video or document.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from io import BytesIO
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from PIL import Image, UnidentifiedImageError
+
+from noema.domain.errors import NotifierError
+
+MAX_RESULT_BYTES = 50 * 1024 * 1024  #: Telegram's upload limit for bots; Discord's is lower and checked there
+_VIDEO = {"video/mp4", "video/webm", "video/quicktime"}
+
+
+class MediaKind(str, Enum):
+    PHOTO = "photo"
+    ANIMATION = "animation"
+    VIDEO = "video"
+    DOCUMENT = "document"
+
+
+@dataclass(frozen=True)
+class Media:
+    """One result file, ready to upload."""
+
+    kind: MediaKind
+    content: bytes
+    filename: str
+    mime_type: str
+    width: int | None = None
+    height: int | None = None
+
+
+def _probe(content: bytes) -> tuple[str | None, int, int, int]:
+    """Image format, width, height and frame count, or (None, 0, 0, 0) for a non-image."""
+    try:
+        with Image.open(BytesIO(content)) as image:
+            return (image.format or "").upper(), image.width, image.height, getattr(image, "n_frames", 1)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return None, 0, 0, 0
+
+
+def classify(content: bytes, *, filename: str, declared_mime: str | None) -> Media:
+    """What the bytes are: a still image, an animation (GIF or animated WebP), a video or a document."""
+    fmt, width, height, frames = _probe(content)
+    if fmt == "GIF" or (fmt == "WEBP" and frames > 1):
+        return Media(MediaKind.ANIMATION, content, filename, f"image/{fmt.lower()}", width, height)
+    if fmt in ("PNG", "JPEG", "WEBP"):
+        return Media(MediaKind.PHOTO, content, filename, f"image/{fmt.lower()}", width, height)
+    mime = (declared_mime or "").lower()
+    if mime in _VIDEO or PurePosixPath(filename).suffix.lower() in (".mp4", ".webm", ".mov"):
+        return Media(MediaKind.VIDEO, content, filename, mime or "video/mp4")
+    return Media(MediaKind.DOCUMENT, content, filename, mime or "application/octet-stream")
+
+
+def _filename(output: dict[str, Any]) -> str:
+    name = output.get("filename") or PurePosixPath(urlsplit(str(output.get("url") or "")).path).name
+    return str(name or "result.bin")[:100]
+
+
+async def fetch(client: httpx.AsyncClient, output: dict[str, Any]) -> Media:
+    """Download one media output (a network failure is retryable; a missing or huge file is not)."""
+    url = str(output.get("url") or "")
+    try:
+        async with client.stream("GET", url, timeout=60) as response:
+            if response.status_code >= 400:
+                retry = response.status_code >= 500 or response.status_code == 429
+                raise NotifierError(f"The result file answered {response.status_code}.", retryable=retry)
+            chunks, size = [], 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_RESULT_BYTES:
+                    raise NotifierError("The result file is larger than 50 MB.", retryable=False)
+                chunks.append(chunk)
+            declared = response.headers.get("content-type", "").split(";")[0] or output.get("mime_type")
+    except httpx.HTTPError as exc:
+        raise NotifierError(f"Could not fetch the result file ({type(exc).__name__}).") from exc
+    return classify(b"".join(chunks), filename=_filename(output), declared_mime=declared)
+
+
+def texts_of(outputs: list[dict[str, Any]]) -> list[str]:
+    """The text outputs of a run, in order."""
+    return [str(o["text"]) for o in outputs if o.get("kind") == "text" and o.get("text")]
+
+
+def media_outputs(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The outputs that are files at a URL."""
+    return [o for o in outputs if o.get("url") and o.get("kind") != "text"]

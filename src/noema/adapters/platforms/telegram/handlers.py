@@ -1,0 +1,265 @@
+"""Telegram commands: parse the update, call the chat services, answer in plain words.
+
+Every handler answers; a NoemaError becomes its message, anything else a short apology (the
+traceback goes to the log, never to the chat).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+
+import structlog
+from telegram import Message, Update, User
+from telegram.constants import ChatType, ParseMode
+from telegram.ext import Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
+
+from noema.adapters.platforms.telegram import texts
+from noema.adapters.platforms.telegram.images import ImageSource, download, image_of
+from noema.domain.accounts import Platform
+from noema.domain.chat_commands import ParsedCommand, parse_command, split_inputs
+from noema.domain.errors import InvalidInput, NoemaError, ToolDisabled, ToolNotFound
+from noema.domain.generation import Generation
+from noema.domain.ids import parse_id, short_id
+from noema.domain.linking import CODE_LIFETIME
+from noema.domain.money import display_usd
+from noema.domain.tools import Tool, Visibility
+from noema.services import accounts, api_keys, history, status
+from noema.services.chat import ChatRun, ChatServices, ChatUser, Visit
+
+log = structlog.get_logger(__name__)
+OOPS = "Something went wrong on our side. Nothing was charged; please try again in a moment."
+BUILTINS = {
+    "start": "Start here: what Noema does",
+    "help": "How to use the bot",
+    "tools": "Every tool you can run",
+    "status": "Balance, level and running tasks",
+    "cancel": "Stop a running generation",
+    "link": "Join this account with another platform",
+    "apikey": "A personal key for the API",
+    "account": "Your account record",
+}
+_Handler = Callable[[Message, "Caller", ParsedCommand], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The person behind an update, with the account and session the command runs in."""
+
+    user: ChatUser
+    visit: Visit
+
+    @property
+    def account_id(self) -> str:
+        return self.visit.account_id
+
+
+class TelegramHandlers:
+    """The bot's commands and buttons over the chat services."""
+
+    def __init__(self, chat: ChatServices) -> None:
+        self.chat = chat
+        self._builtins: dict[str, _Handler] = {
+            "start": self._help,
+            "help": self._help,
+            "tools": self._tools,
+            "status": self._status,
+            "cancel": self._cancel,
+            "link": self._link,
+            "apikey": self._apikey,
+            "account": self._account,
+        }
+
+    def install(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        """Route commands (in text or in a photo's caption) and button presses here."""
+        app.add_handler(MessageHandler(filters.COMMAND | filters.CaptionRegex(r"^/"), self.on_message))
+        app.add_handler(CallbackQueryHandler(self.on_button))
+
+    async def on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A command: a built-in one or a tool."""
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None or user.is_bot:
+            return
+        parsed = parse_command(message.text or message.caption)
+        if parsed is None or not parsed.is_for(context.bot.username):
+            return
+        try:
+            caller = await self._enter(user, "/" + parsed.name)
+            handler = self._builtins.get(parsed.name, self._tool)
+            await handler(message, caller, parsed)
+        except NoemaError as exc:
+            await _reply(message, escape(exc.message))
+        except Exception:
+            log.exception("telegram_command_failed", command=parsed.name)
+            await _reply(message, OOPS)
+
+    async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Rerun or info under a result."""
+        query, user = update.callback_query, update.effective_user
+        if query is None or user is None or not isinstance(query.message, Message):
+            return
+        action, _, gid = (query.data or "").partition(":")
+        await query.answer()
+        message = query.message
+        try:
+            caller = await self._enter(user, f"button:{action}")
+            generation = await history.get(self.chat.uow(), parse_id(gid), account_id=caller.account_id)
+            if action == "rerun":
+                await self._rerun(message, caller, generation, key=f"telegram:button:{query.id}")
+            elif action == "info":
+                await _reply(message, _info(generation))
+        except NoemaError as exc:
+            await _reply(message, escape(exc.message))
+        except Exception:
+            log.exception("telegram_button_failed", action=action[:20])
+            await _reply(message, OOPS)
+
+    async def _enter(self, user: User, command: str) -> Caller:
+        who = ChatUser(Platform.TELEGRAM, str(user.id), user.full_name, user.username)
+        return Caller(who, await self.chat.enter(who, command))
+
+    async def _help(self, message: Message, _caller: Caller, _parsed: ParsedCommand) -> None:
+        await _reply(message, texts.help_text(await self.chat.menu(limit=1)))
+
+    async def _tools(self, message: Message, _caller: Caller, _parsed: ParsedCommand) -> None:
+        tools = [t for t in await self.chat.callable_tools() if t.visibility is Visibility.PUBLIC]
+        label = tools[0].backend_label if tools else ""
+        await _reply(message, texts.tools_text(tools, label))
+
+    async def _status(self, message: Message, caller: Caller, _parsed: ParsedCommand) -> None:
+        now = self.chat.clock.now()
+        await _reply(message, texts.status_text(await status.report(self.chat.uow(), caller.account_id, now), now))
+
+    async def _cancel(self, message: Message, caller: Caller, parsed: ParsedCommand) -> None:
+        g = await self.chat.cancel(caller.account_id, parsed.args.split()[0] if parsed.args else None)
+        await _reply(message, f"🛑 Cancelled /{escape(g.tool_command)} · {_short(g)}. {_charged(g)}")
+
+    async def _link(self, message: Message, caller: Caller, parsed: ParsedCommand) -> None:
+        if parsed.args:
+            await self.chat.redeem_link(caller.account_id, parsed.args.split()[0])
+            await _reply(message, "🔗 Linked: this Telegram account and the other one are now one account.")
+            return
+        code, url = await self.chat.link_codes(caller.account_id, Platform.TELEGRAM)
+        await _reply(message, texts.link_text(code.code, int(CODE_LIFETIME.total_seconds() // 60), url))
+
+    async def _apikey(self, message: Message, caller: Caller, _parsed: ParsedCommand) -> None:
+        if message.chat.type != ChatType.PRIVATE:
+            await _reply(message, "For your safety I send API keys only in a private chat: message me directly.")
+            return
+        key = await api_keys.create(self.chat.uow(), self.chat.clock, caller.account_id, name="telegram")
+        await _reply(
+            message,
+            f"Your new API key (shown once, keep it secret):\n<code>{escape(key.plain)}</code>\n"
+            f"Use it as <code>Authorization: Bearer …</code> on {escape(self.chat.public_url)}/api/v1",
+        )
+
+    async def _account(self, message: Message, caller: Caller, _parsed: ParsedCommand) -> None:
+        found = await accounts.get(self.chat.uow(), caller.account_id)
+        await _reply(message, texts.account_text(found.account, found.identities))
+
+    async def _tool(self, message: Message, caller: Caller, parsed: ParsedCommand) -> None:
+        try:
+            tool = await self._find(parsed.name)
+        except ToolNotFound:
+            if message.chat.type == ChatType.PRIVATE or parsed.addressee:
+                await _reply(message, f"There is no command /{escape(parsed.name)}. /tools lists what you can run.")
+            return
+        prompt, options = split_inputs(tool, parsed.args)
+        inputs: dict[str, Any] = dict(options)
+        if tool.prompt_input is not None and prompt:
+            inputs[tool.prompt_input.name] = prompt
+        source = image_of(message)
+        if problem := _missing(tool, prompt, source):
+            await _reply(message, texts.tool_usage(tool, problem))
+            return
+        await self._start(message, caller, tool, inputs, source, key=f"telegram:{message.chat.id}:{message.message_id}")
+
+    async def _find(self, command: str) -> Tool:
+        for tool in await self.chat.callable_tools():
+            if tool.command == command:
+                return tool
+        raise ToolNotFound()
+
+    async def _rerun(self, message: Message, caller: Caller, generation: Generation, *, key: str) -> None:
+        tool = await self._find_by_id(generation.tool_id)
+        media = {spec.name for spec in tool.inputs if spec.type.is_media}
+        inputs = {k: v for k, v in generation.inputs.items() if k not in media}
+        file_id = generation.delivery.get("image_file_id")
+        source = ImageSource(file_id, "image/jpeg") if isinstance(file_id, str) else None
+        if tool.image_input is not None and tool.image_input.required and source is None:
+            raise InvalidInput("That run's image is not available any more; reply to the photo again.")
+        await self._start(message, caller, tool, inputs, source, key=key)
+
+    async def _find_by_id(self, tool_id: str) -> Tool:
+        for tool in await self.chat.callable_tools():
+            if tool.id == tool_id:
+                return tool
+        raise ToolNotFound("That tool is not available any more; /tools lists what you can run.")
+
+    async def _start(
+        self,
+        message: Message,
+        caller: Caller,
+        tool: Tool,
+        inputs: dict[str, Any],
+        source: ImageSource | None,
+        *,
+        key: str,
+    ) -> None:
+        """Acknowledge at once, then ask for the generation; the acknowledgement becomes the progress message."""
+        if not tool.enabled:
+            raise ToolDisabled(tool.disabled_reason or f"/{tool.command} is disabled.")
+        files = {}
+        if source is not None and tool.image_input is not None:
+            files[tool.image_input.name] = await download(message.get_bot(), source)
+        estimate, _seconds = await self.chat.generations.estimate(tool)
+        ack = await _reply(message, texts.received(tool, estimate))
+        delivery: dict[str, Any] = {
+            "chat_id": message.chat.id,
+            "message_id": message.message_id,
+            "progress_message_id": ack.message_id,
+        }
+        if source is not None:
+            delivery["image_file_id"] = source.file_id
+        try:
+            await self.chat.run(caller.visit, caller.user, ChatRun(tool, inputs, files, delivery, idempotency_key=key))
+        except NoemaError as exc:
+            text = texts.tool_usage(tool, exc.message) if isinstance(exc, InvalidInput) else escape(exc.message)
+            await ack.edit_text(text, parse_mode=ParseMode.HTML)
+
+
+def _missing(tool: Tool, prompt: str, source: ImageSource | None) -> str | None:
+    image = tool.image_input
+    if image is not None and image.required and source is None:
+        return f"/{tool.command} needs an image: send the command as a reply to a photo, or as a photo's caption."
+    text = tool.prompt_input
+    if text is not None and text.required and not prompt:
+        return f"/{tool.command} needs a prompt: write what you want after the command."
+    return None
+
+
+async def _reply(message: Message, text: str) -> Message:
+    return await message.reply_text(text, parse_mode=ParseMode.HTML, do_quote=True)
+
+
+def _short(g: Generation) -> str:
+    return f"<code>{short_id(g.id)}</code>"
+
+
+def _charged(g: Generation) -> str:
+    if g.cost_nanos:
+        return f"Charged {display_usd(g.cost_nanos)} for the GPU time used; the rest of the hold was released."
+    return "Nothing was charged."
+
+
+def _info(g: Generation) -> str:
+    lines = [f"<b>/{escape(g.tool_command)}</b> · {_short(g)} · {escape(g.status.value)}"]
+    for name, value in list(g.inputs.items())[:12]:
+        shown = "(image)" if isinstance(value, str) and value.startswith(("http", "(uploaded")) else str(value)
+        lines.append(f"{escape(name)}: {escape(shown[:200])}")
+    if g.started_at and g.finished_at:
+        lines.append(f"GPU time: {(g.finished_at - g.started_at).total_seconds():.1f} s on {escape(g.gpu or '?')}")
+    lines.append(f"Cost: {display_usd(g.cost_nanos)}")
+    return "\n".join(lines)

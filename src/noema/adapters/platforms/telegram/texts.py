@@ -1,0 +1,168 @@
+"""What the bot says, in Telegram's HTML parse mode (every user-supplied text is escaped)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from html import escape
+from typing import Any
+
+from noema.domain.accounts import Account, Identity
+from noema.domain.chat_commands import example, text_inputs
+from noema.domain.errors import InvalidInput
+from noema.domain.money import display_usd, parse_usd
+from noema.domain.tools import PrimaryInput, Tool
+from noema.services.status import StatusReport
+
+STATUS_WORDS = {
+    "pending": "⏳ Waiting for the GPU",
+    "submitted": "⏳ Submitted",
+    "queued": "⏳ Queued",
+    "started": "⚙️ Starting",
+    "running": "⚙️ Running",
+    "uploading": "📤 Uploading the result",
+    "succeeded": "✅ Done",
+    "failed": "❌ Failed",
+    "cancelled": "🛑 Cancelled",
+    "timed_out": "⌛ Timed out",
+}
+HELP = (
+    "<b>Noema</b> runs image, animation and video workflows for you, paid by the GPU second.\n\n"
+    "• <code>/tools</code> lists what you can run; each tool is a command, e.g. <code>/{first} a red fox</code>\n"
+    "• Reply to a photo with a tool's command to use that photo as its input\n"
+    "• Add options after the prompt: <code>steps=30 seed=7</code>\n"
+    "• <code>/status</code> your balance, level and running tasks · <code>/cancel</code> stop a run\n"
+    "• <code>/link</code> join this account with Discord or the web page · <code>/apikey</code> a key for the API\n"
+    "• <code>/account</code> your account record"
+)
+
+
+def bar(progress: float, cells: int = 10) -> str:
+    """A text progress bar."""
+    filled = max(0, min(cells, round(progress * cells)))
+    return "▰" * filled + "▱" * (cells - filled)
+
+
+def help_text(tools: list[Tool]) -> str:
+    """The /start and /help message."""
+    return HELP.format(first=escape(tools[0].command if tools else "txt2img"))
+
+
+def tools_text(tools: list[Tool], backend_label: str) -> str:
+    """The /tools list: every callable tool with its price basis, disabled ones with the reason."""
+    lines = [f"<b>Tools</b> ({escape(backend_label)})" if backend_label else "<b>Tools</b>"]
+    for tool in tools:
+        how = {
+            PrimaryInput.IMAGE: " (reply to a photo)",
+            PrimaryInput.IMAGE_TEXT: " (reply to a photo)",
+        }.get(tool.primary_input, "")
+        line = f"/{tool.command}{how} — {escape(tool.description or tool.display_name)[:120]}"
+        if not tool.enabled:
+            line += f" <i>(disabled: {escape(tool.disabled_reason or 'unavailable')})</i>"
+        lines.append(line)
+    if len(lines) == 1:
+        lines.append("No tools are available right now.")
+    return "\n".join(lines)
+
+
+def tool_usage(tool: Tool, problem: str) -> str:
+    """What to send when a call is missing something, with an example."""
+    options = text_inputs(tool)
+    text = f"{escape(problem)}\n\nExample: <code>{escape(example(tool))}</code>"
+    if options:
+        text += "\nOptions: " + ", ".join(f"<code>{escape(o)}=…</code>" for o in options[:12])
+    return text
+
+
+def received(tool: Tool, estimate_nanos: int) -> str:
+    """The acknowledgement sent the moment a tool command arrives."""
+    return f"👀 /{escape(tool.command)} received — about {display_usd(estimate_nanos)}. Starting…"
+
+
+def progress(payload: dict[str, Any]) -> str:
+    """The one progress message, edited as the run moves."""
+    status = str(payload.get("status", "pending"))
+    lines = [f"{STATUS_WORDS.get(status, status)} · /{escape(str(payload.get('tool', '')))} · {payload.get('shortId')}"]
+    fraction = float(payload.get("progress") or 0.0)
+    if status in ("running", "uploading") or fraction > 0:
+        lines.append(f"{bar(fraction)} {round(fraction * 100)}%")
+    if payload.get("liveStatus"):
+        lines.append(f"<i>{escape(str(payload['liveStatus']))[:300]}</i>")
+    lines.append(f"Estimate: ${payload.get('estimatedCostUsd', '0')[:10]}")
+    return "\n".join(lines)
+
+
+def result_caption(payload: dict[str, Any], *, part: int = 1, parts: int = 1) -> str:
+    """The caption of a result: the tool, what it cost and the short id."""
+    cost = display_usd(nanos_of(payload.get("costUsd")))
+    text = f"✅ /{escape(str(payload.get('tool', '')))} · {cost} · <code>{payload.get('shortId')}</code>"
+    if parts > 1:
+        text += f" · {part}/{parts}"
+    if nanos_of(payload.get("shortfallUsd")):
+        text += "\n(Your balance did not cover the whole run; the rest was waived.)"
+    return text
+
+
+def failure(payload: dict[str, Any]) -> str:
+    """Why a run did not give a result, and that nothing was charged for what did not run."""
+    status = str(payload.get("status"))
+    reason = escape(str(payload.get("failureReason") or "The run did not finish."))[:800]
+    cost = nanos_of(payload.get("costUsd"))
+    money = f"You were charged {display_usd(cost)} for the GPU time used." if cost else "Nothing was charged."
+    head = (
+        f"{STATUS_WORDS.get(status, '❌ Failed')} · /{escape(str(payload.get('tool', '')))} · {payload.get('shortId')}"
+    )
+    return f"{head}\n{reason}\n{money}"
+
+
+def nanos_of(value: Any) -> int:
+    """A JSON decimal string of USD (from a queued message) as nano-dollars; 0 when absent."""
+    try:
+        return parse_usd(str(value), allow_zero=True) if value is not None else 0
+    except InvalidInput:
+        return 0
+
+
+def status_text(report: StatusReport, now: datetime) -> str:
+    """/status: points, balance, level with its bar, and the live tasks."""
+    lines = [
+        f"<b>{report.points:,}</b> points · {display_usd(report.balance_nanos - report.held_nanos)}",
+        f"Level {report.level} {report.level_bar} {round(report.level_progress * 100)}%  ({report.exp:,} EXP)",
+    ]
+    if report.held_nanos:
+        lines.append(f"Held for running tasks: {display_usd(report.held_nanos)}")
+    if not report.live_tasks:
+        lines.append("Nothing running.")
+    for task in report.live_tasks:
+        pct = f" {round((task.progress or 0) * 100)}%" if task.progress else ""
+        live = f" — <i>{escape(task.live_status)[:80]}</i>" if task.live_status else ""
+        lines.append(
+            f"• <code>{task.id_hash}</code> /{escape(task.tool_name)} {escape(task.status)}{pct}{live} · "
+            f"{display_usd(task.cost_nanos)} so far"
+        )
+    return "\n".join(lines)
+
+
+def account_text(account: Account, identities: list[Identity]) -> str:
+    """/account: the account record, without secrets or internal ids beyond what the user owns."""
+    platforms = ", ".join(sorted(i.platform.value for i in identities)) or "—"
+    return "\n".join(
+        [
+            "<b>Your account</b>",
+            f"Name: {escape(account.display_name or '—')}",
+            f"Username: {escape(account.username or '—')}",
+            f"Status: {escape(account.status.value)}",
+            f"Linked platforms: {escape(platforms)}",
+            f"Balance: {display_usd(account.balance_nanos)} · EXP {account.exp:,}",
+            f"Member since: {account.created_at:%Y-%m-%d}",
+        ]
+    )
+
+
+def link_text(code: str, minutes: int, sign_in_url: str) -> str:
+    """/link: the code for another platform and the one-time sign-in link for the web page."""
+    return (
+        f"Your link code: <code>{escape(code)}</code> (valid {minutes} minutes, once).\n"
+        f"Enter <code>/link {escape(code)}</code> on Discord, or on the web page's account panel, to join "
+        "the two into one account.\n\n"
+        f'Or sign in to the web page once with this link: <a href="{escape(sign_in_url)}">open Noema</a>'
+    )

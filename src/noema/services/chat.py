@@ -1,0 +1,161 @@
+"""What every chat platform does the same way: who is talking, their session, and the chat commands.
+
+Telegram and Discord parse their own updates and render their own messages; the meaning of a
+command (which account, which session, which generation to cancel, which code to issue) is here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from noema.domain.accounts import Platform
+from noema.domain.errors import GenerationNotFound, InvalidInput
+from noema.domain.generation import LIVE, Generation
+from noema.domain.ids import short_id
+from noema.domain.linking import CodePurpose
+from noema.domain.tools import Tool, Visibility
+from noema.ports import Backend, Clock, GenerationFilter, Metrics, UnitOfWorkFactory
+from noema.services import accounts, cancel, events, linking, sessions
+from noema.services.catalog import Catalog
+from noema.services.generations import GenerationRequest, GenerationService
+
+#: Telegram shows at most this many commands in its menu; Discord allows 100 global commands.
+MENU_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class ChatUser:
+    """Someone writing to Noema on a chat platform."""
+
+    platform: Platform
+    platform_id: str
+    display_name: str | None = None
+    username: str | None = None
+
+
+@dataclass(frozen=True)
+class Visit:
+    """The account and session a chat command runs in."""
+
+    account_id: str
+    session_id: str
+    is_new: bool
+
+
+@dataclass(frozen=True)
+class ChatRun:
+    """A tool run asked for in a chat: the inputs, the images, and where the answer goes."""
+
+    tool: Tool
+    inputs: Mapping[str, Any]
+    files: Mapping[str, tuple[str, bytes, str]] = field(default_factory=dict)
+    delivery: dict[str, Any] = field(default_factory=dict)
+    idempotency_key: str | None = None
+
+
+@dataclass
+class ChatServices:
+    """The services a chat platform adapter calls (built once in bootstrap)."""
+
+    uow: UnitOfWorkFactory
+    clock: Clock
+    catalog: Catalog
+    generations: GenerationService
+    backend: Backend
+    metrics: Metrics
+    session_timeout: timedelta
+    public_url: str
+
+    async def enter(self, user: ChatUser, command: str, *, context: dict[str, Any] | None = None) -> Visit:
+        """Find or create the account, reuse or open its session, and log the command."""
+        profile = {"displayName": user.display_name, "username": user.username, **(context or {})}
+        found = await accounts.find_or_create(
+            self.uow, self.clock, platform=user.platform, platform_id=user.platform_id, context=profile
+        )
+        session = await sessions.touch(
+            self.uow,
+            self.clock,
+            account_id=found.account.id,
+            platform=user.platform.value,
+            timeout=self.session_timeout,
+        )
+        async with self.uow() as uow:
+            events.record(
+                uow,
+                "user_command_triggered",
+                now=self.clock.now(),
+                account_id=found.account.id,
+                session_id=session.id,
+                platform=user.platform.value,
+                data={"command": command[:64]},
+            )
+            await uow.commit()
+        return Visit(found.account.id, session.id, found.is_new)
+
+    async def run(self, visit: Visit, user: ChatUser, run: ChatRun) -> Generation:
+        """Ask for the generation (validated, priced and held by the generation service)."""
+        return await self.generations.request(
+            GenerationRequest(
+                account_id=visit.account_id,
+                tool_ref=run.tool.id,
+                inputs=run.inputs,
+                files=run.files,
+                platform=user.platform.value,
+                delivery=run.delivery,
+                session_id=visit.session_id,
+                idempotency_key=run.idempotency_key,
+            )
+        )
+
+    async def live_generations(self, account_id: str) -> list[Generation]:
+        """The account's generations that have not ended, newest first."""
+        async with self.uow() as uow:
+            page = await uow.generations.search(
+                GenerationFilter(account_id=account_id, status_in=tuple(LIVE)), limit=50, cursor=None
+            )
+        return page.items
+
+    async def cancel(self, account_id: str, short: str | None) -> Generation:
+        """Cancel the live generation with this short id, or the only live one when none is named."""
+        live = await self.live_generations(account_id)
+        if short:
+            wanted = short.strip().lower()
+            chosen = [g for g in live if short_id(g.id) == wanted]
+            if not chosen:
+                raise GenerationNotFound(f"No running generation has the id {wanted[:10]!r}; /status lists them.")
+        elif len(live) == 1:
+            chosen = live
+        elif not live:
+            raise GenerationNotFound("Nothing of yours is running right now.")
+        else:
+            ids = ", ".join(short_id(g.id) for g in live)
+            raise InvalidInput(f"Several generations are running ({ids}); say which one, e.g. /cancel {ids[:5]}.")
+        return await cancel.cancel(
+            self.uow, self.clock, self.backend, chosen[0].id, account_id=account_id, metrics=self.metrics
+        )
+
+    async def link_codes(self, account_id: str, platform: Platform) -> tuple[linking.IssuedCode, str]:
+        """A code to type on another platform and a one-time sign-in link for the web page."""
+        code = await linking.issue(self.uow(), self.clock, account_id, CodePurpose.LINK, platform=platform.value)
+        sign_in = await linking.issue(self.uow(), self.clock, account_id, CodePurpose.SIGN_IN, platform=platform.value)
+        return code, f"{self.public_url}/signin/link/{sign_in.code}"
+
+    async def redeem_link(self, account_id: str, code: str) -> str:
+        """Merge this account into the one that issued ``code``; returns the surviving account id."""
+        survivor = await linking.redeem_link(self.uow(), self.clock, code, account_id=account_id)
+        return survivor.id
+
+    async def menu(self, *, limit: int = MENU_LIMIT) -> list[Tool]:
+        """The tools a chat menu shows: enabled and public, by priority, then usage, then name."""
+        tools = [t for t in await self.catalog.tools() if t.enabled and t.visibility is Visibility.PUBLIC]
+        async with self.uow() as uow:
+            usage = await uow.generations.count_by_tool()
+        tools.sort(key=lambda t: (-t.priority, -usage.get(t.id, 0), t.command))
+        return tools[:limit]
+
+    async def callable_tools(self) -> list[Tool]:
+        """Every tool a user may call from a chat (hidden ones included, admin-only ones not)."""
+        return [t for t in await self.catalog.tools() if t.visibility is not Visibility.ADMIN]

@@ -1,0 +1,80 @@
+"""Reading chat commands: names, @bot addressees, prompts and name=value options."""
+
+from __future__ import annotations
+
+import pytest
+
+from noema.domain.chat_commands import example, parse_command, split_inputs
+from noema.domain.runs import OutputKind
+from noema.domain.tools import InputType, PrimaryInput, Tool, ToolInput
+
+
+def _tool(*inputs: ToolInput, primary: PrimaryInput = PrimaryInput.TEXT) -> Tool:
+    return Tool(
+        id="dep-1",
+        command="txt2img",
+        display_name="txt2img",
+        description="",
+        inputs=inputs,
+        primary_input=primary,
+        output_kind=OutputKind.IMAGE,
+        deployment_id="dep-1",
+        machine_id=None,
+        gpu="A10G",
+        rate_nanos_per_second=337_000,
+    )
+
+
+PROMPT = ToolInput("input_text", InputType.TEXT, required=True)
+STEPS = ToolInput("steps", InputType.INTEGER, required=False, default=20)
+IMAGE = ToolInput("input_image", InputType.IMAGE, required=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "addressee", "args"),
+    [
+        ("/txt2img a red fox", "txt2img", None, "a red fox"),
+        ("/TXT2IMG@Noema_Bot  a fox ", "txt2img", "Noema_Bot", "a fox"),
+        ("/status", "status", None, ""),
+        ("  /link K7PQ-2MXD", "link", None, "K7PQ-2MXD"),
+        ("/cancel\nabc12", "cancel", None, "abc12"),
+    ],
+)
+def test_a_command_is_read_with_its_addressee_and_arguments(text: str, name: str, addressee: str, args: str) -> None:
+    parsed = parse_command(text)
+    assert parsed is not None
+    assert (parsed.name, parsed.addressee, parsed.args) == (name, addressee, args)
+
+
+@pytest.mark.parametrize("text", [None, "", "hello /txt2img", "/", "/txt2img/other", "/a-b c", "/" + "x" * 33])
+def test_text_that_is_not_a_command_is_not_read_as_one(text: str | None) -> None:
+    assert parse_command(text) is None
+
+
+def test_a_command_for_another_bot_is_not_for_us_and_case_does_not_matter() -> None:
+    assert parse_command("/status@other_bot").is_for("noema_bot") is False  # type: ignore[union-attr]
+    assert parse_command("/status@NOEMA_bot").is_for("noema_bot") is True  # type: ignore[union-attr]
+    assert parse_command("/status").is_for("noema_bot") is True  # type: ignore[union-attr]
+
+
+def test_options_naming_inputs_are_taken_out_of_the_prompt() -> None:
+    prompt, options = split_inputs(_tool(PROMPT, STEPS), "a fox steps=30 in the snow")
+    assert prompt == "a fox in the snow"
+    assert options == {"steps": "30"}
+
+
+def test_words_with_equals_that_name_no_input_stay_in_the_prompt() -> None:
+    prompt, options = split_inputs(_tool(PROMPT, STEPS), "e=mc2 style=noir")
+    assert prompt == "e=mc2 style=noir"
+    assert options == {}
+
+
+def test_a_quoted_option_value_keeps_its_spaces_and_the_prompt_input_is_not_an_option() -> None:
+    prompt, options = split_inputs(_tool(PROMPT, STEPS), 'input_text=x steps="12"')
+    assert prompt == "input_text=x"
+    assert options == {"steps": "12"}
+
+
+def test_the_example_of_an_image_tool_says_to_reply_to_a_photo() -> None:
+    assert example(_tool(IMAGE, primary=PrimaryInput.IMAGE)) == "reply to a photo with /txt2img"
+    assert example(_tool(PROMPT)) == "/txt2img a red fox in the snow"
