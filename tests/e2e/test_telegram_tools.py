@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -90,7 +91,7 @@ async def test_progress_is_one_message_edited_at_most_every_three_seconds(
         texts = [str(c.params.get("text")) for c in edits]
         assert any("%" in t and "Running" in t for t in texts), texts
         progress_edits = [c.time for c in edits if not str(c.params.get("text")).startswith("✅")]
-        gaps = [b - a for a, b in zip(progress_edits, progress_edits[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(progress_edits)]
         assert all(gap >= 2.9 for gap in gaps), gaps
         assert len(rig.replies(CHAT, command["message_id"])) == 2  # the progress message and the photo
 
