@@ -164,5 +164,5 @@ def link_text(code: str, minutes: int, sign_in_url: str) -> str:
         f"Your link code: <code>{escape(code)}</code> (valid {minutes} minutes, once).\n"
         f"Enter <code>/link {escape(code)}</code> on Discord, or on the web page's account panel, to join "
         "the two into one account.\n\n"
-        f'Or sign in to the web page once with this link: <a href="{escape(sign_in_url)}">open Noema</a>'
+        f"Or sign in to the web page once with this link:\n{escape(sign_in_url)}"
     )
