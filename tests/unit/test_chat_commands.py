@@ -78,3 +78,28 @@ def test_a_quoted_option_value_keeps_its_spaces_and_the_prompt_input_is_not_an_o
 def test_the_example_of_an_image_tool_says_to_reply_to_a_photo() -> None:
     assert example(_tool(IMAGE, primary=PrimaryInput.IMAGE)) == "reply to a photo with /txt2img"
     assert example(_tool(PROMPT)) == "/txt2img a red fox in the snow"
+
+
+def _many(n: int) -> list[Tool]:
+    from dataclasses import replace
+
+    base = _tool(PROMPT)
+    return [replace(base, id=f"dep-{i:03d}", command=f"tool_{i:03d}") for i in range(n)]
+
+
+def test_the_menu_holds_at_most_the_limit_ranked_by_priority_then_usage_then_name() -> None:
+    from dataclasses import replace
+
+    from noema.domain.tools import Visibility, rank_for_menu
+
+    tools = _many(150)
+    tools[149] = replace(tools[149], priority=10)  # an operator's favourite comes first
+    tools[0] = replace(tools[0], enabled=False, disabled_reason="no price")
+    tools[1] = replace(tools[1], visibility=Visibility.HIDDEN)
+    usage = {"dep-120": 50, "dep-121": 70}
+    menu = rank_for_menu(tools, usage, limit=92)
+    assert len(menu) == 92
+    assert [t.command for t in menu[:3]] == ["tool_149", "tool_121", "tool_120"]
+    assert [t.command for t in menu[3:6]] == ["tool_002", "tool_003", "tool_004"]
+    assert all(t.enabled and t.visibility is Visibility.PUBLIC for t in menu)
+    assert rank_for_menu(tools, usage, limit=0) == []

@@ -124,3 +124,10 @@ class ToolOverride:
     defaults: dict[str, Any] = field(default_factory=dict)
     display_name: str | None = None
     description: str | None = None
+
+
+def rank_for_menu(tools: list[Tool], usage: dict[str, int], *, limit: int) -> list[Tool]:
+    """The tools a chat menu shows: enabled and public, by priority, then usage, then command name."""
+    shown = [t for t in tools if t.enabled and t.visibility is Visibility.PUBLIC]
+    shown.sort(key=lambda t: (-t.priority, -usage.get(t.id, 0), t.command))
+    return shown[: max(0, limit)]

@@ -16,7 +16,7 @@ from noema.domain.errors import GenerationNotFound, InvalidInput
 from noema.domain.generation import LIVE, Generation
 from noema.domain.ids import short_id
 from noema.domain.linking import CodePurpose
-from noema.domain.tools import Tool, Visibility
+from noema.domain.tools import Tool, Visibility, rank_for_menu
 from noema.ports import Backend, Clock, GenerationFilter, Metrics, UnitOfWorkFactory
 from noema.services import accounts, cancel, events, linking, sessions
 from noema.services.catalog import Catalog
@@ -150,11 +150,9 @@ class ChatServices:
 
     async def menu(self, *, limit: int = MENU_LIMIT) -> list[Tool]:
         """The tools a chat menu shows: enabled and public, by priority, then usage, then name."""
-        tools = [t for t in await self.catalog.tools() if t.enabled and t.visibility is Visibility.PUBLIC]
         async with self.uow() as uow:
             usage = await uow.generations.count_by_tool()
-        tools.sort(key=lambda t: (-t.priority, -usage.get(t.id, 0), t.command))
-        return tools[:limit]
+        return rank_for_menu(await self.catalog.tools(), usage, limit=limit)
 
     async def callable_tools(self) -> list[Tool]:
         """Every tool a user may call from a chat (hidden ones included, admin-only ones not)."""

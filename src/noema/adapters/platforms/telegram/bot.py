@@ -20,6 +20,7 @@ from telegram.ext import Application
 from noema.adapters.platforms.telegram.handlers import BUILTINS, TelegramHandlers
 from noema.adapters.platforms.telegram.limiter import ChatRateLimiter
 from noema.adapters.platforms.telegram.notifier import TelegramNotifier
+from noema.domain.errors import InvalidInput
 from noema.domain.tools import Tool
 from noema.services.chat import MENU_LIMIT, ChatServices
 
@@ -93,11 +94,13 @@ class TelegramPlatform:
         self._running = False
 
     async def process(self, data: Any) -> None:
-        """Handle one update posted to the webhook (unparseable updates are logged and dropped)."""
-        update = Update.de_json(data, self.app.bot) if isinstance(data, dict) else None
-        if update is None:
-            log.warning("telegram_update_unreadable")
-            return
+        """Handle one update posted to the webhook; a body that is not an update is refused."""
+        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+            raise InvalidInput("The body is not a Telegram update (an object with an integer update_id).")
+        try:
+            update = Update.de_json(data, self.app.bot)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput(f"The Telegram update could not be read ({type(exc).__name__}).") from None
         await self.app.process_update(update)
 
     def secret_matches(self, header: str | None) -> bool:

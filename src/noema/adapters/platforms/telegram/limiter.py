@@ -9,6 +9,7 @@ schedules the row for after the wait instead of holding a worker).
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -18,6 +19,14 @@ from telegram.ext import BaseRateLimiter
 
 _UNLIMITED = frozenset({"getMe", "getFile", "getUpdates", "setWebhook", "deleteWebhook", "answerCallbackQuery"})
 _CHATS_KEPT = 10_000
+
+
+def retry_seconds(exc: RetryAfter) -> float:
+    """How long Telegram asked to wait (int or timedelta, depending on PTB's opt-in; read quietly)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wait: Any = exc.retry_after
+    return float(wait.total_seconds() if hasattr(wait, "total_seconds") else wait)
 
 
 class ChatRateLimiter(BaseRateLimiter[None]):
@@ -64,8 +73,8 @@ class ChatRateLimiter(BaseRateLimiter[None]):
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
-                wait = exc.retry_after.total_seconds() if hasattr(exc.retry_after, "total_seconds") else exc.retry_after
-                if attempt == 2 or float(wait) > self._max_inline_wait:
+                wait = retry_seconds(exc)
+                if attempt == 2 or wait > self._max_inline_wait:
                     raise
-                await asyncio.sleep(float(wait))
+                await asyncio.sleep(wait)
         raise AssertionError("unreachable")

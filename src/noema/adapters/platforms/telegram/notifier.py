@@ -30,6 +30,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from noema.adapters.platforms import media as results
 from noema.adapters.platforms.media import Media, MediaKind
 from noema.adapters.platforms.telegram import texts
+from noema.adapters.platforms.telegram.limiter import retry_seconds
 from noema.domain.delivery import Delivery, DeliveryKind
 from noema.domain.errors import NotifierError
 from noema.domain.generation import Generation
@@ -93,8 +94,7 @@ class TelegramNotifier:
             else:
                 await self._result(delivery, to, generation.id)
         except RetryAfter as exc:
-            wait = exc.retry_after
-            seconds = float(wait.total_seconds() if hasattr(wait, "total_seconds") else wait)
+            seconds = retry_seconds(exc)
             raise NotifierError(f"Telegram asked to wait {seconds:g} s.", retry_after=seconds) from exc
         except Forbidden as exc:
             raise NotifierError(f"Telegram refused: {exc.message}", retryable=False) from exc
@@ -220,14 +220,15 @@ def _album(items: list[Media], *, as_document: bool = False) -> _Part:
     async def send(bot: Bot, to: _Send, caption: str | None, _markup: InlineKeyboardMarkup | None) -> None:
         media: list[InputMediaPhoto | InputMediaVideo | InputMediaDocument] = []
         for n, item in enumerate(items):
-            upload = InputFile(item.content, filename=item.filename)
+            # Raw bytes with a file name: PTB attaches them as multipart parts (an InputFile would not be).
             text = caption if n == 0 else None
-            if as_document:
-                media.append(InputMediaDocument(upload, caption=text, parse_mode=ParseMode.HTML))
-            elif item.kind is MediaKind.VIDEO:
-                media.append(InputMediaVideo(upload, caption=text, parse_mode=ParseMode.HTML))
+            kind = InputMediaDocument if as_document else InputMediaVideo if item.kind is MediaKind.VIDEO else None
+            if kind is None:
+                media.append(
+                    InputMediaPhoto(item.content, caption=text, parse_mode=ParseMode.HTML, filename=item.filename)
+                )
             else:
-                media.append(InputMediaPhoto(upload, caption=text, parse_mode=ParseMode.HTML))
+                media.append(kind(item.content, caption=text, parse_mode=ParseMode.HTML, filename=item.filename))
         await bot.send_media_group(to.chat_id, media, reply_parameters=to.reply)
 
     return send
