@@ -212,3 +212,19 @@ async def test_in_a_group_commands_work_with_our_botname_and_others_are_ignored(
     await until(lambda: _media(rig, group, ours["message_id"], MessageKind.PHOTO), what="the group result")
     assert rig.replies(group, theirs["message_id"]) == []
     assert rig.replies(group, unknown["message_id"]) == []
+
+
+async def test_the_menu_is_published_again_when_the_catalog_changes(rig: TelegramRig) -> None:
+    from noema.domain.tools import ToolOverride
+
+    catalog = rig.container.catalog
+    before = len(rig.fake.calls_to("setMyCommands"))
+    catalog.overrides["txt2img"] = ToolOverride(command="imagine", priority=50)
+    await catalog.refresh()
+    await until(lambda: len(rig.fake.calls_to("setMyCommands")) > before, what="the new menu")
+    names = [c["command"] for c in rig.fake.calls_to("setMyCommands")[-1].params["commands"]]
+    assert "imagine" in names and "txt2img" not in names
+    assert names.index("imagine") == 8  # right after the built-in commands: the highest priority
+    await rig.fund(CHAT, "1")
+    command = await rig.say(CHAT, "/imagine a renamed fox")
+    await until(lambda: _media(rig, CHAT, command["message_id"], MessageKind.PHOTO), what="the renamed tool's photo")
