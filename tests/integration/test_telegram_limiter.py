@@ -6,7 +6,6 @@ import asyncio
 import itertools
 
 import pytest
-
 from telegram.ext import ExtBot
 
 from noema.adapters.platforms.telegram.limiter import ChatRateLimiter
