@@ -250,3 +250,20 @@ async def test_polling_mode_answers_commands_without_a_webhook(db_url: str, tmp_
         message = fake.user_message(CHAT, "/help")["message"]
         reply = await until(lambda: rig.replies(CHAT, message["message_id"]), what="the polled reply")
         assert "/tools" in (reply[0].text or "")
+
+
+async def test_a_video_output_arrives_as_a_video(db_url: str, tmp_path: Path, fake: FakeTelegram) -> None:
+    async with telegram_app(db_url, tmp_path, fake) as rig:
+        command = fake.user_message(CHAT, "/txt2img a short film")["message"]
+        clip = b"\x00\x00\x00\x18ftypmp42" + bytes(2048)  # an MP4 header: not an image, typed by name and MIME
+        outputs = await _outputs(rig, ("clip.mp4", clip, "video/mp4"))
+        generation = make_generation(
+            GenerationStatus.SUCCEEDED,
+            id="gen-video",
+            outputs=outputs,
+            delivery={"chat_id": CHAT, "message_id": command["message_id"]},
+        )
+        await rig.container.telegram.notifier.send(_delivery(generation), generation)  # type: ignore[union-attr]
+        (video,) = rig.replies(CHAT, command["message_id"])
+        assert video.kind is MessageKind.VIDEO and video.content == clip
+        assert "/txt2img" in (video.caption or "") and video.reply_markup is not None

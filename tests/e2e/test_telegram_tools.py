@@ -228,3 +228,61 @@ async def test_the_menu_is_published_again_when_the_catalog_changes(rig: Telegra
     await rig.fund(CHAT, "1")
     command = await rig.say(CHAT, "/imagine a renamed fox")
     await until(lambda: _media(rig, CHAT, command["message_id"], MessageKind.PHOTO), what="the renamed tool's photo")
+
+
+def _sandbox_with_many_tools(rig: TelegramRig, extra: int) -> None:
+    """The sandbox backend lists ``extra`` more copies of txt2img (its own catalog, swapped in place)."""
+    import dataclasses
+    import uuid
+
+    from noema.adapters.backends.sandbox.catalog import Catalog as SandboxCatalog
+
+    sandbox = rig.container.sandbox
+    assert sandbox is not None
+    base = sandbox.catalog.deployment_by_name("txt2img")
+    copies = tuple(
+        dataclasses.replace(
+            base,
+            name=f"style-{i:03d}",
+            id=str(uuid.UUID(int=10_000 + i)),
+            workflow_id=str(uuid.UUID(int=20_000 + i)),
+            version_ids=(str(uuid.UUID(int=30_000 + i)),),
+        )
+        for i in range(extra)
+    )
+    catalog = SandboxCatalog(sandbox.catalog.machines, sandbox.catalog.deployments + copies)
+    state = sandbox.app.state.sandbox
+    sandbox.app.state.sandbox = dataclasses.replace(state, catalog=catalog)
+    sandbox.engine._catalog = catalog  # the engine renders runs of the new deployments too
+
+
+async def test_with_more_than_100_tools_the_menu_holds_100_commands_and_every_tool_stays_callable(
+    rig: TelegramRig,
+) -> None:
+    _sandbox_with_many_tools(rig, 120)
+    await rig.container.catalog.refresh()
+    await until(lambda: len(rig.fake.calls_to("setMyCommands")[-1].params["commands"]) == 100, what="a full menu")
+    names = [c["command"] for c in rig.fake.calls_to("setMyCommands")[-1].params["commands"]]
+    assert len(set(names)) == 100
+    tools = [t.command for t in await rig.container.catalog.tools()]
+    left_out = sorted(t for t in set(tools) - set(names) if t.startswith("style_"))
+    assert len(left_out) > 20
+    await rig.fund(CHAT, "1")
+    command = await rig.say(CHAT, f"/{left_out[-1]} a tool not in the menu")
+    await until(lambda: _media(rig, CHAT, command["message_id"], MessageKind.PHOTO), what="the unlisted tool's photo")
+    listing = await rig.say(CHAT, "/tools")
+    pages = [r.text or "" for r in rig.replies(CHAT, listing["message_id"])]
+    assert len(pages) >= 2 and all(len(p) <= 4096 for p in pages)  # too long for one message
+    everything = "\n".join(pages)
+    assert all(f"/{name}" in everything for name in tools)
+
+
+async def test_a_30_mb_image_is_refused_with_the_limit_and_nothing_is_held(rig: TelegramRig) -> None:
+    account = await rig.fund(CHAT, "1")
+    big = b"\x89PNG\r\n\x1a\n" + bytes(30 * 1024 * 1024)
+    document = await rig.say(CHAT, document=("huge.png", big, "image/png"))
+    command = await rig.say(CHAT, "/upscale", reply_to=document["message_id"])
+    (answer,) = rig.replies(CHAT, command["message_id"])
+    assert "larger than 20 MB" in (answer.text or "")
+    assert await rig.wallet(account) == (1_000_000_000, 0)
+    assert await _generations(rig, account) == []

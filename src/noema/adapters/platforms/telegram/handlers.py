@@ -126,7 +126,8 @@ class TelegramHandlers:
     async def _tools(self, message: Message, _caller: Caller, _parsed: ParsedCommand) -> None:
         tools = [t for t in await self.chat.callable_tools() if t.visibility is Visibility.PUBLIC]
         label = tools[0].backend_label if tools else ""
-        await _reply(message, texts.tools_text(tools, label))
+        for part in texts.split_lines(texts.tools_text(tools, label)):
+            await _reply(message, part)
 
     async def _status(self, message: Message, caller: Caller, _parsed: ParsedCommand) -> None:
         now = self.chat.clock.now()

@@ -64,6 +64,20 @@ def tools_text(tools: list[Tool], backend_label: str) -> str:
     return "\n".join(lines)
 
 
+def split_lines(text: str, limit: int = 4000) -> list[str]:
+    """A long message as several, cut between lines (Telegram takes at most 4096 characters)."""
+    parts: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        line = line[:limit]
+        if current and len(current) + 1 + len(line) > limit:
+            parts.append(current)
+            current = line
+        else:
+            current = f"{current}\n{line}" if current else line
+    return [*parts, current] if current else parts
+
+
 def tool_usage(tool: Tool, problem: str) -> str:
     """What to send when a call is missing something, with an example."""
     options = text_inputs(tool)
