@@ -22,7 +22,8 @@ import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests.browser.helpers import SCREENSHOTS, noema_bin
-from tests.conftest import ADMIN_KEY
+from tests.conftest import ADMIN_KEY, run_sync
+from tests.fakes.telegram_api import FakeTelegram
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -55,8 +56,19 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def noema_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NoemaServer]:
-    """``noema serve`` with the embedded sandbox over a SQLite file, ready (``/readyz``)."""
+def fake_telegram() -> Iterator[FakeTelegram]:
+    """The fake Bot API server (its own thread) that the served Noema polls, so chats can hand out link codes."""
+    fake = FakeTelegram()
+    run_sync(fake.serve())
+    try:
+        yield fake
+    finally:
+        run_sync(fake.stop())
+
+
+@pytest.fixture(scope="session")
+def noema_server(tmp_path_factory: pytest.TempPathFactory, fake_telegram: FakeTelegram) -> Iterator[NoemaServer]:
+    """``noema serve`` with the embedded sandbox over a SQLite file and Telegram polling the fake, ready."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (scripts/test does)")
     root = tmp_path_factory.mktemp("noema-browser")
@@ -71,6 +83,9 @@ def noema_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NoemaServ
             "NOEMA_SANDBOX_RUN_SECONDS": str(RUN_SECONDS),
             "NOEMA_INTERNAL_API_KEYS": f"admin:{ADMIN_KEY}",
             "NOEMA_MAX_RUNS_PER_MINUTE": "1000",
+            "NOEMA_TELEGRAM_BOT_TOKEN": fake_telegram.token,
+            "NOEMA_TELEGRAM_API_BASE_URL": fake_telegram.url,
+            "NOEMA_TELEGRAM_MODE": "polling",
             "COLUMNS": "200",
         }
     )
