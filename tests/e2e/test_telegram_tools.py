@@ -286,3 +286,32 @@ async def test_a_30_mb_image_is_refused_with_the_limit_and_nothing_is_held(rig: 
     assert "larger than 20 MB" in (answer.text or "")
     assert await rig.wallet(account) == (1_000_000_000, 0)
     assert await _generations(rig, account) == []
+
+
+async def test_a_failed_run_says_why_in_plain_words_and_that_nothing_was_charged(
+    db_url: str, tmp_path: Path, fake: FakeTelegram
+) -> None:
+    async with telegram_app(db_url, tmp_path, fake, sandbox_faults="run_fail=1.0") as rig:
+        account = await rig.fund(CHAT, "1")
+        command = await rig.say(CHAT, "/txt2img a doomed painting")
+        ack = rig.replies(CHAT, command["message_id"])[0]
+        await until(lambda: (ack.text or "").startswith("❌ Failed"), what="the failure message")
+        assert "Nothing was charged." in (ack.text or "")
+        assert "[object Object]" not in (ack.text or "") and len((ack.text or "").splitlines()) == 3
+        (generation,) = await _generations(rig, account)
+        assert generation.status is GenerationStatus.FAILED and generation.failure_reason
+        assert generation.failure_reason[:40] in (ack.text or "")
+        assert await rig.wallet(account) == (1_000_000_000, 0)
+        assert [s.kind for s in rig.replies(CHAT, command["message_id"])] == [MessageKind.TEXT]
+
+
+async def test_a_backend_that_refuses_the_submit_fails_the_run_and_releases_the_hold(
+    db_url: str, tmp_path: Path, fake: FakeTelegram
+) -> None:
+    async with telegram_app(db_url, tmp_path, fake, sandbox_faults="submit_error=1.0") as rig:
+        account = await rig.fund(CHAT, "1")
+        command = await rig.say(CHAT, "/txt2img a refused request")
+        ack = rig.replies(CHAT, command["message_id"])[0]
+        await until(lambda: (ack.text or "").startswith("❌ Failed"), seconds=30, what="the failure message")
+        assert "could not start the run" in (ack.text or "") and "Nothing was charged." in (ack.text or "")
+        assert await rig.wallet(account) == (1_000_000_000, 0)
