@@ -170,6 +170,18 @@ async def test_rerun_button_runs_the_same_inputs_again_and_info_describes_the_ru
     assert rig.fake.calls_to("answerCallbackQuery")
 
 
+async def test_the_new_seed_button_runs_the_prompt_again_with_another_seed(rig: TelegramRig) -> None:
+    account = await rig.fund(CHAT, "1")
+    command = await rig.say(CHAT, "/txt2img a green frog input_seed=11")
+    photo = await _result(rig, CHAT, command["message_id"])
+    (first,) = await _live(rig, account)
+    await rig.press(CHAT, photo.message_id, f"reseed:{first.id}")
+    again = await _result(rig, CHAT, photo.message_id)
+    second = next(g for g in await _live(rig, account) if g.id != first.id)
+    assert second.inputs["input_text"] == "a green frog" and second.inputs["input_seed"] != 11
+    assert again.content != photo.content
+
+
 async def test_rerun_of_an_image_tool_downloads_the_same_photo_again(rig: TelegramRig) -> None:
     account = await rig.fund(CHAT, "1")
     source = await rig.say(CHAT, photo=png_bytes(color="olive"))

@@ -70,7 +70,7 @@ async def test_txt2img_acknowledges_shows_progress_and_replies_with_the_photo_an
     assert "/txt2img" in caption and short_id(generation.id) in caption
     assert display_usd(generation.cost_nanos) in caption
     buttons = [b["callback_data"] for row in (photo.reply_markup or {})["inline_keyboard"] for b in row]
-    assert buttons == [f"rerun:{generation.id}", f"info:{generation.id}"]
+    assert buttons == [f"rerun:{generation.id}", f"reseed:{generation.id}", f"info:{generation.id}"]
     # The acknowledgement is the progress message: it ends as the summary.
     await until(lambda: (ack.text or "").startswith("✅ /txt2img"), what="the summary")
     assert await rig.wallet(account) == (1_000_000_000 - generation.cost_nanos, 0)

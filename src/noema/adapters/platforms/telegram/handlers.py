@@ -25,7 +25,7 @@ from noema.domain.generation import Generation
 from noema.domain.ids import parse_id, short_id
 from noema.domain.linking import CODE_LIFETIME
 from noema.domain.money import display_usd
-from noema.domain.tools import Tool, Visibility
+from noema.domain.tools import InputType, Tool, Visibility
 from noema.services import accounts, api_keys, history, status
 from noema.services.chat import ChatRun, ChatServices, ChatUser, Visit
 
@@ -106,8 +106,9 @@ class TelegramHandlers:
         try:
             caller = await self._enter(user, f"button:{action}")
             generation = await history.get(self.chat.uow(), parse_id(gid), account_id=caller.account_id)
-            if action == "rerun":
-                await self._rerun(message, caller, generation, key=f"telegram:button:{query.id}")
+            if action in ("rerun", "reseed"):
+                key = f"telegram:button:{query.id}"
+                await self._rerun(message, caller, generation, key=key, new_seed=action == "reseed")
             elif action == "info":
                 await _reply(message, _info(generation))
         except NoemaError as exc:
@@ -183,10 +184,13 @@ class TelegramHandlers:
                 return tool
         raise ToolNotFound()
 
-    async def _rerun(self, message: Message, caller: Caller, generation: Generation, *, key: str) -> None:
+    async def _rerun(
+        self, message: Message, caller: Caller, generation: Generation, *, key: str, new_seed: bool
+    ) -> None:
+        """The same inputs again (the recorded seed reproduces the image), or with fresh random seeds."""
         tool = await self._find_by_id(generation.tool_id)
-        media = {spec.name for spec in tool.inputs if spec.type.is_media}
-        inputs = {k: v for k, v in generation.inputs.items() if k not in media}
+        dropped = {s.name for s in tool.inputs if s.type.is_media or (new_seed and s.type is InputType.SEED)}
+        inputs = {k: v for k, v in generation.inputs.items() if k not in dropped}
         file_id = generation.delivery.get("image_file_id")
         source = ImageSource(file_id, "image/jpeg") if isinstance(file_id, str) else None
         if tool.image_input is not None and tool.image_input.required and source is None:

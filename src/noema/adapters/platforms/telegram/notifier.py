@@ -43,11 +43,12 @@ TEXT_MAX = 4096
 
 
 def buttons(generation_id: str) -> InlineKeyboardMarkup:
-    """Rerun and info buttons under a result."""
+    """Rerun (same seed), rerun with a new seed, and info buttons under a result."""
     return InlineKeyboardMarkup(
         [
             [
                 InlineKeyboardButton("🔁 Rerun", callback_data=f"rerun:{generation_id}"),
+                InlineKeyboardButton("🎲 New seed", callback_data=f"reseed:{generation_id}"),
                 InlineKeyboardButton("ℹ️ Info", callback_data=f"info:{generation_id}"),
             ]
         ]
