@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 from PIL import Image, UnidentifiedImageError
 
-from noema.domain.errors import NotifierError
+from noema.domain.errors import InvalidInput, NotifierError
 
 MAX_RESULT_BYTES = 50 * 1024 * 1024  #: Telegram's upload limit for bots; Discord's is lower and checked there
 _VIDEO = {"video/mp4", "video/webm", "video/quicktime"}
@@ -61,6 +61,19 @@ def classify(content: bytes, *, filename: str, declared_mime: str | None) -> Med
     if mime in _VIDEO or PurePosixPath(filename).suffix.lower() in (".mp4", ".webm", ".mov"):
         return Media(MediaKind.VIDEO, content, filename, mime or "video/mp4")
     return Media(MediaKind.DOCUMENT, content, filename, mime or "application/octet-stream")
+
+
+_IMAGE_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
+
+
+def image_mime(content: bytes, *, how: str) -> str:
+    """The MIME type of an image input Noema can pass on; InvalidInput (saying ``how`` to send one) otherwise."""
+    fmt, _w, _h, _frames = _probe(content)
+    if fmt is None:
+        raise InvalidInput(f"That file is not an image Noema can read; {how} a JPEG, PNG or WebP picture.")
+    if fmt not in _IMAGE_FORMATS:
+        raise InvalidInput(f"Images in {fmt or 'that'} format are not supported; {how} a JPEG, PNG or WebP picture.")
+    return _IMAGE_FORMATS[fmt]
 
 
 def _filename(output: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ from telegram.ext import Application, CallbackQueryHandler, ContextTypes, Messag
 
 from noema.adapters.platforms.telegram import texts
 from noema.adapters.platforms.telegram.images import ImageSource, download, image_of
+from noema.adapters.platforms.wording import OOPS
 from noema.domain.accounts import Platform
 from noema.domain.chat_commands import ParsedCommand, parse_command, split_inputs
 from noema.domain.errors import InvalidInput, NoemaError, ToolDisabled, ToolNotFound
@@ -30,7 +31,6 @@ from noema.services import accounts, api_keys, history, status
 from noema.services.chat import ChatRun, ChatServices, ChatUser, Visit
 
 log = structlog.get_logger(__name__)
-OOPS = "Something went wrong on our side. Nothing was charged; please try again in a moment."
 BUILTINS = {
     "start": "Start here: what Noema does",
     "help": "How to use the bot",

@@ -7,17 +7,15 @@ service; a Telegram file URL (which contains the bot token) never leaves this mo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from io import BytesIO
 
-from PIL import Image, UnidentifiedImageError
 from telegram import Bot, Message
 from telegram.error import TelegramError
 
+from noema.adapters.platforms.media import image_mime
 from noema.domain.errors import InvalidInput, NotifierError
 
 #: The Bot API serves files up to 20 MB to bots.
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
-_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
 
 
 @dataclass(frozen=True)
@@ -61,16 +59,5 @@ async def download(bot: Bot, source: ImageSource) -> tuple[str, bytes, str]:
         if "too big" in exc.message.lower():
             raise too_big from None
         raise NotifierError(f"Could not download the image from Telegram ({exc.message}).") from exc
-    mime = _format(content)
+    mime = image_mime(content, how="send")
     return f"telegram-image.{mime.split('/')[1]}", content, mime
-
-
-def _format(content: bytes) -> str:
-    try:
-        with Image.open(BytesIO(content)) as image:
-            fmt = (image.format or "").upper()
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        raise InvalidInput("That file is not an image Noema can read; send a JPEG, PNG or WebP photo.") from None
-    if fmt not in _FORMATS:
-        raise InvalidInput(f"Images in {fmt or 'that'} format are not supported; send a JPEG, PNG or WebP photo.")
-    return _FORMATS[fmt]

@@ -6,25 +6,13 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
+from noema.adapters.platforms.wording import STATUS_WORDS, nanos_of
 from noema.domain.accounts import Account, Identity
 from noema.domain.chat_commands import example, text_inputs
-from noema.domain.errors import InvalidInput
-from noema.domain.money import display_usd, parse_usd
+from noema.domain.money import display_usd
 from noema.domain.tools import PrimaryInput, Tool
 from noema.services.status import StatusReport
 
-STATUS_WORDS = {
-    "pending": "⏳ Waiting for the GPU",
-    "submitted": "⏳ Submitted",
-    "queued": "⏳ Queued",
-    "started": "⚙️ Starting",
-    "running": "⚙️ Running",
-    "uploading": "📤 Uploading the result",
-    "succeeded": "✅ Done",
-    "failed": "❌ Failed",
-    "cancelled": "🛑 Cancelled",
-    "timed_out": "⌛ Timed out",
-}
 HELP = (
     "<b>Noema</b> runs image, animation and video workflows for you, paid by the GPU second.\n\n"
     "• <code>/tools</code> lists what you can run; each tool is a command, e.g. <code>/{first} a red fox</code>\n"
@@ -126,14 +114,6 @@ def failure(payload: dict[str, Any]) -> str:
         f"{STATUS_WORDS.get(status, '❌ Failed')} · /{escape(str(payload.get('tool', '')))} · {payload.get('shortId')}"
     )
     return f"{head}\n{reason}\n{money}"
-
-
-def nanos_of(value: Any) -> int:
-    """A JSON decimal string of USD (from a queued message) as nano-dollars; 0 when absent."""
-    try:
-        return parse_usd(str(value), allow_zero=True) if value is not None else 0
-    except InvalidInput:
-        return 0
 
 
 def status_text(report: StatusReport, now: datetime) -> str:
