@@ -19,6 +19,7 @@ from noema.adapters.db.migrate import upgrade_to_head
 from noema.adapters.db.uow import SqlUnitOfWorkFactory
 from noema.adapters.local_transport import LocalFirstTransport
 from noema.adapters.metrics import PrometheusMetrics
+from noema.adapters.platforms.discord import DiscordPlatform
 from noema.adapters.platforms.telegram import WEBHOOK_PATH, TelegramPlatform
 from noema.config import BackendKind, Settings, TelegramMode, parse_gpu_rates, parse_tool_overrides
 from noema.domain.money import parse_usd
@@ -29,6 +30,7 @@ from noema.services.catalog import Catalog
 from noema.services.chat import ChatServices
 from noema.services.generations import GenerationService, Limits
 from noema.services.live_updates import LiveUpdates, LiveUpdatesNotifier
+from noema.services.loras import LoraLibrary
 
 SANDBOX_MOUNT = "/sandbox"
 
@@ -50,8 +52,10 @@ class Container:
     live: LiveUpdates
     local_transport: LocalFirstTransport
     chat: ChatServices
+    loras: LoraLibrary
     sandbox: SandboxServer | None = None
     telegram: TelegramPlatform | None = None
+    discord: DiscordPlatform | None = None
     notifiers: dict[str, Notifier] = field(default_factory=dict)
     _clients: list[httpx.AsyncClient] = field(default_factory=list)
     _sandbox_started: bool = False
@@ -83,11 +87,15 @@ class Container:
             self._sandbox_started = True
         if self.telegram is not None and serving:
             await self.telegram.start()
+        if self.discord is not None and serving:
+            await self.discord.start()
 
     async def close(self) -> None:
         """Stop the platforms and the sandbox, close clients and connections."""
         if self.telegram is not None:
             await self.telegram.stop()
+        if self.discord is not None:
+            await self.discord.stop()
         if self.sandbox is not None and self._sandbox_started:
             await self.sandbox.stop()
         for client in self._clients:
@@ -110,6 +118,7 @@ def _overrides(raw: str) -> dict[str, ToolOverride]:
             defaults=dict(o.get("defaults") or {}),
             display_name=o.get("display_name"),
             description=o.get("description"),
+            base_model=o.get("base_model"),
         )
     return result
 
@@ -164,6 +173,25 @@ def _telegram(settings: Settings, chat: ChatServices, http: httpx.AsyncClient) -
     )
 
 
+def _discord(
+    settings: Settings, chat: ChatServices, media: httpx.AsyncClient, clients: list[httpx.AsyncClient]
+) -> DiscordPlatform | None:
+    if settings.discord_bot_token is None or not settings.discord_application_id or not settings.discord_public_key:
+        return None
+    http = httpx.AsyncClient(timeout=30, follow_redirects=False)
+    clients.append(http)
+    return DiscordPlatform(
+        application_id=settings.discord_application_id,
+        public_key=settings.discord_public_key,
+        bot_token=settings.discord_bot_token.get_secret_value(),
+        api_base_url=settings.discord_api_base_url,
+        guild_ids=settings.discord_guilds,
+        chat=chat,
+        http=http,
+        media=media,
+    )
+
+
 def build_container(settings: Settings, *, clock: Clock | None = None) -> Container:
     """The container for these settings (nothing is connected until ``start``)."""
     engine = create_engine(settings.database_url)
@@ -194,6 +222,7 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         poll_every=timedelta(seconds=poll_every),
         webhooks=settings.comfydeploy_webhooks,
     )
+    loras = LoraLibrary(uow=uow, clock=clock, ttl_seconds=settings.lora_cache_seconds)
     generations = GenerationService(
         uow=uow,
         clock=clock,
@@ -202,6 +231,8 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         limits=limits,
         webhook_base=settings.base_url,
         metrics=metrics,
+        loras=loras,
+        max_loras=settings.max_loras_per_prompt,
     )
     live = LiveUpdates()
     hub = LiveUpdatesNotifier(live)
@@ -222,6 +253,9 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
     telegram = _telegram(settings, chat, media_client)
     if telegram is not None:
         notifiers["telegram"] = telegram.notifier
+    discord = _discord(settings, chat, media_client, clients)
+    if discord is not None:
+        notifiers["discord"] = discord.notifier
     return Container(
         settings=settings,
         engine=engine,
@@ -236,8 +270,10 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         live=live,
         local_transport=local,
         chat=chat,
+        loras=loras,
         sandbox=sandbox,
         telegram=telegram,
+        discord=discord,
         notifiers=notifiers,
         _clients=clients,
     )

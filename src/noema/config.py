@@ -9,11 +9,15 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "NOEMA_"
 _CLIENT_NAME = re.compile(r"^[a-z][a-z0-9_\-]{0,63}$")
+_DISCORD_FORMATS = {
+    "discord_application_id": (r"^\d{1,25}$", "must be the application's numeric id (a snowflake of digits)"),
+    "discord_public_key": (r"^[0-9a-fA-F]{64}$", "must be the application's public key: 64 hexadecimal characters"),
+}
 
 
 class ConfigError(Exception):
@@ -70,11 +74,19 @@ class Settings(BaseSettings):
     quiet_seconds: float = Field(default=60, gt=0, le=3600)
     gpu_rates: str = ""
     tool_overrides: str = ""
+    max_loras_per_prompt: int = Field(default=5, ge=0, le=20)
+    lora_cache_seconds: float = Field(default=60, ge=0, le=3600)
 
     telegram_bot_token: SecretStr | None = None
     telegram_api_base_url: str = "https://api.telegram.org"
     telegram_mode: TelegramMode = TelegramMode.WEBHOOK
     telegram_webhook_secret: SecretStr | None = None
+
+    discord_bot_token: SecretStr | None = None
+    discord_application_id: str | None = None
+    discord_public_key: str | None = None
+    discord_api_base_url: str = "https://discord.com/api/v10"
+    discord_guild_ids: str = ""
 
     @field_validator("database_url")
     @classmethod
@@ -137,6 +149,38 @@ class Settings(BaseSettings):
             raise ValueError("must be 16-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)")
         return value
 
+    @field_validator("discord_bot_token")
+    @classmethod
+    def _discord_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not re.match(r"^[A-Za-z0-9_\-.]{8,200}$", value.get_secret_value()):
+            raise ValueError("is not a bot token (copy it from the Bot page of the Discord developer portal)")
+        return value
+
+    @field_validator("discord_application_id", "discord_public_key")
+    @classmethod
+    def _discord_ids(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or not value.strip():
+            return None
+        pattern, meaning = _DISCORD_FORMATS[str(info.field_name)]
+        if not re.match(pattern, value.strip()):
+            raise ValueError(meaning)
+        return value.strip().lower()
+
+    @field_validator("discord_api_base_url")
+    @classmethod
+    def _discord_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+(/[^\s]*)?$", value):
+            raise ValueError("must be the REST API root, such as https://discord.com/api/v10")
+        return value.rstrip("/")
+
+    @field_validator("discord_guild_ids")
+    @classmethod
+    def _discord_guilds(cls, value: str) -> str:
+        parse_guild_ids(value)
+        return value
+
     @field_validator("sandbox_faults")
     @classmethod
     def _faults(cls, value: str) -> str:
@@ -170,7 +214,21 @@ class Settings(BaseSettings):
                 "NOEMA_TELEGRAM_WEBHOOK_SECRET is required with NOEMA_TELEGRAM_MODE=webhook "
                 "(or set NOEMA_TELEGRAM_MODE=polling for development)"
             )
+        if self.discord_enabled:
+            for name in ("discord_application_id", "discord_public_key"):
+                if getattr(self, name) is None:
+                    raise ValueError(f"NOEMA_{name.upper()} is required when NOEMA_DISCORD_BOT_TOKEN is set")
         return self
+
+    @property
+    def discord_enabled(self) -> bool:
+        """Discord runs when a bot token is set."""
+        return self.discord_bot_token is not None
+
+    @property
+    def discord_guilds(self) -> tuple[str, ...]:
+        """Guilds to register the slash commands in; empty means global commands."""
+        return parse_guild_ids(self.discord_guild_ids)
 
     @property
     def telegram_enabled(self) -> bool:
@@ -201,6 +259,17 @@ def parse_client_keys(raw: str) -> dict[str, str]:
             raise ValueError(f"two clients share the key of client {name!r}")
         result[key] = name
     return result
+
+
+def parse_guild_ids(raw: str) -> tuple[str, ...]:
+    """``123,456`` into ("123", "456"): Discord guild ids, digits only, each once."""
+    ids: list[str] = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        if not re.match(r"^\d{1,25}$", item):
+            raise ValueError(f"{item[:30]!r} is not a guild id (a snowflake of digits)")
+        if item not in ids:
+            ids.append(item)
+    return tuple(ids)
 
 
 def parse_gpu_rates(raw: str) -> dict[str, str]:
@@ -235,6 +304,7 @@ def parse_tool_overrides(raw: str) -> dict[str, dict[str, Any]]:
         "defaults",
         "display_name",
         "description",
+        "base_model",
     }
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise ValueError('must be a JSON object such as {"txt2img": {"priority": 10}}')

@@ -6,7 +6,7 @@ Adapters implement them (SQLAlchemy, httpx clients, platform bots); tests use th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -16,6 +16,7 @@ from noema.domain.delivery import Delivery, DeliveryStatus
 from noema.domain.generation import Generation, GenerationStatus
 from noema.domain.ledger import LedgerEntry
 from noema.domain.linking import LinkCode, WebSession
+from noema.domain.loras import Lora
 from noema.domain.runs import (
     DeploymentInfo,
     MachineInfo,
@@ -217,6 +218,8 @@ class UnitOfWork(Protocol):
     def link_codes(self) -> LinkCodeRepository: ...
     @property
     def web_sessions(self) -> WebSessionRepository: ...
+    @property
+    def loras(self) -> LoraRepository: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
 
@@ -365,4 +368,51 @@ class WebSessionRepository(Protocol):
 
     async def get(self, token_hash: str) -> WebSession | None:
         """The browser session with this token hash."""
+        ...
+
+
+@dataclass(frozen=True)
+class LoraRecord:
+    """A stored LoRA, with when it was added and last changed."""
+
+    lora: Lora
+    created_at: datetime
+    updated_at: datetime
+
+
+class LoraRepository(Protocol):
+    async def all(self) -> list[Lora]:
+        """Every LoRA, switched off ones included (the resolver warns about those)."""
+        ...
+
+    async def get(self, slug: str) -> LoraRecord | None:
+        """One LoRA by slug, case-insensitively."""
+        ...
+
+    async def by_slugs(self, slugs: Collection[str]) -> dict[str, LoraRecord]:
+        """The stored LoRAs among ``slugs``, keyed by lower-case slug."""
+        ...
+
+    async def add(self, lora: Lora, *, now: datetime) -> None:
+        """Insert a new LoRA."""
+        ...
+
+    async def replace(self, lora: Lora, *, now: datetime) -> None:
+        """Overwrite a stored LoRA's fields, keeping its usage count and creation time."""
+        ...
+
+    async def list(self, *, limit: int, cursor: str | None, enabled: bool | None = None) -> Page[LoraRecord]:
+        """LoRAs in slug order (case-insensitive), optionally only enabled or disabled ones."""
+        ...
+
+    async def count_usage(self, slugs: Collection[str]) -> None:
+        """Add one to the usage count of each LoRA in ``slugs``, atomically in the database."""
+        ...
+
+    async def move_owner(self, from_id: str, to_id: str, *, now: datetime) -> None:
+        """Give ``from_id``'s LoRAs, and its places on allowed lists, to ``to_id`` (account merge)."""
+        ...
+
+    async def existing_accounts(self, account_ids: Collection[str]) -> set[str]:
+        """Which of ``account_ids`` name accounts."""
         ...

@@ -87,6 +87,17 @@ class FakeDiscord(DiscordHttp):
         self._thread = None
         self.app = Starlette(routes=self._routes())
 
+    def reset(self) -> None:
+        """Forget every call, command, interaction, message and queued failure (to reuse one server)."""
+        with self._lock:
+            self.calls.clear()
+            self._failures.clear()
+            self._command_ids.clear()
+            self._registry.clear()
+            self.webhooks.clear()
+            self.store.clear()
+            self._limiter.clear()
+
     # --- state tests read -------------------------------------------------------------------------
     @property
     def commands(self) -> dict[tuple[str | None, str], dict[str, Any]]:
@@ -97,6 +108,18 @@ class FakeDiscord(DiscordHttp):
     def messages(self) -> dict[str, dict[str, Any]]:
         """Messages created or edited through interaction webhooks, by message id."""
         return self.store.messages
+
+    def channel_messages(self, channel_id: str = DEFAULT_CHANNEL) -> list[dict[str, Any]]:
+        """Messages the bot posted in a channel with its token (not through an interaction), oldest first."""
+        with self._lock:
+            return [
+                copy.deepcopy(m)
+                for m in self.store.messages.values()
+                if m.get("channel_id") == channel_id
+                and (m.get("author") or {}).get("bot")
+                and m.get("webhook_id") is None
+                and "interaction_metadata" not in m
+            ]
 
     def calls_to(self, method: str, path_contains: str) -> list[RecordedCall]:
         with self._lock:

@@ -181,6 +181,11 @@ class CommandRegistry:
             self.by_name[(guild_id, command["name"])] = command
         return copy.deepcopy(new)
 
+    def clear(self) -> None:
+        """Forget every registered command."""
+        self._lists.clear()
+        self.by_name.clear()
+
     def listing(self, guild_id: str | None) -> list[dict[str, Any]]:
         return copy.deepcopy(self._lists.get(guild_id, []))
 

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.fakes.discord_api_commands import CommandRegistry
-from tests.fakes.discord_api_messages import MessageStore
+from tests.fakes.discord_api_messages import SUPPRESS_EMBEDS, SUPPRESS_NOTIFICATIONS, MessageStore
 from tests.fakes.discord_api_webhooks import InteractionWebhooks
 from tests.fakes.discord_api_wire import (
     API_PREFIX,
@@ -102,6 +102,10 @@ class DiscordHttp:
                 _Endpoint({"POST": hooks.callback}, "callback", ("interaction_id", "token"), False),
             ),
             (
+                f"{API_PREFIX}/channels/{{channel_id}}/messages",
+                _Endpoint({"POST": self._channel_message}, "channel-messages", ("channel_id",), True),
+            ),
+            (
                 f"{API_PREFIX}/webhooks/{{app_id}}/{{token}}",
                 _Endpoint({"POST": hooks.followup}, "webhook", ("app_id", "token"), False),
             ),
@@ -179,6 +183,20 @@ class DiscordHttp:
     def _get_commands(self, req: ApiRequest) -> tuple[int, Any]:
         self._check_application(req)
         return 200, self._registry.listing(req.params.get("guild_id"))
+
+    def _channel_message(self, req: ApiRequest) -> tuple[int, Any]:
+        """``POST /channels/{id}/messages`` as the bot (what an app falls back to once a token expired)."""
+        payload = req.json if isinstance(req.json, dict) else {}
+        flags = payload.get("flags") if isinstance(payload.get("flags"), int) else 0
+        message = self.store.create(
+            req.root,
+            channel_id=req.params["channel_id"],
+            payload=payload,
+            files=req.files,
+            flags=flags & (SUPPRESS_EMBEDS | SUPPRESS_NOTIFICATIONS),
+            extra={"type": 0, "webhook_id": None},
+        )
+        return 200, message
 
     def _check_application(self, req: ApiRequest) -> None:
         if req.params["app_id"] != self.application_id:

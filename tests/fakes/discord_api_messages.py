@@ -117,6 +117,11 @@ class MessageStore:
         self.files: dict[str, StoredFile] = {}
         self._url_key = secrets.token_bytes(16)
 
+    def clear(self) -> None:
+        """Forget every message and file."""
+        for table in (self.messages, self.history, self.deleted, self.files):
+            table.clear()
+
     def add_file(
         self, root: str, filename: str, content: bytes, content_type: str, *, description: str | None = None
     ) -> dict[str, Any]:

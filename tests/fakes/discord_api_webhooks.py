@@ -97,6 +97,11 @@ class InteractionWebhooks:
         self.records: dict[str, InteractionRecord] = {}
         self._by_token: dict[str, InteractionRecord] = {}
 
+    def clear(self) -> None:
+        """Forget every interaction."""
+        self.records.clear()
+        self._by_token.clear()
+
     def register(self, record: InteractionRecord) -> None:
         self.records[record.id] = record
         self._by_token[record.token] = record

@@ -251,6 +251,11 @@ class RateLimiter:
         self._windows: dict[tuple[str, str], list[float]] = {}
         self._lock = threading.Lock()
 
+    def clear(self) -> None:
+        """Every bucket full again."""
+        with self._lock:
+            self._windows.clear()
+
     def hit(self, route: str, major: str) -> RateInfo:
         now = time.monotonic()
         with self._lock:

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from noema.domain.base_models import base_model_of
 from noema.domain.catalog_graph import (
     DESCRIPTION_MAX_LENGTH,
     description_from_notes,
@@ -169,6 +170,7 @@ def _read_workflow(base: Tool, deployment: DeploymentInfo, versions: Mapping[str
         output_kind=kinds[0] if len(kinds) == 1 else None,
         category=_category(kinds),
         extra=extra,
+        base_model=base_model_of(version.workflow_api) if version else None,
     )
 
 

@@ -16,6 +16,7 @@ from noema.domain.catalog_graph import DESCRIPTION_MAX_LENGTH, primary_input_of
 from noema.domain.catalog_names import command_name
 from noema.domain.errors import InvalidInput
 from noema.domain.inputs import coerce_value
+from noema.domain.loras_model import Family, family_or_none
 from noema.domain.money import MAX_NANOS
 from noema.domain.tools import InputType, Tool, ToolInput, ToolOverride, Visibility
 
@@ -91,6 +92,8 @@ def apply_override(tool: Tool, override: ToolOverride, warnings: list[str]) -> T
             else:
                 changes[field] = checked
     changes.update(_texts(override, warnings))
+    if override.base_model is not None:
+        changes.update(_base_model(override.base_model, warnings))
     if isinstance(override.defaults, Mapping) and override.defaults:
         inputs = apply_defaults(tool.inputs, override.defaults, warnings)
         changes.update(inputs=inputs, primary_input=primary_input_of(inputs))
@@ -132,6 +135,17 @@ def _texts(override: ToolOverride, warnings: list[str]) -> dict[str, str]:
         else:
             warnings.append("description ignored: not text")
     return changes
+
+
+def _base_model(value: Any, warnings: list[str]) -> dict[str, Family | None]:
+    # The family read from a checkpoint name is a guess; an operator can name it, or switch LoRAs off.
+    if isinstance(value, str) and value.strip().lower() == "none":
+        return {"base_model": None}
+    family = family_or_none(value) if isinstance(value, str) else None
+    if family is None:
+        warnings.append(f"base_model {_show(value)} ignored: use {', '.join(f.value for f in Family)} or none")
+        return {}
+    return {"base_model": family}
 
 
 def _visibility(value: Any, warnings: list[str]) -> Visibility | None:

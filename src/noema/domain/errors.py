@@ -64,6 +64,10 @@ class ToolNotFound(NotFound):
     """No such tool."""
 
 
+class LoraNotFound(NotFound):
+    """No such LoRA."""
+
+
 class ToolDisabled(DomainError):
     """This tool cannot be run right now."""
 

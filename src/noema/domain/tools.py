@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from noema.domain.loras_model import Family
 from noema.domain.runs import OutputKind
 
 
@@ -92,6 +93,7 @@ class Tool:
     workflow_id: str | None = None
     backend_label: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    base_model: Family | None = None  #: the checkpoint's family: which LoRAs its prompts may call
 
     def input(self, name: str) -> ToolInput | None:
         """The input called ``name``."""
@@ -124,6 +126,7 @@ class ToolOverride:
     defaults: dict[str, Any] = field(default_factory=dict)
     display_name: str | None = None
     description: str | None = None
+    base_model: str | None = None  #: a family name, or "none" for no LoRAs (checked when applied)
 
 
 def rank_for_menu(tools: list[Tool], usage: dict[str, int], *, limit: int) -> list[Tool]:

@@ -1,4 +1,4 @@
-"""The ``noema`` command line: serve, migrate, credit, accounts, API keys, ledger checks."""
+"""The ``noema`` command line: serve, migrate, credit, accounts, API keys, ledger checks, LoRAs."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from noema.domain.generation import LIVE, Generation
 from noema.domain.ids import parse_id
 from noema.domain.money import display_usd, format_usd, parse_usd, points
 from noema.domain.tools import Tool
+from noema.entrypoints.cli_loras import CliRuntime, loras_app
 from noema.ports import GenerationFilter
 from noema.services import accounts, api_keys, economy, history
 
@@ -56,7 +57,10 @@ def _settings(**overrides: object) -> Settings:
 
 def _run(work: Callable[[Container], Awaitable[T]]) -> T:
     """Run one piece of async work against a started container; errors become a message and exit 1."""
+    from noema.adapters.logging import configure_logging
+
     settings = _settings()
+    configure_logging(settings.log_level, settings.log_format.value)  # log lines to stderr, never into stdout
 
     async def main() -> T:
         container = build_container(settings)
@@ -325,6 +329,9 @@ def generations_list(
             format_usd(g.cost_nanos),
         )
     out.print(table)
+
+
+app.add_typer(loras_app, name="loras", context_settings={"obj": CliRuntime(run=_run, out=out, err=err)})
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ import structlog
 
 from noema.domain.catalog import build_catalog
 from noema.domain.errors import BackendUnavailable, ExternalServiceError, ToolNotFound
+from noema.domain.loras import family_or_none
 from noema.domain.runs import OutputKind, WorkflowVersionInfo
 from noema.domain.tools import InputType, PrimaryInput, Tool, ToolInput, ToolOverride, Visibility
 from noema.ports import Backend, Clock, UnitOfWorkFactory
@@ -157,5 +158,7 @@ def tool_from_json(data: Mapping[str, Any]) -> Tool:
             "primary_input": PrimaryInput(data["primary_input"]),
             "output_kind": OutputKind(data["output_kind"]) if data.get("output_kind") else None,
             "visibility": Visibility(data["visibility"]),
+            # Snapshots saved before tools had a base model read as "unknown" until the next refresh.
+            "base_model": family_or_none(data.get("base_model")),
         }
     )

@@ -41,6 +41,8 @@ from noema.ports import Backend, Clock, Metrics, UnitOfWorkFactory
 from noema.services import events, run_updates
 from noema.services.catalog import Catalog
 from noema.services.economy import post
+from noema.services.lora_prompts import apply_loras
+from noema.services.loras import LoraLibrary
 
 log = structlog.get_logger(__name__)
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
@@ -83,10 +85,13 @@ class GenerationService:
         webhook_base: str,
         metrics: Metrics,
         rng: random.Random | None = None,
+        loras: LoraLibrary | None = None,
+        max_loras: int = 5,
     ) -> None:
         self.uow, self.clock, self.backend, self.catalog = uow, clock, backend, catalog
         self.limits, self.webhook_base, self.metrics = limits, webhook_base, metrics
         self.rng = rng or random.Random(secrets.randbits(64))
+        self.loras, self.max_loras = loras, max_loras
 
     async def request(self, req: GenerationRequest) -> Generation:
         """Run a tool for an account; returns the generation (already failed if the backend refused)."""
@@ -95,8 +100,10 @@ class GenerationService:
             raise ToolDisabled(tool.disabled_reason or f"/{tool.command} is disabled.")
         raw = {**req.inputs, **{name: _data_uri(mime, content) for name, (_n, content, mime) in req.files.items()}}
         inputs = validate_inputs(tool, raw, rng=self.rng)
+        # After validation, so that an over-long prompt gets the tool's own length message.
+        inputs, meta = await apply_loras(tool, inputs, req.account_id, library=self.loras, max_loras=self.max_loras)
         fingerprint = _fingerprint(tool.id, raw)
-        generation, token = await self._create(req, tool, inputs, fingerprint)
+        generation, token = await self._create(req, tool, inputs, fingerprint, meta)
         if token is None:
             return generation  # the same Idempotency-Key again: the first request's generation
         return await self._submit(generation, tool, inputs, token)
@@ -112,11 +119,11 @@ class GenerationService:
         return statistics.median(recent) if len(recent) >= 5 else tool.expected_seconds
 
     async def _create(
-        self, req: GenerationRequest, tool: Tool, inputs: dict[str, Any], fingerprint: str
+        self, req: GenerationRequest, tool: Tool, inputs: dict[str, Any], fingerprint: str, meta: dict[str, Any]
     ) -> tuple[Generation, str | None]:
         estimate, _seconds = await self.estimate(tool)
         try:
-            return await self._create_once(req, tool, inputs, fingerprint, estimate)
+            return await self._create_once(req, tool, inputs, fingerprint, estimate, meta)
         except Conflict:
             if req.idempotency_key is None:
                 raise
@@ -128,7 +135,13 @@ class GenerationService:
         return _same_request(existing, fingerprint)
 
     async def _create_once(
-        self, req: GenerationRequest, tool: Tool, inputs: dict[str, Any], fingerprint: str, estimate: int
+        self,
+        req: GenerationRequest,
+        tool: Tool,
+        inputs: dict[str, Any],
+        fingerprint: str,
+        estimate: int,
+        meta: dict[str, Any],
     ) -> tuple[Generation, str | None]:
         async with self.uow() as uow:
             account = await uow.accounts.get(req.account_id, for_update=True)
@@ -176,6 +189,7 @@ class GenerationService:
                 idempotency_key=req.idempotency_key,
                 request_fingerprint=fingerprint,
                 next_poll_at=now + self.limits.quiet_for,
+                meta=meta,
             )
             uow.generations.add(generation)
             post(

@@ -19,6 +19,7 @@ from noema.domain.pricing import charge_nanos
 from noema.ports import UnitOfWork
 from noema.services import events
 from noema.services.economy import post
+from noema.services.lora_prompts import count_usage
 
 #: Progress messages to a chat are edited at most this often.
 PROGRESS_EVERY = timedelta(seconds=3)
@@ -66,6 +67,7 @@ async def settle(uow: UnitOfWork, generation: Generation, now: datetime) -> None
     generation.exp_gained = exp_for_spend(result.charged_nanos)
     account.exp += generation.exp_gained
     generation.settled_at = now
+    await count_usage(uow, generation)  # only a succeeded run counts as a use of its LoRAs
     events.record(
         uow,
         _EVENT_OF[generation.status],

@@ -33,6 +33,8 @@ from noema.domain.delivery import Delivery, DeliveryKind, DeliveryStatus
 from noema.domain.generation import Generation, GenerationStatus
 from noema.domain.ledger import EntryKind, LedgerEntry
 from noema.domain.linking import CodePurpose, LinkCode, WebSession
+from noema.domain.loras import Family
+from noema.domain.loras import Visibility as LoraVisibility
 from noema.domain.sessions import Event, Session
 
 metadata = MetaData(
@@ -274,6 +276,28 @@ web_sessions = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime),
+)
+
+loras = Table(
+    "loras",
+    metadata,
+    _id(primary_key=True),
+    Column("slug", String(100), nullable=False),
+    # Slugs are unique case-insensitively (tags match either way): the lower-case form carries the rule.
+    Column("slug_key", String(100), nullable=False, unique=True),
+    Column("display_name", String(200), nullable=False),
+    Column("triggers", JSON, nullable=False),
+    Column("cognates", JSON, nullable=False),
+    Column("default_weight", Float, nullable=False),
+    Column("family", enum_column(Family, 16), nullable=False),
+    _id("owner_id", ForeignKey("accounts.id")),
+    Column("visibility", enum_column(LoraVisibility, 16), nullable=False),
+    Column("allowed_accounts", JSON, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("usage_count", BigInteger, nullable=False, server_default="0"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("usage_count >= 0", name="usage_not_negative"),
 )
 
 kv_store = Table(

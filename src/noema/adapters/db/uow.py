@@ -14,6 +14,7 @@ from noema.adapters.db.generation_repositories import (
     SqlLinkCodes,
     SqlWebSessions,
 )
+from noema.adapters.db.lora_repositories import SqlLoras
 from noema.adapters.db.repositories import SqlAccounts, SqlApiKeys, SqlEvents, SqlLedger, SqlSessions
 from noema.adapters.db.tables import map_entities
 from noema.domain.errors import Conflict
@@ -32,6 +33,7 @@ class SqlUnitOfWork:
     kv: SqlKeyValue
     link_codes: SqlLinkCodes
     web_sessions: SqlWebSessions
+    loras: SqlLoras
 
     def __init__(self, factory: async_sessionmaker[AsyncSession], lock: asyncio.Lock | None = None) -> None:
         self._factory = factory
@@ -53,6 +55,7 @@ class SqlUnitOfWork:
         self.ledger, self.api_keys = SqlLedger(s), SqlApiKeys(s)
         self.generations, self.deliveries, self.kv = SqlGenerations(s), SqlDeliveries(s), SqlKeyValue(s)
         self.link_codes, self.web_sessions = SqlLinkCodes(s), SqlWebSessions(s)
+        self.loras = SqlLoras(s)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -41,6 +41,7 @@ ContainerDep = Annotated[Container, Depends(get_container)]
 
 #: what a non-admin internal client may not do
 ECONOMY_WRITE = "economy:write"
+LORAS_ADMIN = "loras:admin"
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class InternalClient:
         """Refuse a call outside this client's scopes (admin may do everything)."""
         if self.name != "admin" and scope == ECONOMY_WRITE:
             raise OutOfScope(f"Client {self.name!r} may not credit or adjust balances; use the admin key.")
+        if self.name != "admin" and scope == LORAS_ADMIN:
+            raise OutOfScope(f"Client {self.name!r} may not manage the LoRA library; use the admin key.")
 
 
 async def internal_client(
@@ -72,6 +75,12 @@ ClientDep = Annotated[InternalClient, Depends(internal_client)]
 async def require_economy_write(client: ClientDep) -> InternalClient:
     """Only the admin client may move money."""
     client.require(ECONOMY_WRITE)
+    return client
+
+
+async def require_lora_admin(client: ClientDep) -> InternalClient:
+    """Only the admin client may read or change the LoRA library."""
+    client.require(LORAS_ADMIN)
     return client
 
 

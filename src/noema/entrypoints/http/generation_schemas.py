@@ -13,6 +13,7 @@ from noema.domain.ids import short_id
 from noema.domain.money import format_usd
 from noema.domain.tools import Tool, ToolInput
 from noema.entrypoints.http.schemas import ApiModel
+from noema.services.lora_prompts import applied_loras, lora_warnings
 
 
 class ToolInputOut(ApiModel):
@@ -44,6 +45,7 @@ class ToolOut(ApiModel):
     expected_seconds: float
     estimated_cost_usd: str | None
     backend: str
+    base_model: str | None = Field(default=None, description="The checkpoint's family: which LoRAs apply.")
 
 
 def _input_out(i: ToolInput) -> ToolInputOut:
@@ -79,6 +81,7 @@ def tool_out(t: Tool, estimate_nanos: int | None) -> ToolOut:
         expected_seconds=t.expected_seconds,
         estimated_cost_usd=format_usd(estimate_nanos) if estimate_nanos is not None else None,
         backend=t.backend_label,
+        base_model=t.base_model.value if t.base_model else None,
     )
 
 
@@ -101,6 +104,13 @@ class OutputOut(ApiModel):
     text: str | None = None
     width: int | None = None
     height: int | None = None
+
+
+class AppliedLoraOut(ApiModel):
+    slug: str
+    weight: float
+    trigger: str = Field(description="The word or tag in the prompt that called the LoRA.")
+    source: str = Field(description="trigger, cognate or tag.")
 
 
 class GenerationOut(ApiModel):
@@ -127,6 +137,9 @@ class GenerationOut(ApiModel):
     finished_at: datetime | None
     duration_seconds: float | None
     exp_gained: int
+    raw_prompt: str | None = Field(default=None, description="The prompt as written, before LoRA triggers.")
+    loras: list[AppliedLoraOut] = Field(default_factory=list, description="LoRAs the prompt applied.")
+    lora_warnings: list[str] = Field(default_factory=list, description="What was dropped or changed, and why.")
 
 
 def _output(o: dict[str, Any]) -> OutputOut:
@@ -168,4 +181,17 @@ def generation_out(g: Generation) -> GenerationOut:
         finished_at=g.finished_at,
         duration_seconds=duration,
         exp_gained=g.exp_gained,
+        raw_prompt=g.meta.get("rawPrompt") if isinstance(g.meta.get("rawPrompt"), str) else None,
+        loras=[_applied(a) for a in applied_loras(g)],
+        lora_warnings=lora_warnings(g),
+    )
+
+
+def _applied(a: dict[str, Any]) -> AppliedLoraOut:
+    weight = a.get("weight")
+    return AppliedLoraOut(
+        slug=a["slug"],
+        weight=float(weight) if isinstance(weight, int | float) else 0.0,
+        trigger=str(a.get("trigger", a["slug"])),
+        source=str(a.get("source", "tag")),
     )

@@ -1,4 +1,4 @@
-"""Webhook receivers: the GPU backend's run updates and Telegram's updates."""
+"""Webhook receivers: the GPU backend's run updates, Telegram's updates and Discord's interactions."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from noema.adapters.backends.comfydeploy_parse import parse_run
+from noema.adapters.platforms import discord
 from noema.adapters.platforms.telegram import WEBHOOK_PATH
-from noema.domain.errors import BackendProtocolError, Forbidden, InvalidInput, NotFound
+from noema.domain.errors import BackendProtocolError, Forbidden, InvalidInput, NotFound, Unauthenticated
 from noema.domain.ids import parse_id
 from noema.entrypoints.http.deps import ContainerDep
 from noema.services import run_updates
@@ -54,3 +56,20 @@ async def telegram_webhook(request: Request, c: ContainerDep) -> Response:
         raise InvalidInput("The Telegram update is not JSON.") from None
     await telegram.process(data)
     return Response(status_code=200)
+
+
+@router.post(discord.WEBHOOK_PATH, include_in_schema=False)
+async def discord_interactions(request: Request, c: ContainerDep) -> Response:
+    """A Discord interaction; without a valid, fresh Ed25519 signature it is refused (401) and ignored."""
+    platform = c.discord
+    if platform is None:
+        raise NotFound("Discord is not enabled on this Noema.")
+    body = await request.body()
+    headers = request.headers
+    if not platform.verify(body, headers.get("x-signature-ed25519"), headers.get("x-signature-timestamp")):
+        raise Unauthenticated("The Discord request signature is missing, wrong or stale.")
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise InvalidInput("The Discord interaction is not JSON.") from None
+    return JSONResponse(await platform.interact(payload))

@@ -1,0 +1,206 @@
+"""Delivering a generation's news to Discord: progress edits, results as attachments, failures.
+
+Everything goes into the interaction's original response while its token lives (15 minutes);
+files beyond what one message takes go into followups. A result may take several messages: each
+is one *part*, recorded in the key-value store as it goes, so a retry after a failure or a restart
+sends only what is missing, never a part twice. Once the token has expired, a result or failure
+is posted in the channel with the bot token instead (mentioning the user); a late progress edit
+is simply dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import structlog
+
+from noema.adapters.platforms import media as results
+from noema.adapters.platforms.discord import texts
+from noema.adapters.platforms.discord.interactions import MAX_ATTACHMENT_BYTES
+from noema.adapters.platforms.discord.rest import DiscordApiError, DiscordRest, OutMessage
+from noema.adapters.platforms.media import Media, MediaKind
+from noema.domain.delivery import Delivery, DeliveryKind
+from noema.domain.errors import NotifierError
+from noema.domain.generation import Generation
+from noema.ports import Clock, UnitOfWorkFactory
+
+log = structlog.get_logger(__name__)
+FILES_PER_MESSAGE = 10
+TEXT_MAX = 1900
+_MARGIN = 30.0  #: seconds before the token's end at which it is no longer relied on
+
+
+@dataclass(frozen=True)
+class _Target:
+    token: str = field(repr=False)
+    expires_at: float
+    channel_id: str | None
+    user_id: str | None
+    size_limit: int
+
+    @classmethod
+    def of(cls, raw: dict[str, Any]) -> _Target:
+        """The target stored with the generation; a non-retryable error if it is not a Discord one."""
+        token = raw.get("token")
+        if not isinstance(token, str) or not token:
+            raise NotifierError("The delivery has no Discord interaction.", retryable=False)
+        limit = raw.get("size_limit")
+        expires = raw.get("expires_at")
+        return cls(
+            token=token,
+            expires_at=float(expires) if isinstance(expires, int | float) else 0.0,
+            channel_id=raw.get("channel_id") if isinstance(raw.get("channel_id"), str) else None,
+            user_id=raw.get("user_id") if isinstance(raw.get("user_id"), str) else None,
+            size_limit=limit if isinstance(limit, int) and limit > 0 else MAX_ATTACHMENT_BYTES,
+        )
+
+    def token_alive(self, now: float) -> bool:
+        """Whether the interaction token can still edit its messages at ``now`` (with a margin)."""
+        return now < self.expires_at - _MARGIN
+
+
+class DiscordNotifier:
+    """The Notifier of the ``discord`` platform."""
+
+    def __init__(
+        self, rest: DiscordRest, *, http: httpx.AsyncClient, uow: UnitOfWorkFactory, clock: Clock, public_url: str
+    ) -> None:
+        self.rest, self.http, self.uow, self.clock, self.public_url = rest, http, uow, clock, public_url
+
+    async def send(self, delivery: Delivery, generation: Generation) -> None:
+        """Deliver one outbox row; Discord's refusals become NotifierError (retryable or not)."""
+        to = _Target.of(delivery.target)
+        if delivery.kind is DeliveryKind.PROGRESS:
+            await self._progress(to, delivery.payload)
+            return
+        if delivery.kind is DeliveryKind.FAILURE:
+            parts = [
+                OutMessage(texts.message(content="", embeds=[texts.failure_embed(delivery.payload)], components=[]))
+            ]
+        else:
+            parts = await self._result(to, delivery.payload, generation.id)
+        await self._send_parts(delivery.id, to, parts)
+
+    async def _progress(self, to: _Target, payload: dict[str, Any]) -> None:
+        if not to.token_alive(self._now()):
+            return  # too late to edit; the result will be posted in the channel
+        body = texts.message(embeds=[texts.progress_embed(payload)])
+        try:
+            await self.rest.edit_original(to.token, OutMessage(body))
+        except DiscordApiError as exc:
+            if not exc.token_gone:
+                raise
+            log.info("discord_progress_dropped", code=exc.discord_code)
+
+    async def _send_parts(self, delivery_id: str, to: _Target, parts: list[OutMessage]) -> None:
+        done = await self._done_parts(delivery_id)
+        in_channel = not to.token_alive(self._now())
+        mention = True
+        for index, part in enumerate(parts):
+            if index in done:
+                continue
+            if not in_channel:
+                try:
+                    await (self.rest.edit_original if index == 0 else self.rest.followup)(to.token, part)
+                except DiscordApiError as exc:
+                    if not exc.token_gone:
+                        raise
+                    in_channel = True
+            if in_channel:
+                await self._to_channel(to, part, mention=mention)
+                mention = False
+            done.add(index)
+            await self._record_parts(delivery_id, done)
+
+    async def _to_channel(self, to: _Target, part: OutMessage, *, mention: bool) -> None:
+        if to.channel_id is None:
+            raise NotifierError("The interaction expired and there is no channel to post in.", retryable=False)
+        body = dict(part.payload)
+        if to.user_id and mention:
+            body["content"] = f"<@{to.user_id}> {body.get('content') or ''}".strip()[:2000]
+            body["allowed_mentions"] = {"parse": [], "users": [to.user_id]}
+        body.pop("flags", None)
+        await self.rest.channel_message(to.channel_id, OutMessage(body, part.files))
+
+    async def _result(self, to: _Target, payload: dict[str, Any], generation_id: str) -> list[OutMessage]:
+        outputs = list(payload.get("outputs") or [])
+        files = [await results.fetch(self.http, o) for o in results.media_outputs(outputs)]
+        uploads, notes = self._uploads(files, to.size_limit)
+        chunks = [text[i : i + TEXT_MAX] for text in results.texts_of(outputs) for i in range(0, len(text), TEXT_MAX)]
+        if not uploads and not chunks and not notes:
+            notes.append("The run finished without an output to show.")
+        groups = file_groups(uploads, to.size_limit)
+        first = groups[0] if groups else []
+        shown = next((name for name, media in first if media.kind in (MediaKind.PHOTO, MediaKind.ANIMATION)), None)
+        embed = texts.result_embed(payload, image=shown, notes=notes)
+        head = texts.message(
+            content=chunks[0] if chunks else "", embeds=[embed], components=texts.buttons(generation_id)
+        )
+        parts = [_with_files(head, first)]
+        parts += [_with_files(texts.message(), group) for group in groups[1:]]
+        parts += [OutMessage(texts.message(content=chunk)) for chunk in chunks[1:]]
+        return parts
+
+    def _uploads(self, files: list[Media], limit: int) -> tuple[list[tuple[str, Media]], list[str]]:
+        uploads: list[tuple[str, Media]] = []
+        notes: list[str] = []
+        names: set[str] = set()
+        for n, item in enumerate(files):
+            if len(item.content) > limit:
+                notes.append(
+                    f"{texts.escape(item.filename)} ({_size(len(item.content))}) is over Discord's {_size(limit)} "
+                    f"limit for this channel: find it in your history on {self.public_url}/app"
+                )
+                continue
+            name = safe_filename(item.filename)
+            if name in names:
+                name = f"{n}_{name}"
+            names.add(name)
+            uploads.append((name, item))
+        return uploads, notes
+
+    def _now(self) -> float:
+        return self.clock.now().timestamp()
+
+    async def _done_parts(self, delivery_id: str) -> set[int]:
+        async with self.uow() as uow:
+            stored = await uow.kv.get(f"discord.parts:{delivery_id}")
+        return set(stored or [])
+
+    async def _record_parts(self, delivery_id: str, done: set[int]) -> None:
+        async with self.uow() as uow:
+            await uow.kv.put(f"discord.parts:{delivery_id}", sorted(done), now=self.clock.now())
+            await uow.commit()
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.0f} MB" if n >= 2**20 else f"{max(1, round(n / 1024))} KB"
+
+
+def safe_filename(filename: str) -> str:
+    """A file name Discord keeps as it is (so ``attachment://`` finds it)."""
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    return re.sub(r"[^A-Za-z0-9._-]", "_", base)[:80] or "result.bin"
+
+
+def file_groups(uploads: list[tuple[str, Media]], limit: int) -> list[list[tuple[str, Media]]]:
+    """Files in messages of at most ten, and at most ``limit`` bytes together."""
+    groups: list[list[tuple[str, Media]]] = []
+    size = 0
+    for upload in uploads:
+        length = len(upload[1].content)
+        if not groups or len(groups[-1]) >= FILES_PER_MESSAGE or size + length > limit:
+            groups.append([])
+            size = 0
+        groups[-1].append(upload)
+        size += length
+    return groups
+
+
+def _with_files(payload: dict[str, Any], group: list[tuple[str, Media]]) -> OutMessage:
+    """The message with its files; ``attachments`` lists exactly them, so editing again replaces, not adds."""
+    body = {**payload, "attachments": [{"id": n, "filename": name} for n, (name, _m) in enumerate(group)]}
+    return OutMessage(body, [(name, m.content, m.mime_type) for name, m in group])

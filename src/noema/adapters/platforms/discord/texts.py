@@ -1,0 +1,211 @@
+"""What the bot says on Discord: message bodies, embeds and buttons (user text is markdown-escaped).
+
+Every message carries ``allowed_mentions: {parse: []}``: a prompt that says ``@everyone`` pings no one.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from noema.adapters.platforms.wording import STATUS_WORDS, nanos_of
+from noema.domain.generation import Generation
+from noema.domain.ids import short_id
+from noema.domain.money import display_usd
+from noema.domain.tools import PrimaryInput, Tool
+from noema.services.status import StatusReport
+
+EPHEMERAL = 1 << 6
+BLURPLE, GREEN, RED, GREY = 0x5865F2, 0x57F287, 0xED4245, 0x99AAB5
+_MARKDOWN = re.compile(r"([\\*_~`|>\[\]()#])")
+
+
+def escape(text: str) -> str:
+    """Text shown as written, not as markdown."""
+    return _MARKDOWN.sub(r"\\\1", text)
+
+
+def message(
+    content: str | None = None,
+    *,
+    embeds: list[dict[str, Any]] | None = None,
+    components: list[dict[str, Any]] | None = None,
+    ephemeral: bool = False,
+) -> dict[str, Any]:
+    """A message body (content cut to Discord's 2000 characters)."""
+    body: dict[str, Any] = {"allowed_mentions": {"parse": []}}
+    if content is not None:
+        body["content"] = content[:2000]
+    if embeds is not None:
+        body["embeds"] = embeds
+    if components is not None:
+        body["components"] = components
+    if ephemeral:
+        body["flags"] = EPHEMERAL
+    return body
+
+
+def bar(progress: float, cells: int = 10) -> str:
+    """A text progress bar."""
+    filled = max(0, min(cells, round(progress * cells)))
+    return "▰" * filled + "▱" * (cells - filled)
+
+
+def buttons(generation_id: str) -> list[dict[str, Any]]:
+    """Rerun and info buttons under a result."""
+    return [
+        {
+            "type": 1,
+            "components": [
+                {
+                    "type": 2,
+                    "style": 1,
+                    "label": "Rerun",
+                    "emoji": {"name": "🔁"},
+                    "custom_id": f"rerun:{generation_id}",
+                },
+                {"type": 2, "style": 2, "label": "Info", "emoji": {"name": "ℹ️"}, "custom_id": f"info:{generation_id}"},
+            ],
+        }
+    ]
+
+
+def _head(payload: dict[str, Any]) -> str:
+    status = str(payload.get("status", "pending"))
+    return f"{STATUS_WORDS.get(status, status)} · /{escape(str(payload.get('tool', '')))}"
+
+
+def progress_embed(payload: dict[str, Any]) -> dict[str, Any]:
+    """The progress shown in the original response while the run moves."""
+    status = str(payload.get("status", "pending"))
+    fraction = float(payload.get("progress") or 0.0)
+    lines = []
+    if status in ("running", "uploading") or fraction > 0:
+        lines.append(f"{bar(fraction)} {round(fraction * 100)}%")
+    if payload.get("liveStatus"):
+        lines.append(f"*{escape(str(payload['liveStatus'])[:300])}*")
+    estimate = display_usd(nanos_of(payload.get("estimatedCostUsd")))
+    return {
+        "title": _head(payload),
+        "description": "\n".join(lines) or "Starting…",
+        "color": BLURPLE,
+        "footer": {"text": f"id {payload.get('shortId')} · estimate {estimate}"},
+    }
+
+
+def result_embed(payload: dict[str, Any], *, image: str | None, notes: list[str]) -> dict[str, Any]:
+    """The result: the tool, what it cost, the short id, and the first picture shown large."""
+    lines = [f"Cost **{display_usd(nanos_of(payload.get('costUsd')))}** · id `{payload.get('shortId')}`"]
+    if nanos_of(payload.get("shortfallUsd")):
+        lines.append("Your balance did not cover the whole run; the rest was waived.")
+    lines += notes
+    embed: dict[str, Any] = {"title": f"✅ /{escape(str(payload.get('tool', '')))}", "color": GREEN}
+    embed["description"] = "\n".join(lines)[:4000]
+    if image is not None:
+        embed["image"] = {"url": f"attachment://{image}"}
+    return embed
+
+
+def failure_embed(payload: dict[str, Any]) -> dict[str, Any]:
+    """Why a run gave no result, and what (if anything) was charged."""
+    reason = escape(str(payload.get("failureReason") or "The run did not finish."))[:1500]
+    cost = nanos_of(payload.get("costUsd"))
+    money = f"You were charged {display_usd(cost)} for the GPU time used." if cost else "Nothing was charged."
+    return {
+        "title": _head({**payload, "status": payload.get("status") or "failed"}),
+        "description": f"{reason}\n{money}",
+        "color": GREY if payload.get("status") == "cancelled" else RED,
+        "footer": {"text": f"id {payload.get('shortId')}"},
+    }
+
+
+def usage(tool: Tool, problem: str) -> str:
+    """What to send when a call is missing something."""
+    how = f"/{tool.command}"
+    if tool.prompt_input is not None:
+        how += " prompt: a red fox in the snow"
+    if tool.image_input is not None:
+        how += " image: (attach a picture)"
+    return f"{problem}\nExample: `{how}`"
+
+
+def tools_embed(tools: list[Tool], backend_label: str) -> dict[str, Any]:
+    """/tools: every callable tool, disabled ones with the reason."""
+    lines = []
+    for tool in tools:
+        needs = " (with an image)" if tool.primary_input in (PrimaryInput.IMAGE, PrimaryInput.IMAGE_TEXT) else ""
+        line = f"**/{tool.command}**{needs} — {escape((tool.description or tool.display_name)[:120])}"
+        if not tool.enabled:
+            line += f" *(disabled: {escape(tool.disabled_reason or 'unavailable')})*"
+        lines.append(line)
+    text = "\n".join(lines) or "No tools are available right now."
+    return {
+        "title": f"Tools ({backend_label})" if backend_label else "Tools",
+        "description": text[:4000],
+        "color": BLURPLE,
+    }
+
+
+def status_embed(report: StatusReport) -> dict[str, Any]:
+    """/status: points, balance, level with its bar, and the live tasks."""
+    free = report.balance_nanos - report.held_nanos
+    fields = [
+        {"name": "Points", "value": f"{report.points:,}", "inline": True},
+        {"name": "Balance", "value": display_usd(free), "inline": True},
+        {
+            "name": f"Level {report.level}",
+            "value": f"{report.level_bar} {round(report.level_progress * 100)}% ({report.exp:,} EXP)",
+            "inline": False,
+        },
+    ]
+    if report.held_nanos:
+        fields.append({"name": "Held for running tasks", "value": display_usd(report.held_nanos), "inline": True})
+    tasks = [
+        f"`{t.id_hash}` /{escape(t.tool_name)} {escape(t.status)}"
+        + (f" {round(t.progress * 100)}%" if t.progress else "")
+        + (f" — *{escape(t.live_status[:80])}*" if t.live_status else "")
+        + f" · {display_usd(t.cost_nanos)} so far"
+        for t in report.live_tasks[:15]
+    ]
+    fields.append({"name": "Running", "value": "\n".join(tasks)[:1024] or "Nothing running.", "inline": False})
+    return {"title": "Your status", "color": BLURPLE, "fields": fields}
+
+
+def info_embed(g: Generation) -> dict[str, Any]:
+    """The info button: what was asked, how long it ran, what it cost."""
+    lines = []
+    for name, value in list(g.inputs.items())[:12]:
+        shown = "(image)" if isinstance(value, str) and value.startswith(("http", "(uploaded", "data:")) else str(value)
+        lines.append(f"**{escape(name)}**: {escape(shown[:200])}")
+    if g.started_at and g.finished_at:
+        lines.append(f"GPU time: {(g.finished_at - g.started_at).total_seconds():.1f} s on {escape(g.gpu or '?')}")
+    lines.append(f"Cost: {display_usd(g.cost_nanos)}")
+    title = f"/{escape(g.tool_command)} · {short_id(g.id)} · {g.status.value}"
+    return {"title": title, "description": "\n".join(lines)[:4000], "color": BLURPLE}
+
+
+def cancelled(g: Generation) -> str:
+    """The answer to /cancel."""
+    charged = (
+        f"Charged {display_usd(g.cost_nanos)} for the GPU time used; the rest of the hold was released."
+        if g.cost_nanos
+        else "Nothing was charged."
+    )
+    return f"🛑 Cancelled /{escape(g.tool_command)} · `{short_id(g.id)}`. {charged}"
+
+
+def link_text(code: str, minutes: int, sign_in_url: str) -> str:
+    """/link: the code for another platform and the one-time sign-in link for the web page."""
+    return (
+        f"Your link code: `{code}` (valid {minutes} minutes, once).\n"
+        f"Send `/link {code}` to the Telegram bot, or enter it on the web page's account panel, to join "
+        f"the two into one account.\n\nOr sign in to the web page once with this link:\n{sign_in_url}"
+    )
+
+
+def api_key_text(plain: str, public_url: str) -> str:
+    """/apikey: the new key, shown once."""
+    return (
+        f"Your new API key (shown once, keep it secret):\n`{plain}`\n"
+        f"Use it as `Authorization: Bearer …` on {public_url}/api/v1"
+    )
