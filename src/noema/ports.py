@@ -219,6 +219,8 @@ class UnitOfWork(Protocol):
     @property
     def web_sessions(self) -> WebSessionRepository: ...
     @property
+    def preferences(self) -> PreferenceRepository: ...
+    @property
     def loras(self) -> LoraRepository: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
@@ -310,6 +312,20 @@ class DeliveryRepository(Protocol):
 
     async def for_generation(self, generation_id: str) -> list[Delivery]:
         """Every delivery of a generation."""
+        ...
+
+
+class PreferenceRepository(Protocol):
+    async def get(self, account_id: str, tool_id: str) -> dict[str, Any]:
+        """The account's defaults for a tool (empty when none are set)."""
+        ...
+
+    async def put(self, account_id: str, tool_id: str, inputs: dict[str, Any], *, now: datetime) -> None:
+        """Replace the account's defaults for a tool."""
+        ...
+
+    async def move_owner(self, from_id: str, to_id: str) -> None:
+        """Give a merged account's defaults to the survivor (the survivor's own win)."""
         ...
 
 

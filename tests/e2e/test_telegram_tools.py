@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from noema.adapters.platforms.telegram.handlers import BUILTINS
 from noema.domain.generation import GenerationStatus
 from noema.domain.ids import short_id
 from noema.domain.money import display_usd
@@ -224,7 +225,7 @@ async def test_the_menu_is_published_again_when_the_catalog_changes(rig: Telegra
     await until(lambda: len(rig.fake.calls_to("setMyCommands")) > before, what="the new menu")
     names = [c["command"] for c in rig.fake.calls_to("setMyCommands")[-1].params["commands"]]
     assert "imagine" in names and "txt2img" not in names
-    assert names.index("imagine") == 8  # right after the built-in commands: the highest priority
+    assert names.index("imagine") == len(BUILTINS)  # right after the built-in commands: the highest priority
     await rig.fund(CHAT, "1")
     command = await rig.say(CHAT, "/imagine a renamed fox")
     await until(lambda: _media(rig, CHAT, command["message_id"], MessageKind.PHOTO), what="the renamed tool's photo")

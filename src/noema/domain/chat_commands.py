@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,23 +37,28 @@ def parse_command(text: str | None) -> ParsedCommand | None:
     return ParsedCommand(match.group(1).lower(), match.group(2), rest)
 
 
+def parse_options(args: str, accept: Callable[[str], bool] = lambda _name: True) -> tuple[str, dict[str, Any]]:
+    """The ``name=value`` options ``accept`` takes out of ``args`` (quotes keep spaces), and what is left."""
+    options: dict[str, Any] = {}
+
+    def take(match: re.Match[str]) -> str:
+        name, value = match.group(1), match.group(2)
+        if not accept(name):
+            return match.group(0)
+        options[name] = value[1:-1] if value.startswith('"') and value.endswith('"') else value
+        return ""
+
+    rest = re.sub(r"\s{2,}", " ", _OPTION.sub(take, args)).strip()
+    return rest, options
+
+
 def split_inputs(tool: Tool, args: str) -> tuple[str, dict[str, Any]]:
     """The prompt and ``name=value`` options naming the tool's non-media inputs (other words stay prompt)."""
     names = {spec.name for spec in tool.inputs if not spec.type.is_media}
     prompt_input = tool.prompt_input
     if prompt_input is not None:
         names.discard(prompt_input.name)
-    options: dict[str, Any] = {}
-
-    def take(match: re.Match[str]) -> str:
-        name, value = match.group(1), match.group(2)
-        if name not in names:
-            return match.group(0)
-        options[name] = value[1:-1] if value.startswith('"') and value.endswith('"') else value
-        return ""
-
-    prompt = re.sub(r"\s{2,}", " ", _OPTION.sub(take, args)).strip()
-    return prompt, options
+    return parse_options(args, names.__contains__)
 
 
 def example(tool: Tool) -> str:

@@ -38,7 +38,7 @@ from noema.domain.money import display_usd, format_usd
 from noema.domain.pricing import estimate_nanos
 from noema.domain.tools import InputType, Tool
 from noema.ports import Backend, Clock, Metrics, UnitOfWorkFactory
-from noema.services import events, run_updates
+from noema.services import events, preferences, run_updates
 from noema.services.catalog import Catalog
 from noema.services.economy import post
 from noema.services.lora_prompts import apply_loras
@@ -99,7 +99,8 @@ class GenerationService:
         if not tool.enabled:
             raise ToolDisabled(tool.disabled_reason or f"/{tool.command} is disabled.")
         raw = {**req.inputs, **{name: _data_uri(mime, content) for name, (_n, content, mime) in req.files.items()}}
-        inputs = validate_inputs(tool, raw, rng=self.rng)
+        # The account's defaults go under what the request says; the fingerprint is of what it said.
+        inputs = validate_inputs(tool, await preferences.fill(self.uow(), req.account_id, tool, raw), rng=self.rng)
         # After validation, so that an over-long prompt gets the tool's own length message.
         inputs, meta = await apply_loras(tool, inputs, req.account_id, library=self.loras, max_loras=self.max_loras)
         fingerprint = _fingerprint(tool.id, raw)

@@ -83,6 +83,7 @@ async def redeem_link(uow: UnitOfWork, clock: Clock, raw_code: str, *, account_i
         await _move_money(uow, survivor, merged, now)
         await uow.accounts.move_records(merged.id, survivor.id)
         await uow.loras.move_owner(merged.id, survivor.id, now=now)
+        await uow.preferences.move_owner(merged.id, survivor.id)
         merged.merged_into, merged.updated_at, survivor.updated_at = survivor.id, now, now
         events.record(
             uow,

@@ -300,6 +300,15 @@ loras = Table(
     CheckConstraint("usage_count >= 0", name="usage_not_negative"),
 )
 
+preferences = Table(
+    "preferences",
+    metadata,
+    _id("account_id", ForeignKey("accounts.id"), primary_key=True),
+    Column("tool_id", String(100), primary_key=True),
+    Column("inputs", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
 kv_store = Table(
     "kv_store",
     metadata,

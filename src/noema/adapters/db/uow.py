@@ -15,6 +15,7 @@ from noema.adapters.db.generation_repositories import (
     SqlWebSessions,
 )
 from noema.adapters.db.lora_repositories import SqlLoras
+from noema.adapters.db.preference_repositories import SqlPreferences
 from noema.adapters.db.repositories import SqlAccounts, SqlApiKeys, SqlEvents, SqlLedger, SqlSessions
 from noema.adapters.db.tables import map_entities
 from noema.domain.errors import Conflict
@@ -34,6 +35,7 @@ class SqlUnitOfWork:
     link_codes: SqlLinkCodes
     web_sessions: SqlWebSessions
     loras: SqlLoras
+    preferences: SqlPreferences
 
     def __init__(self, factory: async_sessionmaker[AsyncSession], lock: asyncio.Lock | None = None) -> None:
         self._factory = factory
@@ -55,7 +57,7 @@ class SqlUnitOfWork:
         self.ledger, self.api_keys = SqlLedger(s), SqlApiKeys(s)
         self.generations, self.deliveries, self.kv = SqlGenerations(s), SqlDeliveries(s), SqlKeyValue(s)
         self.link_codes, self.web_sessions = SqlLinkCodes(s), SqlWebSessions(s)
-        self.loras = SqlLoras(s)
+        self.loras, self.preferences = SqlLoras(s), SqlPreferences(s)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from noema.entrypoints.http import public_generations
+from noema.entrypoints.http import public_generations, public_preferences
 from noema.entrypoints.http.deps import AccountDep, ContainerDep
 from noema.entrypoints.http.schemas import StatusReportOut, status_out
 from noema.services import status
@@ -17,6 +17,7 @@ def public_router() -> APIRouter:
     router = APIRouter(prefix=PREFIX, tags=["public"])
     router.add_api_route("/me/status", me_status, methods=["GET"], response_model=StatusReportOut)
     router.include_router(public_generations.router)
+    router.include_router(public_preferences.router)
     return router
 
 

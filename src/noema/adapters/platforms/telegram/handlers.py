@@ -20,14 +20,15 @@ from noema.adapters.platforms.telegram import texts
 from noema.adapters.platforms.telegram.images import ImageSource, download, image_of
 from noema.adapters.platforms.wording import OOPS
 from noema.domain.accounts import Platform
-from noema.domain.chat_commands import ParsedCommand, parse_command, split_inputs
+from noema.domain.chat_commands import ParsedCommand, parse_command, parse_options, split_inputs
 from noema.domain.errors import InvalidInput, NoemaError, ToolDisabled, ToolNotFound
 from noema.domain.generation import Generation
 from noema.domain.ids import parse_id, short_id
 from noema.domain.linking import CODE_LIFETIME
 from noema.domain.money import display_usd
+from noema.domain.preferences import settable
 from noema.domain.tools import InputType, Tool, Visibility
-from noema.services import accounts, api_keys, history, status
+from noema.services import accounts, api_keys, history, preferences, status
 from noema.services.chat import ChatRun, ChatServices, ChatUser, Visit
 
 log = structlog.get_logger(__name__)
@@ -40,6 +41,8 @@ BUILTINS = {
     "link": "Join this account with another platform",
     "apikey": "A personal key for the API",
     "account": "Your account record",
+    "set": "Your default inputs for a tool: /set txt2img steps=30",
+    "settings": "Show your defaults for a tool",
 }
 _Handler = Callable[[Message, "Caller", ParsedCommand], Awaitable[None]]
 
@@ -70,6 +73,8 @@ class TelegramHandlers:
             "link": self._link,
             "apikey": self._apikey,
             "account": self._account,
+            "set": self._set,
+            "settings": self._settings,
         }
 
     def install(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
@@ -161,6 +166,32 @@ class TelegramHandlers:
         found = await accounts.get(self.chat.uow(), caller.account_id)
         await _reply(message, texts.account_text(found.account, found.identities))
 
+    async def _set(self, message: Message, caller: Caller, parsed: ParsedCommand) -> None:
+        name, _, rest = parsed.args.partition(" ")
+        if not name:
+            raise InvalidInput("Say which tool and what to keep, e.g. /set txt2img steps=30 (or /set txt2img clear).")
+        tool = await self._find(name.lstrip("/").lower())
+        uow, clock = self.chat.uow(), self.chat.clock
+        if rest.strip().lower() == "clear":
+            values = await preferences.replace(uow, clock, caller.account_id, tool, {})
+        else:
+            leftover, options = parse_options(rest)
+            if leftover or not options:
+                raise InvalidInput(
+                    f"Write name=value pairs for inputs of /{tool.command}: {', '.join(settable(tool))}."
+                )
+            values = await preferences.change(uow, clock, caller.account_id, tool, options)
+        await _reply(message, texts.preferences_text(tool, values))
+
+    async def _settings(self, message: Message, caller: Caller, parsed: ParsedCommand) -> None:
+        name = parsed.args.split()[0] if parsed.args else ""
+        if not name:
+            raise InvalidInput("Say which tool, e.g. /settings txt2img.")
+        tool = await self._find(name.lstrip("/").lower())
+        await _reply(
+            message, texts.preferences_text(tool, await preferences.get(self.chat.uow(), caller.account_id, tool))
+        )
+
     async def _tool(self, message: Message, caller: Caller, parsed: ParsedCommand) -> None:
         try:
             tool = await self._find(parsed.name)
@@ -182,7 +213,7 @@ class TelegramHandlers:
         for tool in await self.chat.callable_tools():
             if tool.command == command:
                 return tool
-        raise ToolNotFound()
+        raise ToolNotFound(f"There is no tool /{command[:40]}; /tools lists them.")
 
     async def _rerun(
         self, message: Message, caller: Caller, generation: Generation, *, key: str, new_seed: bool

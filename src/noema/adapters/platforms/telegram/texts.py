@@ -136,6 +136,19 @@ def status_text(report: StatusReport, now: datetime) -> str:
     return "\n".join(lines)
 
 
+def preferences_text(tool: Tool, values: dict[str, Any]) -> str:
+    """/settings: the account's defaults for a tool, and how to change them."""
+    lines = [f"<b>Your defaults for /{escape(tool.command)}</b>"]
+    lines += [f"{escape(k)} = <code>{escape(str(v))[:200]}</code>" for k, v in sorted(values.items())]
+    if not values:
+        lines.append("None: the tool's own defaults apply.")
+    lines.append(
+        f"Change with <code>/set {escape(tool.command)} name=value</code>, remove all with "
+        f"<code>/set {escape(tool.command)} clear</code>. What you write in a command always wins."
+    )
+    return "\n".join(lines)
+
+
 def account_text(account: Account, identities: list[Identity]) -> str:
     """/account: the account record, without secrets or internal ids beyond what the user owns."""
     platforms = ", ".join(sorted(i.platform.value for i in identities)) or "—"
