@@ -204,3 +204,30 @@ async def test_someone_elses_rerun_button_does_not_run_their_generation(rig: Tel
     answer = next(s for s in rig.replies(group, photo.message_id) if s.kind is MessageKind.TEXT)
     assert answer.text == "No such generation."
     assert len(await _live(rig, await rig.account_id(CHAT))) == 1
+
+
+async def test_info_names_the_loras_a_trigger_word_applied_and_the_warnings(rig: TelegramRig) -> None:
+    from noema.domain.loras import Family, Lora
+    from noema.domain.loras import Visibility as LoraVisibility
+
+    await rig.container.loras.save(
+        Lora(
+            slug="origami",
+            display_name="Origami",
+            triggers=("origami",),
+            cognates=(),
+            default_weight=0.7,
+            family=Family.SDXL,
+            owner_id=None,
+            visibility=LoraVisibility.PUBLIC,
+        )
+    )
+    account = await rig.fund(CHAT, "1")
+    command = await rig.say(CHAT, "/txt2img an origami crane <lora:ghost:1>")
+    photo = await _result(rig, CHAT, command["message_id"])
+    (generation,) = await _live(rig, account)
+    assert generation.inputs["input_text"].startswith("an <lora:origami:0.7> origami crane")
+    await rig.press(CHAT, photo.message_id, f"info:{generation.id}")
+    info = next(s for s in rig.replies(CHAT, photo.message_id) if s.kind is MessageKind.TEXT)
+    assert "LoRAs: origami (0.7)" in (info.text or "")
+    assert "⚠️" in (info.text or "") and "ghost" in (info.text or "")

@@ -30,6 +30,7 @@ from noema.domain.preferences import settable
 from noema.domain.tools import InputType, Tool, Visibility
 from noema.services import accounts, api_keys, history, preferences, status
 from noema.services.chat import ChatRun, ChatServices, ChatUser, Visit
+from noema.services.lora_prompts import applied_loras, lora_warnings
 
 log = structlog.get_logger(__name__)
 BUILTINS = {
@@ -297,5 +298,9 @@ def _info(g: Generation) -> str:
         lines.append(f"{escape(name)}: {escape(shown[:200])}")
     if g.started_at and g.finished_at:
         lines.append(f"GPU time: {(g.finished_at - g.started_at).total_seconds():.1f} s on {escape(g.gpu or '?')}")
+    applied = applied_loras(g)
+    if applied:
+        lines.append("LoRAs: " + ", ".join(f"{escape(a['slug'])} ({a.get('weight')})" for a in applied))
+    lines += [f"⚠️ {escape(str(w))[:200]}" for w in lora_warnings(g)]
     lines.append(f"Cost: {display_usd(g.cost_nanos)}")
     return "\n".join(lines)
