@@ -124,3 +124,29 @@ async def test_linking_moves_the_merged_accounts_defaults_and_the_survivors_own_
         txt = (await client.get("/api/v1/preferences/txt2img", headers=keep_auth)).json()["inputs"]
         img = (await client.get("/api/v1/preferences/img2img", headers=keep_auth)).json()["inputs"]
         assert txt == {"steps": 10} and img == {"input_seed": 77}
+
+
+async def test_the_web_form_can_keep_its_settings_as_defaults_and_starts_from_them(db_url: str, tmp_path: Path) -> None:
+    import re
+
+    async with running_app(db_url, tmp_path) as (_app, client):
+        page = await client.get("/")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        await client.post("/signin/sandbox", data={"csrf": csrf})
+        form = await client.get("/app?tool=txt2img")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+        assert 'name="save_defaults"' in form.text
+        run = await client.post(
+            "/app/run",
+            data={"csrf": csrf, "tool": "txt2img", "input_text": "a kite", "steps": "27", "save_defaults": "yes"},
+        )
+        assert run.status_code == 303, run.text
+        again = await client.get("/app?tool=txt2img")
+        assert re.search(r'id="in-steps" name="steps" type="number"[^>]*value="27"', again.text), "steps not pre-filled"
+        assert "a kite" not in again.text  # the prompt is never a default
+        bad = await client.post(
+            "/app/run",
+            data={"csrf": csrf, "tool": "txt2img", "input_text": "a kite", "width": "5", "save_defaults": "yes"},
+        )
+        assert bad.status_code == 400 and "width" in bad.text
+        assert re.search(r'name="steps"[^>]*value="27"', (await client.get("/app?tool=txt2img")).text)

@@ -12,12 +12,13 @@ from noema.adapters.platforms.web import templates
 from noema.domain.errors import GenerationNotFound, InvalidTransition, NoemaError
 from noema.domain.generation import Generation
 from noema.domain.ids import parse_id, short_id
+from noema.domain.preferences import settable
 from noema.domain.tools import Tool, Visibility
 from noema.entrypoints.http.public_generations import stream_response
 from noema.entrypoints.http.web.context import UserDep, WebUser, live_rows, render
 from noema.entrypoints.http.web.forms import MAX_UPLOAD_BYTES, parse_tool_form
 from noema.ports import GenerationFilter
-from noema.services import cancel, economy, history
+from noema.services import cancel, economy, history, preferences
 from noema.services.generations import GenerationRequest
 
 router = APIRouter(include_in_schema=False)
@@ -36,11 +37,13 @@ async def _tools_page(
     tools = [t for t in await c.catalog.tools() if t.visibility is Visibility.PUBLIC]
     tool: Tool | None = next((t for t in tools if t.command == tool_ref and t.enabled), None)
     tool = tool or next((t for t in tools if t.enabled), None)
+    if values is None:  # a fresh form starts from the account's saved defaults
+        values = await preferences.get(c.uow(), user.account_id, tool) if tool is not None else {}
     context: dict[str, Any] = {
         "page": "app",
         "tools": tools,
         "tool": tool,
-        "values": values or {},
+        "values": values,
         "error": error,
         "live": await live_rows(user),
         "max_upload": MAX_UPLOAD_BYTES,
@@ -57,8 +60,8 @@ async def tools_page(
     tool: Annotated[str | None, Query(max_length=64)] = None,
     rerun: Annotated[str | None, Query(max_length=64)] = None,
 ) -> HTMLResponse:
-    """Pick a tool and fill in its form (``rerun`` pre-fills it from an earlier generation)."""
-    values: dict[str, Any] = {}
+    """Pick a tool and fill in its form: your saved defaults, or an earlier generation's inputs (``rerun``)."""
+    values: dict[str, Any] | None = None
     if rerun:
         try:
             earlier = await history.get(user.container.uow(), parse_id(rerun), account_id=user.account_id)
@@ -79,6 +82,9 @@ async def run_tool(request: Request, user: UserDep) -> Response:
     try:
         tool = await c.catalog.find(tool_ref)
         values, files = await parse_tool_form(tool, form)
+        if form.get("save_defaults") == "yes":
+            keep = {k: v for k, v in values.items() if k in settable(tool) and v not in (None, "")}
+            await preferences.replace(c.uow(), c.clock, user.account_id, tool, keep)
         generation = await c.generations.request(
             GenerationRequest(account_id=user.account_id, tool_ref=tool.id, inputs=values, files=files, platform="web")
         )
