@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from noema.domain.tools import InputType, Tool
+from noema.domain.tools import Tool
 
 _COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@([A-Za-z0-9_]{1,64}))?(?=\s|$)")
 _OPTION = re.compile(r"(?<!\S)([a-z][a-z0-9_]{0,63})=(\"[^\"]*\"|\S+)")
@@ -68,13 +68,3 @@ def example(tool: Tool) -> str:
     if needs_image:
         return f"reply to a photo with /{tool.command}{prompt}"
     return f"/{tool.command}{prompt}"
-
-
-def text_inputs(tool: Tool) -> list[str]:
-    """Inputs a chat user can set with ``name=value``."""
-    prompt = tool.prompt_input
-    return [
-        spec.name
-        for spec in tool.inputs
-        if not spec.type.is_media and spec.type is not InputType.LORA and (prompt is None or spec.name != prompt.name)
-    ]

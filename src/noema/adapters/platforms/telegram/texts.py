@@ -8,8 +8,9 @@ from typing import Any
 
 from noema.adapters.platforms.wording import STATUS_WORDS, nanos_of
 from noema.domain.accounts import Account, Identity
-from noema.domain.chat_commands import example, text_inputs
+from noema.domain.chat_commands import example
 from noema.domain.money import display_usd
+from noema.domain.preferences import settable
 from noema.domain.tools import PrimaryInput, Tool
 from noema.services.status import StatusReport
 
@@ -68,7 +69,7 @@ def split_lines(text: str, limit: int = 4000) -> list[str]:
 
 def tool_usage(tool: Tool, problem: str) -> str:
     """What to send when a call is missing something, with an example."""
-    options = text_inputs(tool)
+    options = settable(tool)
     text = f"{escape(problem)}\n\nExample: <code>{escape(example(tool))}</code>"
     if options:
         text += "\nOptions: " + ", ".join(f"<code>{escape(o)}=…</code>" for o in options[:12])
