@@ -23,14 +23,12 @@ from noema.domain.accounts import Platform
 from noema.domain.chat_commands import ParsedCommand, parse_command, parse_options, split_inputs
 from noema.domain.errors import InvalidInput, NoemaError, ToolDisabled, ToolNotFound
 from noema.domain.generation import Generation
-from noema.domain.ids import parse_id, short_id
+from noema.domain.ids import parse_id
 from noema.domain.linking import CODE_LIFETIME
-from noema.domain.money import display_usd
 from noema.domain.preferences import settable
 from noema.domain.tools import InputType, Tool, Visibility
 from noema.services import accounts, api_keys, history, preferences, status
 from noema.services.chat import ChatRun, ChatServices, ChatUser, Visit
-from noema.services.lora_prompts import applied_loras, lora_warnings
 
 log = structlog.get_logger(__name__)
 BUILTINS = {
@@ -116,7 +114,7 @@ class TelegramHandlers:
                 key = f"telegram:button:{query.id}"
                 await self._rerun(message, caller, generation, key=key, new_seed=action == "reseed")
             elif action == "info":
-                await _reply(message, _info(generation))
+                await _reply(message, texts.info(generation))
         except NoemaError as exc:
             await _reply(message, escape(exc.message))
         except Exception:
@@ -142,7 +140,7 @@ class TelegramHandlers:
 
     async def _cancel(self, message: Message, caller: Caller, parsed: ParsedCommand) -> None:
         g = await self.chat.cancel(caller.account_id, parsed.args.split()[0] if parsed.args else None)
-        await _reply(message, f"🛑 Cancelled /{escape(g.tool_command)} · {_short(g)}. {_charged(g)}")
+        await _reply(message, texts.cancelled(g))
 
     async def _link(self, message: Message, caller: Caller, parsed: ParsedCommand) -> None:
         if parsed.args:
@@ -279,28 +277,3 @@ def _missing(tool: Tool, prompt: str, source: ImageSource | None) -> str | None:
 
 async def _reply(message: Message, text: str) -> Message:
     return await message.reply_text(text, parse_mode=ParseMode.HTML, do_quote=True)
-
-
-def _short(g: Generation) -> str:
-    return f"<code>{short_id(g.id)}</code>"
-
-
-def _charged(g: Generation) -> str:
-    if g.cost_nanos:
-        return f"Charged {display_usd(g.cost_nanos)} for the GPU time used; the rest of the hold was released."
-    return "Nothing was charged."
-
-
-def _info(g: Generation) -> str:
-    lines = [f"<b>/{escape(g.tool_command)}</b> · {_short(g)} · {escape(g.status.value)}"]
-    for name, value in list(g.inputs.items())[:12]:
-        shown = "(image)" if isinstance(value, str) and value.startswith(("http", "(uploaded")) else str(value)
-        lines.append(f"{escape(name)}: {escape(shown[:200])}")
-    if g.started_at and g.finished_at:
-        lines.append(f"GPU time: {(g.finished_at - g.started_at).total_seconds():.1f} s on {escape(g.gpu or '?')}")
-    applied = applied_loras(g)
-    if applied:
-        lines.append("LoRAs: " + ", ".join(f"{escape(a['slug'])} ({a.get('weight')})" for a in applied))
-    lines += [f"⚠️ {escape(str(w))[:200]}" for w in lora_warnings(g)]
-    lines.append(f"Cost: {display_usd(g.cost_nanos)}")
-    return "\n".join(lines)

@@ -9,9 +9,12 @@ from typing import Any
 from noema.adapters.platforms.wording import STATUS_WORDS, nanos_of
 from noema.domain.accounts import Account, Identity
 from noema.domain.chat_commands import example
+from noema.domain.generation import Generation
+from noema.domain.ids import short_id
 from noema.domain.money import display_usd
 from noema.domain.preferences import settable
 from noema.domain.tools import PrimaryInput, Tool
+from noema.services.lora_prompts import applied_loras, lora_warnings
 from noema.services.status import StatusReport
 
 HELP = (
@@ -174,3 +177,34 @@ def link_text(code: str, minutes: int, sign_in_url: str) -> str:
         "the two into one account.\n\n"
         f"Or sign in to the web page once with this link:\n{escape(sign_in_url)}"
     )
+
+
+def _short(g: Generation) -> str:
+    return f"<code>{short_id(g.id)}</code>"
+
+
+def _charged(g: Generation) -> str:
+    if g.cost_nanos:
+        return f"Charged {display_usd(g.cost_nanos)} for the GPU time used; the rest of the hold was released."
+    return "Nothing was charged."
+
+
+def info(g: Generation) -> str:
+    """The Info button: the run's inputs, GPU time, LoRAs and cost."""
+    lines = [f"<b>/{escape(g.tool_command)}</b> · {_short(g)} · {escape(g.status.value)}"]
+    for name, value in list(g.inputs.items())[:12]:
+        shown = "(image)" if isinstance(value, str) and value.startswith(("http", "(uploaded")) else str(value)
+        lines.append(f"{escape(name)}: {escape(shown[:200])}")
+    if g.started_at and g.finished_at:
+        lines.append(f"GPU time: {(g.finished_at - g.started_at).total_seconds():.1f} s on {escape(g.gpu or '?')}")
+    applied = applied_loras(g)
+    if applied:
+        lines.append("LoRAs: " + ", ".join(f"{escape(a['slug'])} ({a.get('weight')})" for a in applied))
+    lines += [f"⚠️ {escape(str(w))[:200]}" for w in lora_warnings(g)]
+    lines.append(f"Cost: {display_usd(g.cost_nanos)}")
+    return "\n".join(lines)
+
+
+def cancelled(g: Generation) -> str:
+    """The answer to /cancel: what was stopped and what it cost."""
+    return f"🛑 Cancelled /{escape(g.tool_command)} · {_short(g)}. {_charged(g)}"
