@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from pathlib import Path
@@ -297,3 +298,44 @@ async def test_the_internal_api_runs_and_lists_generations(db_url: str, tmp_path
         assert (
             await client.get("/internal/v1/data/generations", headers=PLATFORM, params={"status_in": "bogus"})
         ).status_code == 400
+
+
+async def test_rerun_reproduces_a_run_with_its_recorded_seed_and_new_seed_draws_another(
+    db_url: str, tmp_path: Path
+) -> None:
+    async with running_app(db_url, tmp_path) as (app, client):
+        _aid, auth = await funded_key(app, "1")
+        first = await client.post(
+            "/api/v1/generations", headers=auth, json={"toolId": "txt2img", "inputs": {"input_text": "a red kite"}}
+        )
+        done = await wait_terminal(client, first.json()["id"], auth)
+        seed = done["inputs"]["input_seed"]
+        assert isinstance(seed, int) and seed >= 0  # -1 (the default) became a seed that was recorded
+
+        same = await client.post(f"/api/v1/generations/{done['id']}/rerun", headers=auth)
+        fresh = await client.post(f"/api/v1/generations/{done['id']}/rerun?newSeed=true", headers=auth)
+        assert same.status_code == fresh.status_code == 202, (same.text, fresh.text)
+        same_done = await wait_terminal(client, same.json()["id"], auth)
+        fresh_done = await wait_terminal(client, fresh.json()["id"], auth)
+        assert same_done["inputs"]["input_seed"] == seed and fresh_done["inputs"]["input_seed"] != seed
+        images = [(await client.get(g["outputs"][0]["url"])).content for g in (done, same_done, fresh_done)]
+        assert images[0] == images[1] and images[0] != images[2]
+
+
+async def test_rerun_of_an_upload_asks_for_the_file_and_someone_elses_run_is_not_found(
+    db_url: str, tmp_path: Path
+) -> None:
+    async with running_app(db_url, tmp_path) as (app, client):
+        _aid, auth = await funded_key(app, "1")
+        _other, other_auth = await funded_key(app, "1")
+        buffer = io.BytesIO()
+        Image.new("RGB", (64, 64), "purple").save(buffer, "PNG")
+        data = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+        up = await client.post(
+            "/api/v1/generations", headers=auth, json={"toolId": "upscale", "inputs": {"input_image": data}}
+        )
+        assert up.status_code == 202, up.text
+        again = await client.post(f"/api/v1/generations/{up.json()['id']}/rerun", headers=auth)
+        assert again.status_code == 400 and "uploaded file" in again.json()["error"]["message"]
+        theirs = await client.post(f"/api/v1/generations/{up.json()['id']}/rerun", headers=other_auth)
+        assert theirs.status_code == 404

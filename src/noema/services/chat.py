@@ -12,13 +12,13 @@ from datetime import timedelta
 from typing import Any
 
 from noema.domain.accounts import Platform
-from noema.domain.errors import GenerationNotFound, InvalidInput
+from noema.domain.errors import GenerationNotFound, InvalidInput, ToolNotFound
 from noema.domain.generation import LIVE, Generation
-from noema.domain.ids import short_id
+from noema.domain.ids import parse_id, short_id
 from noema.domain.linking import CodePurpose
 from noema.domain.tools import Tool, Visibility, rank_for_menu
 from noema.ports import Backend, Clock, GenerationFilter, Metrics, UnitOfWorkFactory
-from noema.services import accounts, cancel, events, linking, sessions
+from noema.services import accounts, cancel, events, history, linking, sessions
 from noema.services.catalog import Catalog
 from noema.services.generations import GenerationRequest, GenerationService
 
@@ -147,6 +147,16 @@ class ChatServices:
         """Merge this account into the one that issued ``code``; returns the surviving account id."""
         survivor = await linking.redeem_link(self.uow(), self.clock, code, account_id=account_id)
         return survivor.id
+
+    async def earlier_run(
+        self, account_id: str, generation_id: str, *, new_seed: bool = False
+    ) -> tuple[Tool, dict[str, Any], Generation]:
+        """For a rerun button: the tool, the inputs to run again, and the earlier run (whose files to fetch)."""
+        earlier = await history.get(self.uow(), parse_id(generation_id), account_id=account_id)
+        tool = next((t for t in await self.callable_tools() if t.id == earlier.tool_id), None)
+        if tool is None:
+            raise ToolNotFound("That tool is not available any more; /tools lists what you can run.")
+        return tool, history.rerun_inputs(tool, earlier, new_seed=new_seed), earlier
 
     async def menu(self, *, limit: int = MENU_LIMIT) -> list[Tool]:
         """The tools a chat menu shows: enabled and public, by priority, then usage, then name."""

@@ -7,9 +7,10 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from noema.domain.errors import InvalidInput
 from noema.domain.generation import GenerationStatus
 from noema.domain.ids import parse_id
 from noema.domain.pricing import estimate_nanos
@@ -59,6 +60,32 @@ async def create_generation(
             inputs=body.inputs,
             platform="api",
             idempotency_key=idempotency_key or None,
+        )
+    )
+    return generation_out(generation)
+
+
+@router.post("/generations/{generation_id}/rerun", response_model=GenerationOut, status_code=202)
+async def rerun_generation(
+    generation_id: str,
+    account_id: AccountDep,
+    c: ContainerDep,
+    new_seed: Annotated[bool, Query(alias="newSeed", description="Draw fresh random seeds")] = False,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+) -> GenerationOut:
+    """Run one of your generations again: its recorded seed gives the same result, ``newSeed=true`` a new one."""
+    earlier = await history.get(c.uow(), parse_id(generation_id, what="generationId"), account_id=account_id)
+    tool = await c.catalog.find(earlier.tool_id)
+    inputs = history.rerun_inputs(tool, earlier, new_seed=new_seed)
+    missing = [s.name for s in tool.inputs if s.type.is_media and s.required and s.name not in inputs]
+    if missing:
+        raise InvalidInput(
+            f"That run's {missing[0]} was an uploaded file; start a new generation with the file again.",
+            details={"field": missing[0]},
+        )
+    generation = await c.generations.request(
+        GenerationRequest(
+            account_id=account_id, tool_ref=tool.id, inputs=inputs, platform="api", idempotency_key=idempotency_key
         )
     )
     return generation_out(generation)

@@ -19,9 +19,7 @@ from noema.domain.accounts import Platform
 from noema.domain.chat_commands import split_inputs
 from noema.domain.errors import InvalidInput, ToolDisabled, ToolNotFound
 from noema.domain.generation import Generation
-from noema.domain.ids import parse_id
 from noema.domain.tools import Tool
-from noema.services import history
 from noema.services.chat import ChatRun, ChatServices, ChatUser, Visit
 
 TOKEN_LIFETIME = 15 * 60  #: seconds an interaction token can edit its messages
@@ -81,12 +79,7 @@ class ToolRuns:
     async def rerun(self, ix: Interaction, generation_id: str) -> Generation:
         """The same tool with the same inputs (and the same image, fetched again) as an earlier run."""
         visit = await self.chat.enter(caller(ix), "button:rerun")
-        earlier = await history.get(self.chat.uow(), parse_id(generation_id), account_id=visit.account_id)
-        tool = next((t for t in await self.chat.callable_tools() if t.id == earlier.tool_id), None)
-        if tool is None:
-            raise ToolNotFound("That tool is not available any more; /tools lists what you can run.")
-        media = {spec.name for spec in tool.inputs if spec.type.is_media}
-        inputs = {k: v for k, v in earlier.inputs.items() if k not in media}
+        tool, inputs, earlier = await self.chat.earlier_run(visit.account_id, generation_id)
         files, delivery = {}, target(ix)
         image_url = earlier.delivery.get("image_url")
         if tool.image_input is not None and isinstance(image_url, str):

@@ -22,11 +22,10 @@ from noema.adapters.platforms.wording import OOPS
 from noema.domain.accounts import Platform
 from noema.domain.chat_commands import ParsedCommand, parse_command, parse_options, split_inputs
 from noema.domain.errors import InvalidInput, NoemaError, ToolDisabled, ToolNotFound
-from noema.domain.generation import Generation
 from noema.domain.ids import parse_id
 from noema.domain.linking import CODE_LIFETIME
 from noema.domain.preferences import settable
-from noema.domain.tools import InputType, Tool, Visibility
+from noema.domain.tools import Tool, Visibility
 from noema.services import accounts, api_keys, history, preferences, status
 from noema.services.chat import ChatRun, ChatServices, ChatUser, Visit
 
@@ -109,11 +108,11 @@ class TelegramHandlers:
         message = query.message
         try:
             caller = await self._enter(user, f"button:{action}")
-            generation = await history.get(self.chat.uow(), parse_id(gid), account_id=caller.account_id)
             if action in ("rerun", "reseed"):
                 key = f"telegram:button:{query.id}"
-                await self._rerun(message, caller, generation, key=key, new_seed=action == "reseed")
+                await self._rerun(message, caller, gid, key=key, new_seed=action == "reseed")
             elif action == "info":
+                generation = await history.get(self.chat.uow(), parse_id(gid), account_id=caller.account_id)
                 await _reply(message, texts.info(generation))
         except NoemaError as exc:
             await _reply(message, escape(exc.message))
@@ -214,24 +213,14 @@ class TelegramHandlers:
                 return tool
         raise ToolNotFound(f"There is no tool /{command[:40]}; /tools lists them.")
 
-    async def _rerun(
-        self, message: Message, caller: Caller, generation: Generation, *, key: str, new_seed: bool
-    ) -> None:
+    async def _rerun(self, message: Message, caller: Caller, gid: str, *, key: str, new_seed: bool) -> None:
         """The same inputs again (the recorded seed reproduces the image), or with fresh random seeds."""
-        tool = await self._find_by_id(generation.tool_id)
-        dropped = {s.name for s in tool.inputs if s.type.is_media or (new_seed and s.type is InputType.SEED)}
-        inputs = {k: v for k, v in generation.inputs.items() if k not in dropped}
-        file_id = generation.delivery.get("image_file_id")
+        tool, inputs, earlier = await self.chat.earlier_run(caller.account_id, gid, new_seed=new_seed)
+        file_id = earlier.delivery.get("image_file_id")
         source = ImageSource(file_id, "image/jpeg") if isinstance(file_id, str) else None
         if tool.image_input is not None and tool.image_input.required and source is None:
             raise InvalidInput("That run's image is not available any more; reply to the photo again.")
         await self._start(message, caller, tool, inputs, source, key=key)
-
-    async def _find_by_id(self, tool_id: str) -> Tool:
-        for tool in await self.chat.callable_tools():
-            if tool.id == tool_id:
-                return tool
-        raise ToolNotFound("That tool is not available any more; /tools lists what you can run.")
 
     async def _start(
         self,
