@@ -21,7 +21,7 @@ from noema.adapters.local_transport import LocalFirstTransport
 from noema.adapters.metrics import PrometheusMetrics
 from noema.adapters.platforms.discord import DiscordPlatform
 from noema.adapters.platforms.telegram import WEBHOOK_PATH, TelegramPlatform
-from noema.config import BackendKind, Settings, TelegramMode, parse_gpu_rates, parse_tool_overrides
+from noema.config import BackendKind, Settings, TelegramMode, load_presets, parse_gpu_rates, parse_tool_overrides
 from noema.domain.money import parse_usd
 from noema.domain.pricing import parse_rates
 from noema.domain.tools import ToolOverride, Visibility
@@ -31,6 +31,7 @@ from noema.services.chat import ChatServices
 from noema.services.generations import GenerationService, Limits
 from noema.services.live_updates import LiveUpdates, LiveUpdatesNotifier
 from noema.services.loras import LoraLibrary
+from noema.services.presets import PresetBook
 
 SANDBOX_MOUNT = "/sandbox"
 
@@ -236,11 +237,13 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
     )
     live = LiveUpdates()
     hub = LiveUpdatesNotifier(live)
+    presets = PresetBook(load_presets(settings.presets_file) if settings.presets_file else {}, catalog=catalog, uow=uow)
     chat = ChatServices(
         uow=uow,
         clock=clock,
         catalog=catalog,
         generations=generations,
+        presets=presets,
         backend=backend,
         metrics=metrics,
         session_timeout=timedelta(minutes=settings.session_timeout_minutes),

@@ -74,6 +74,7 @@ class Settings(BaseSettings):
     quiet_seconds: float = Field(default=60, gt=0, le=3600)
     gpu_rates: str = ""
     tool_overrides: str = ""
+    presets_file: str | None = None
     max_loras_per_prompt: int = Field(default=5, ge=0, le=20)
     lora_cache_seconds: float = Field(default=60, ge=0, le=3600)
 
@@ -123,6 +124,14 @@ class Settings(BaseSettings):
         if not re.match(r"^https?://[^\s/]+(/[^\s]*)?$", value):
             raise ValueError("must be an http(s) URL such as https://api.comfydeploy.com/api")
         return value.rstrip("/")
+
+    @field_validator("presets_file")
+    @classmethod
+    def _presets(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        load_presets(value)
+        return value
 
     @field_validator("telegram_api_base_url")
     @classmethod
@@ -313,6 +322,18 @@ def parse_tool_overrides(raw: str) -> dict[str, dict[str, Any]]:
         if unknown:
             raise ValueError(f"tool {name!r}: unknown override {sorted(unknown)[0]!r}")
     return data
+
+
+def load_presets(path: str) -> dict[str, Any]:
+    """The presets in a TOML file (``NOEMA_PRESETS_FILE``); ValueError saying what is wrong."""
+    from noema.domain.presets import parse_presets
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read(1_000_000)
+    except OSError as exc:
+        raise ValueError(f"cannot read {path!r} ({exc.strerror})") from None
+    return dict(parse_presets(text))
 
 
 def load_settings(environ: Mapping[str, str] | None = None, /, **overrides: Any) -> Settings:

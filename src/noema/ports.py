@@ -296,6 +296,10 @@ class GenerationRepository(Protocol):
         """How many generations each tool has had."""
         ...
 
+    async def count_live_by_tool(self) -> dict[str, int]:
+        """How many generations of each tool are in flight."""
+        ...
+
 
 class DeliveryRepository(Protocol):
     def add(self, delivery: Delivery) -> None:

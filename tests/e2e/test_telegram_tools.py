@@ -16,6 +16,7 @@ from noema.domain.ids import short_id
 from noema.domain.money import display_usd
 from noema.ports import GenerationFilter
 from tests.e2e.telegram_harness import SECRET, TelegramRig, png_bytes, telegram_app, until
+from tests.fakes.sandbox_catalog import copy_of, publish
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.telegram_api_state import MessageKind, SentMessage
 
@@ -232,29 +233,10 @@ async def test_the_menu_is_published_again_when_the_catalog_changes(rig: Telegra
 
 
 def _sandbox_with_many_tools(rig: TelegramRig, extra: int) -> None:
-    """The sandbox backend lists ``extra`` more copies of txt2img (its own catalog, swapped in place)."""
-    import dataclasses
-    import uuid
-
-    from noema.adapters.backends.sandbox.catalog import Catalog as SandboxCatalog
-
+    """The sandbox backend deploys ``extra`` more copies of txt2img."""
     sandbox = rig.container.sandbox
     assert sandbox is not None
-    base = sandbox.catalog.deployment_by_name("txt2img")
-    copies = tuple(
-        dataclasses.replace(
-            base,
-            name=f"style-{i:03d}",
-            id=str(uuid.UUID(int=10_000 + i)),
-            workflow_id=str(uuid.UUID(int=20_000 + i)),
-            version_ids=(str(uuid.UUID(int=30_000 + i)),),
-        )
-        for i in range(extra)
-    )
-    catalog = SandboxCatalog(sandbox.catalog.machines, sandbox.catalog.deployments + copies)
-    state = sandbox.app.state.sandbox
-    sandbox.app.state.sandbox = dataclasses.replace(state, catalog=catalog)
-    sandbox.engine._catalog = catalog  # the engine renders runs of the new deployments too
+    publish(sandbox, *(copy_of(sandbox, "txt2img", as_name=f"style-{i:03d}") for i in range(extra)))
 
 
 async def test_with_more_than_100_tools_the_menu_holds_100_commands_and_every_tool_stays_callable(
@@ -316,3 +298,27 @@ async def test_a_backend_that_refuses_the_submit_fails_the_run_and_releases_the_
         await until(lambda: (ack.text or "").startswith("❌ Failed"), seconds=30, what="the failure message")
         assert "could not start the run" in (ack.text or "") and "Nothing was charged." in (ack.text or "")
         assert await rig.wallet(account) == (1_000_000_000, 0)
+
+
+async def test_a_preset_is_a_command_and_a_feature_takes_the_photo_replied_to(
+    db_url: str, tmp_path: Path, fake: FakeTelegram
+) -> None:
+    presets = tmp_path / "presets.toml"
+    presets.write_text(
+        '[presets.make]\ntools = ["txt2img"]\ndefaults = { steps = 31 }\n'
+        '[presets.make.features]\nstyle = "input_image"\n[presets.make.variants]\nstyle = ["img2img"]\n'
+    )
+    async with telegram_app(db_url, tmp_path, fake, presets_file=str(presets)) as rig:
+        account = await rig.fund(CHAT, "1")
+        plain = await rig.say(CHAT, "/make a harbour at dawn")
+        await until(lambda: _media(rig, CHAT, plain["message_id"], MessageKind.PHOTO), what="the preset's photo")
+        photo = await rig.say(CHAT, photo=png_bytes(color="maroon"))
+        styled = await rig.say(CHAT, "/make +style a harbour", reply_to=photo["message_id"])
+        await until(lambda: _media(rig, CHAT, styled["message_id"], MessageKind.PHOTO), what="the variant's photo")
+        runs = {g.tool_command: g for g in await _generations(rig, account)}
+        assert set(runs) == {"txt2img", "img2img"}
+        assert runs["txt2img"].inputs["steps"] == 31 and runs["img2img"].inputs["input_text"] == "a harbour"
+        unknown = await rig.say(CHAT, "/make +canny a harbour")
+        assert "no feature 'canny'" in (rig.replies(CHAT, unknown["message_id"])[0].text or "")
+        lonely = await rig.say(CHAT, "/make +style a harbour")
+        assert "needs an image" in (rig.replies(CHAT, lonely["message_id"])[0].text or "")

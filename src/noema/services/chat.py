@@ -21,6 +21,7 @@ from noema.ports import Backend, Clock, GenerationFilter, Metrics, UnitOfWorkFac
 from noema.services import accounts, cancel, events, history, linking, sessions
 from noema.services.catalog import Catalog
 from noema.services.generations import GenerationRequest, GenerationService
+from noema.services.presets import PresetBook
 
 #: Telegram shows at most this many commands in its menu; Discord allows 100 global commands.
 MENU_LIMIT = 100
@@ -54,6 +55,8 @@ class ChatRun:
     files: Mapping[str, tuple[str, bytes, str]] = field(default_factory=dict)
     delivery: dict[str, Any] = field(default_factory=dict)
     idempotency_key: str | None = None
+    preset: str | None = None  #: run this preset (``tool`` is then its first candidate, for the prompt's input)
+    features: tuple[str, ...] = ()
 
 
 @dataclass
@@ -64,6 +67,7 @@ class ChatServices:
     clock: Clock
     catalog: Catalog
     generations: GenerationService
+    presets: PresetBook
     backend: Backend
     metrics: Metrics
     session_timeout: timedelta
@@ -97,18 +101,21 @@ class ChatServices:
 
     async def run(self, visit: Visit, user: ChatUser, run: ChatRun) -> Generation:
         """Ask for the generation (validated, priced and held by the generation service)."""
-        return await self.generations.request(
-            GenerationRequest(
-                account_id=visit.account_id,
-                tool_ref=run.tool.id,
-                inputs=run.inputs,
-                files=run.files,
-                platform=user.platform.value,
-                delivery=run.delivery,
-                session_id=visit.session_id,
-                idempotency_key=run.idempotency_key,
+        where: dict[str, Any] = {
+            "platform": user.platform.value,
+            "delivery": run.delivery,
+            "session_id": visit.session_id,
+            "idempotency_key": run.idempotency_key,
+        }
+        if run.preset is not None:
+            request = await self.presets.request(
+                run.preset, run.features, account_id=visit.account_id, inputs=run.inputs, files=run.files, **where
             )
-        )
+        else:
+            request = GenerationRequest(
+                account_id=visit.account_id, tool_ref=run.tool.id, inputs=run.inputs, files=run.files, **where
+            )
+        return await self.generations.request(request)
 
     async def live_generations(self, account_id: str) -> list[Generation]:
         """The account's generations that have not ended, newest first."""

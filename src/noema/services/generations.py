@@ -38,7 +38,7 @@ from noema.domain.money import display_usd, format_usd
 from noema.domain.pricing import estimate_nanos
 from noema.domain.tools import InputType, Tool
 from noema.ports import Backend, Clock, Metrics, UnitOfWorkFactory
-from noema.services import events, preferences, run_updates
+from noema.services import events, failover, preferences, run_updates
 from noema.services.catalog import Catalog
 from noema.services.economy import post
 from noema.services.lora_prompts import apply_loras
@@ -60,6 +60,7 @@ class GenerationRequest:
     session_id: str | None = None
     idempotency_key: str | None = None
     files: Mapping[str, tuple[str, bytes, str]] = field(default_factory=dict)  #: input -> (name, bytes, mime)
+    fallbacks: tuple[str, ...] = ()  #: tools to try, in order, when the backend cannot run ``tool_ref``
 
 
 @dataclass(frozen=True)
@@ -95,19 +96,26 @@ class GenerationService:
 
     async def request(self, req: GenerationRequest) -> Generation:
         """Run a tool for an account; returns the generation (already failed if the backend refused)."""
-        tool = await self.catalog.find(req.tool_ref)
-        if not tool.enabled:
-            raise ToolDisabled(tool.disabled_reason or f"/{tool.command} is disabled.")
+        tools = await self._candidates(req)
+        tool = tools[0]
         raw = {**req.inputs, **{name: _data_uri(mime, content) for name, (_n, content, mime) in req.files.items()}}
         # The account's defaults go under what the request says; the fingerprint is of what it said.
         inputs = validate_inputs(tool, await preferences.fill(self.uow(), req.account_id, tool, raw), rng=self.rng)
         # After validation, so that an over-long prompt gets the tool's own length message.
         inputs, meta = await apply_loras(tool, inputs, req.account_id, library=self.loras, max_loras=self.max_loras)
         fingerprint = _fingerprint(tool.id, raw)
-        generation, token = await self._create(req, tool, inputs, fingerprint, meta)
+        generation, token = await self._create(req, tools, inputs, fingerprint, meta)
         if token is None:
             return generation  # the same Idempotency-Key again: the first request's generation
-        return await self._submit(generation, tool, inputs, token)
+        return await self._submit(generation, tools, inputs, token)
+
+    async def _candidates(self, req: GenerationRequest) -> list[Tool]:
+        """The tool asked for and its fallbacks that can run (the first disabled one says why, if none can)."""
+        tools = [await self.catalog.find(ref) for ref in (req.tool_ref, *req.fallbacks)]
+        enabled = [t for t in tools if t.enabled]
+        if not enabled:
+            raise ToolDisabled(tools[0].disabled_reason or f"/{tools[0].command} is disabled.")
+        return enabled
 
     async def estimate(self, tool: Tool) -> tuple[int, float]:
         """What a run of the tool is expected to cost (nanos) and take (seconds) right now."""
@@ -120,11 +128,12 @@ class GenerationService:
         return statistics.median(recent) if len(recent) >= 5 else tool.expected_seconds
 
     async def _create(
-        self, req: GenerationRequest, tool: Tool, inputs: dict[str, Any], fingerprint: str, meta: dict[str, Any]
+        self, req: GenerationRequest, tools: list[Tool], inputs: dict[str, Any], fingerprint: str, meta: dict[str, Any]
     ) -> tuple[Generation, str | None]:
-        estimate, _seconds = await self.estimate(tool)
+        # The hold covers the dearest candidate: a fallback may run, and the price follows the one that does.
+        estimate = max([(await self.estimate(t))[0] for t in tools])
         try:
-            return await self._create_once(req, tool, inputs, fingerprint, estimate, meta)
+            return await self._create_once(req, tools[0], inputs, fingerprint, estimate, meta)
         except Conflict:
             if req.idempotency_key is None:
                 raise
@@ -217,23 +226,33 @@ class GenerationService:
             self.metrics.generation_status(GenerationStatus.PENDING.value)
             return generation, token
 
-    async def _submit(self, generation: Generation, tool: Tool, inputs: dict[str, Any], token: str) -> Generation:
-        try:
-            values = await self._upload_media(tool, inputs)
-            run_id = await self.backend.queue_run(
-                deployment_id=tool.deployment_id, inputs=values, webhook_url=self._webhook_url(generation.id, token)
-            )
-        except (ExternalServiceError, InvalidInput) as exc:
-            self.metrics.backend_error(type(exc).__name__)
-            log.warning("submit_failed", generation_id=generation.id, error=str(exc)[:200])
-            return await run_updates.finish(
-                self.uow(),
-                self.clock,
-                generation.id,
-                GenerationStatus.FAILED,
-                reason=_submit_reason(exc),
-                metrics=self.metrics,
-            )
+    async def _submit(
+        self, generation: Generation, tools: list[Tool], inputs: dict[str, Any], token: str
+    ) -> Generation:
+        """Submit to the first candidate that takes the run; a backend failure moves on to the next."""
+        for index, tool in enumerate(tools):
+            try:
+                if index:  # a fallback: its own schema checks the inputs, its own price is frozen
+                    inputs = validate_inputs(tool, inputs, rng=self.rng)
+                    generation = await failover.move_to(self.uow(), generation.id, tool, self.clock.now())
+                values = await self._upload_media(tool, inputs)
+                run_id = await self.backend.queue_run(
+                    deployment_id=tool.deployment_id, inputs=values, webhook_url=self._webhook_url(generation.id, token)
+                )
+                break
+            except (ExternalServiceError, InvalidInput) as exc:
+                self.metrics.backend_error(type(exc).__name__)
+                log.warning("submit_failed", generation_id=generation.id, tool=tool.command, error=str(exc)[:200])
+                if index + 1 < len(tools) and failover.worth_another(exc):
+                    continue
+                return await run_updates.finish(
+                    self.uow(),
+                    self.clock,
+                    generation.id,
+                    GenerationStatus.FAILED,
+                    reason=_submit_reason(exc),
+                    metrics=self.metrics,
+                )
         async with self.uow() as uow:
             fresh = await uow.generations.get(generation.id, for_update=True)
             assert fresh is not None

@@ -88,6 +88,11 @@ class SqlGenerations:
         rows = await self._s.execute(select(G.status, func.count()).group_by(G.status))
         return {_value(status): int(n) for status, n in rows}
 
+    async def count_live_by_tool(self) -> dict[str, int]:
+        """How many generations of each tool are in flight (least-busy selection reads it)."""
+        rows = await self._s.execute(select(G.tool_id, func.count()).where(G.status.in_(_LIVE)).group_by(G.tool_id))
+        return {str(tool_id): int(n) for tool_id, n in rows}
+
     async def count_by_tool(self) -> dict[str, int]:
         """How many generations each tool has had (chat menus rank tools by it)."""
         rows = await self._s.execute(select(G.tool_id, func.count()).group_by(G.tool_id))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from noema.entrypoints.http import public_generations, public_preferences
+from noema.entrypoints.http import public_generations, public_preferences, public_presets
 from noema.entrypoints.http.deps import AccountDep, ContainerDep
 from noema.entrypoints.http.schemas import StatusReportOut, status_out
 from noema.services import status
@@ -18,6 +18,7 @@ def public_router() -> APIRouter:
     router.add_api_route("/me/status", me_status, methods=["GET"], response_model=StatusReportOut)
     router.include_router(public_generations.router)
     router.include_router(public_preferences.router)
+    router.include_router(public_presets.router)
     return router
 
 

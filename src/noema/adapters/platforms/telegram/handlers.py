@@ -191,6 +191,9 @@ class TelegramHandlers:
         )
 
     async def _tool(self, message: Message, caller: Caller, parsed: ParsedCommand) -> None:
+        if parsed.name in self.chat.presets.presets:
+            await self._preset(message, caller, parsed)
+            return
         try:
             tool = await self._find(parsed.name)
         except ToolNotFound:
@@ -205,7 +208,25 @@ class TelegramHandlers:
         if problem := _missing(tool, prompt, source):
             await _reply(message, texts.tool_usage(tool, problem))
             return
-        await self._start(message, caller, tool, inputs, source, key=f"telegram:{message.chat.id}:{message.message_id}")
+        await self._start(message, caller, tool, inputs, source, key=_key(message))
+
+    async def _preset(self, message: Message, caller: Caller, parsed: ParsedCommand) -> None:
+        """``/make +style a castle`` (replying to the style photo): a preset with its features."""
+        preset = self.chat.presets.get(parsed.name)
+        words = parsed.args.split()
+        features = tuple(w[1:].lower() for w in words if w.startswith("+") and len(w) > 1)
+        tool = await self.chat.catalog.find(preset.route(features)[0])
+        prompt, inputs = split_inputs(tool, " ".join(w for w in words if not (w.startswith("+") and len(w) > 1)))
+        if tool.prompt_input is not None and prompt:
+            inputs[tool.prompt_input.name] = prompt
+        source = image_of(message) if features else None
+        if len(features) > 1:
+            raise InvalidInput("On Telegram a preset takes one feature and its photo; use the web API for more.")
+        if features and source is None:
+            raise InvalidInput(f"+{features[0]} needs an image: send the command as a reply to a photo.")
+        run = ChatRun(tool, inputs, preset=preset.command, features=features)
+        image_input = preset.features[features[0]] if features else None
+        await self._start(message, caller, tool, inputs, source, key=_key(message), run=run, image_input=image_input)
 
     async def _find(self, command: str) -> Tool:
         for tool in await self.chat.callable_tools():
@@ -231,13 +252,16 @@ class TelegramHandlers:
         source: ImageSource | None,
         *,
         key: str,
+        run: ChatRun | None = None,
+        image_input: str | None = None,
     ) -> None:
         """Acknowledge at once, then ask for the generation; the acknowledgement becomes the progress message."""
         if not tool.enabled:
             raise ToolDisabled(tool.disabled_reason or f"/{tool.command} is disabled.")
         files = {}
-        if source is not None and tool.image_input is not None:
-            files[tool.image_input.name] = await download(message.get_bot(), source)
+        image_input = image_input or (tool.image_input.name if tool.image_input is not None else None)
+        if source is not None and image_input is not None:
+            files[image_input] = await download(message.get_bot(), source)
         estimate, _seconds = await self.chat.generations.estimate(tool)
         ack = await _reply(message, texts.received(tool, estimate))
         delivery: dict[str, Any] = {
@@ -248,7 +272,9 @@ class TelegramHandlers:
         if source is not None:
             delivery["image_file_id"] = source.file_id
         try:
-            await self.chat.run(caller.visit, caller.user, ChatRun(tool, inputs, files, delivery, idempotency_key=key))
+            base = run or ChatRun(tool, inputs)
+            asked = ChatRun(tool, inputs, files, delivery, key, preset=base.preset, features=base.features)
+            await self.chat.run(caller.visit, caller.user, asked)
         except NoemaError as exc:
             text = texts.tool_usage(tool, exc.message) if isinstance(exc, InvalidInput) else escape(exc.message)
             await ack.edit_text(text, parse_mode=ParseMode.HTML)
@@ -262,6 +288,11 @@ def _missing(tool: Tool, prompt: str, source: ImageSource | None) -> str | None:
     if text is not None and text.required and not prompt:
         return f"/{tool.command} needs a prompt: write what you want after the command."
     return None
+
+
+def _key(message: Message) -> str:
+    """The idempotency key of a command: Telegram may deliver the same update again."""
+    return f"telegram:{message.chat.id}:{message.message_id}"
 
 
 async def _reply(message: Message, text: str) -> Message:

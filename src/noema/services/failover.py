@@ -1,0 +1,39 @@
+"""Trying the next deployment when one cannot take a run: which failures qualify, and moving the row.
+
+A generation is moved only while it is still ``pending`` (no backend has its run), and before the
+next backend is called, so the rate it is charged at is always that of the deployment that ran.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from noema.domain.errors import BackendRejected, BackendUnavailable, ExternalServiceError, InvalidInput
+from noema.domain.generation import Generation, GenerationStatus
+from noema.domain.tools import Tool
+from noema.ports import UnitOfWork
+
+
+def worth_another(exc: ExternalServiceError | InvalidInput) -> bool:
+    """Whether another deployment may succeed: this one is down, overloaded, failing or gone."""
+    if isinstance(exc, BackendUnavailable):
+        return True
+    return isinstance(exc, BackendRejected) and (exc.status >= 500 or exc.status in (404, 429))
+
+
+async def move_to(uow: UnitOfWork, generation_id: str, tool: Tool, now: datetime) -> Generation:
+    """Point a pending generation at another tool's deployment and price (committed before the submit)."""
+    async with uow:
+        g = await uow.generations.get(generation_id, for_update=True)
+        if g is None or g.status is not GenerationStatus.PENDING:
+            raise RuntimeError(f"generation {generation_id} cannot move once the backend has it")
+        g.tool_id, g.tool_command, g.deployment_id, g.gpu = tool.id, tool.command, tool.deployment_id, tool.gpu
+        g.rate_nanos_per_second = tool.rate_nanos_per_second or 0
+        g.price_multiplier, g.flat_price_nanos, g.max_runtime_seconds = (
+            tool.price_multiplier,
+            tool.flat_price_nanos,
+            tool.max_seconds,
+        )
+        g.updated_at = now
+        await uow.commit()
+        return g
