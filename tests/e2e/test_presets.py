@@ -165,3 +165,23 @@ async def test_round_robin_takes_turns_and_least_busy_picks_the_idle_deployment(
     r = await client.post("/api/v1/presets/idle/generations", headers=other_auth, json={"inputs": {"input_text": "b"}})
     assert r.status_code == 202, r.text
     assert (await _generation(app, r.json()["id"])).tool_command == "txt2img_twin"
+
+
+async def test_a_request_may_choose_the_machine_and_an_unknown_one_is_refused(
+    app_client: tuple[FastAPI, httpx.AsyncClient],
+) -> None:
+    app, client = app_client
+    _aid, auth = await funded_key(app, "1")
+    r = await client.post(
+        "/api/v1/presets/make/generations", headers=auth, json={"inputs": {"input_text": "a"}, "machine": "a10g"}
+    )
+    assert r.status_code == 202, r.text
+    g = await _generation(app, r.json()["id"])
+    assert g.tool_command == "txt2img" and g.gpu == "A10G"
+    c: Container = app.state.container
+    a10g_estimate, _ = await c.generations.estimate(await c.catalog.find("txt2img"))
+    assert g.hold_nanos == a10g_estimate  # only the A10G candidate was priced for the hold (not the L40S one)
+    bad = await client.post(
+        "/api/v1/presets/make/generations", headers=auth, json={"inputs": {"input_text": "a"}, "machine": "H100"}
+    )
+    assert bad.status_code == 400 and "runs on 'H100'" in bad.json()["error"]["message"]

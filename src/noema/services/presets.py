@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from noema.domain.errors import ToolNotFound
+from noema.domain.errors import InvalidInput, ToolNotFound
 from noema.domain.presets import Preset, Selection, order
 from noema.ports import UnitOfWorkFactory
 from noema.services.catalog import Catalog
@@ -35,12 +35,20 @@ class PresetBook:
         account_id: str,
         inputs: Mapping[str, Any],
         files: Mapping[str, tuple[str, bytes, str]] | None = None,
+        machine: str | None = None,
         **fields: Any,
     ) -> GenerationRequest:
-        """The generation request of a preset run: the first tool to try, the fallbacks, the inputs."""
+        """The generation request of a preset run: the first tool to try, the fallbacks, the inputs.
+
+        ``machine`` (a machine id or a GPU name) keeps only the candidates that run there.
+        """
         preset = self.get(command)
         wanted = [f.strip().lower() for f in features if f.strip()]
         tools = [await self.catalog.find(ref) for ref in preset.route(wanted)]
+        if machine:
+            tools = [t for t in tools if machine in (t.machine_id, t.gpu) or machine.upper() == (t.gpu or "").upper()]
+            if not tools:
+                raise InvalidInput(f"No deployment of /{preset.command} runs on {machine[:40]!r}.")
         takes = [spec.name for spec in tools[0].inputs]
         merged = preset.inputs({**inputs, **dict.fromkeys(files or {}, "")}, wanted, takes=takes)
         merged = {k: v for k, v in merged.items() if k not in (files or {})}

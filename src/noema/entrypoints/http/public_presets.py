@@ -29,6 +29,7 @@ class PresetRunIn(ApiModel):
 
     inputs: dict[str, Any] = Field(default_factory=dict)
     features: list[Annotated[str, Field(max_length=32)]] = Field(default_factory=list, max_length=8)
+    machine: Annotated[str | None, Field(max_length=64, description="Run on this machine id or GPU only.")] = None
 
 
 @router.get("/presets", response_model=list[PresetOut])
@@ -59,6 +60,7 @@ async def run_preset(
         body.features,
         account_id=account_id,
         inputs=body.inputs,
+        machine=body.machine,
         platform="api",
         idempotency_key=idempotency_key,
     )
