@@ -237,7 +237,9 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
     )
     live = LiveUpdates()
     hub = LiveUpdatesNotifier(live)
-    presets = PresetBook(load_presets(settings.presets_file) if settings.presets_file else {}, catalog=catalog, uow=uow)
+    presets = PresetBook(
+        load_presets(settings.presets_file) if settings.presets_file else {}, catalog=catalog, uow=uow, clock=clock
+    )
     chat = ChatServices(
         uow=uow,
         clock=clock,

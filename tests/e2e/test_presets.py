@@ -51,10 +51,14 @@ def _png(color: str) -> str:
 
 
 @pytest.fixture
-async def app_client(db_url: str, tmp_path: Path) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+async def app_client(
+    db_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The app with the presets above; ``indirect`` parameters set how long a sandbox run takes."""
     presets = tmp_path / "presets.toml"
     presets.write_text(PRESETS)
-    async with running_app(db_url, tmp_path, presets_file=str(presets)) as (app, client):
+    seconds = getattr(request, "param", 0.4)
+    async with running_app(db_url, tmp_path, presets_file=str(presets), sandbox_run_seconds=seconds) as (app, client):
         c: Container = app.state.container
         sandbox = c.sandbox
         assert sandbox is not None
@@ -150,6 +154,7 @@ async def test_a_preset_request_it_cannot_run_is_refused_by_name_and_holds_nothi
         assert (await uow.generations.search(GenerationFilter(account_id=aid), limit=5, cursor=None)).items == []
 
 
+@pytest.mark.parametrize("app_client", [30.0], indirect=True)  # runs stay in flight while the test counts them
 async def test_round_robin_takes_turns_and_least_busy_picks_the_idle_deployment(
     app_client: tuple[FastAPI, httpx.AsyncClient],
 ) -> None:
@@ -185,3 +190,33 @@ async def test_a_request_may_choose_the_machine_and_an_unknown_one_is_refused(
         "/api/v1/presets/make/generations", headers=auth, json={"inputs": {"input_text": "a"}, "machine": "H100"}
     )
     assert bad.status_code == 400 and "runs on 'H100'" in bad.json()["error"]["message"]
+
+
+async def test_operators_define_and_remove_presets_through_the_internal_api(
+    app_client: tuple[FastAPI, httpx.AsyncClient],
+) -> None:
+    from tests.conftest import ADMIN, PLATFORM
+
+    app, client = app_client
+    _aid, auth = await funded_key(app, "1")
+    url = "/internal/v1/data/presets/quick"
+    body = {"tools": ["txt2img"], "defaults": {"steps": 12}, "description": "Fast drafts"}
+    assert (await client.put(url, headers=PLATFORM, json=body)).status_code == 403
+    made = await client.put(url, headers=ADMIN, json=body)
+    assert made.status_code == 200, made.text
+    assert made.json()["source"] == "api" and made.json()["defaults"] == {"steps": 12}
+    listed = {p["command"]: p["source"] for p in (await client.get("/internal/v1/data/presets", headers=ADMIN)).json()}
+    assert listed == {"make": "file", "turns": "file", "idle": "file", "quick": "api"}
+
+    r = await client.post("/api/v1/presets/quick/generations", headers=auth, json={"inputs": {"input_text": "a"}})
+    assert r.status_code == 202, r.text
+    assert (await _generation(app, r.json()["id"])).inputs["steps"] == 12
+
+    bad = await client.put(url, headers=ADMIN, json={"tools": [], "defaults": {}})
+    assert bad.status_code == 400 and "non-empty list" in bad.json()["error"]["message"]
+    clash = await client.put("/internal/v1/data/presets/make", headers=ADMIN, json=body)
+    assert clash.status_code == 409 and "NOEMA_PRESETS_FILE" in clash.json()["error"]["message"]
+    assert (await client.delete(url, headers=ADMIN)).status_code == 204
+    assert (await client.delete(url, headers=ADMIN)).status_code == 404
+    gone = await client.post("/api/v1/presets/quick/generations", headers=auth, json={"inputs": {}})
+    assert gone.status_code == 404

@@ -112,6 +112,11 @@ def parse_presets(text: str) -> dict[str, Preset]:
     return {name: _preset(name, body) for name, body in table.items()}
 
 
+def preset_from_json(name: str, body: Any) -> Preset:
+    """One preset from the internal API's JSON (the same settings as a TOML table); ValueError if wrong."""
+    return _preset(name, body)
+
+
 def _preset(name: str, body: Any) -> Preset:
     where = f"preset {name!r}"
     if not _COMMAND.match(name) or not isinstance(body, dict):

@@ -42,6 +42,12 @@ ContainerDep = Annotated[Container, Depends(get_container)]
 #: what a non-admin internal client may not do
 ECONOMY_WRITE = "economy:write"
 LORAS_ADMIN = "loras:admin"
+PRESETS_ADMIN = "presets:admin"
+_ADMIN_ONLY = {
+    ECONOMY_WRITE: "credit or adjust balances",
+    LORAS_ADMIN: "manage the LoRA library",
+    PRESETS_ADMIN: "manage presets",
+}
 
 
 @dataclass(frozen=True)
@@ -50,10 +56,8 @@ class InternalClient:
 
     def require(self, scope: str) -> None:
         """Refuse a call outside this client's scopes (admin may do everything)."""
-        if self.name != "admin" and scope == ECONOMY_WRITE:
-            raise OutOfScope(f"Client {self.name!r} may not credit or adjust balances; use the admin key.")
-        if self.name != "admin" and scope == LORAS_ADMIN:
-            raise OutOfScope(f"Client {self.name!r} may not manage the LoRA library; use the admin key.")
+        if self.name != "admin" and scope in _ADMIN_ONLY:
+            raise OutOfScope(f"Client {self.name!r} may not {_ADMIN_ONLY[scope]}; use the admin key.")
 
 
 async def internal_client(
@@ -81,6 +85,12 @@ async def require_economy_write(client: ClientDep) -> InternalClient:
 async def require_lora_admin(client: ClientDep) -> InternalClient:
     """Only the admin client may read or change the LoRA library."""
     client.require(LORAS_ADMIN)
+    return client
+
+
+async def require_presets_admin(client: ClientDep) -> InternalClient:
+    """Only the admin client may define or remove presets."""
+    client.require(PRESETS_ADMIN)
     return client
 
 

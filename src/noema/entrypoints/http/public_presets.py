@@ -42,7 +42,7 @@ async def list_presets(_: AccountDep, c: ContainerDep) -> list[PresetOut]:
             features=dict(p.features),
             user_inputs=sorted(p.user_inputs) if p.user_inputs is not None else None,
         )
-        for p in c.chat.presets.presets.values()
+        for p in (await c.chat.presets.all()).values()
     ]
 
 

@@ -25,6 +25,7 @@ from noema.domain.errors import InvalidInput, NoemaError, ToolDisabled, ToolNotF
 from noema.domain.ids import parse_id
 from noema.domain.linking import CODE_LIFETIME
 from noema.domain.preferences import settable
+from noema.domain.presets import Preset
 from noema.domain.tools import Tool, Visibility
 from noema.services import accounts, api_keys, history, preferences, status
 from noema.services.chat import ChatRun, ChatServices, ChatUser, Visit
@@ -191,8 +192,9 @@ class TelegramHandlers:
         )
 
     async def _tool(self, message: Message, caller: Caller, parsed: ParsedCommand) -> None:
-        if parsed.name in self.chat.presets.presets:
-            await self._preset(message, caller, parsed)
+        preset = await self.chat.presets.find(parsed.name)
+        if preset is not None:
+            await self._preset(message, caller, parsed, preset)
             return
         try:
             tool = await self._find(parsed.name)
@@ -210,9 +212,8 @@ class TelegramHandlers:
             return
         await self._start(message, caller, tool, inputs, source, key=_key(message))
 
-    async def _preset(self, message: Message, caller: Caller, parsed: ParsedCommand) -> None:
+    async def _preset(self, message: Message, caller: Caller, parsed: ParsedCommand, preset: Preset) -> None:
         """``/make +style a castle`` (replying to the style photo): a preset with its features."""
-        preset = self.chat.presets.get(parsed.name)
         words = parsed.args.split()
         features = tuple(w[1:].lower() for w in words if w.startswith("+") and len(w) > 1)
         tool = await self.chat.catalog.find(preset.route(features)[0])
