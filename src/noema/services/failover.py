@@ -21,12 +21,16 @@ def worth_another(exc: ExternalServiceError | InvalidInput) -> bool:
     return isinstance(exc, BackendRejected) and (exc.status >= 500 or exc.status in (404, 429))
 
 
-async def move_to(uow: UnitOfWork, generation_id: str, tool: Tool, now: datetime) -> Generation:
-    """Point a pending generation at another tool's deployment and price (committed before the submit)."""
+async def move_to(uow: UnitOfWork, generation_id: str, tool: Tool, now: datetime) -> Generation | None:
+    """Point a pending generation at another tool's deployment and price (committed before the submit).
+
+    None when it is no longer pending: the failing backend made the run after all (its webhook came
+    first), so that run is followed and no other is started.
+    """
     async with uow:
         g = await uow.generations.get(generation_id, for_update=True)
-        if g is None or g.status is not GenerationStatus.PENDING:
-            raise RuntimeError(f"generation {generation_id} cannot move once the backend has it")
+        if g is None or g.status is not GenerationStatus.PENDING or g.run_id is not None:
+            return None
         g.tool_id, g.tool_command, g.deployment_id, g.gpu = tool.id, tool.command, tool.deployment_id, tool.gpu
         g.rate_nanos_per_second = tool.rate_nanos_per_second or 0
         g.price_multiplier, g.flat_price_nanos, g.max_runtime_seconds = (

@@ -7,7 +7,6 @@ an early webhook always finds its generation and a crash never leaves money held
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import random
@@ -36,16 +35,15 @@ from noema.domain.ids import new_id
 from noema.domain.inputs import validate_inputs
 from noema.domain.money import display_usd, format_usd
 from noema.domain.pricing import estimate_nanos
-from noema.domain.tools import InputType, Tool
+from noema.domain.tools import Tool
 from noema.ports import Backend, Clock, Metrics, UnitOfWorkFactory
-from noema.services import events, failover, preferences, run_updates
+from noema.services import events, failover, history, media_inputs, preferences, run_updates
 from noema.services.catalog import Catalog
 from noema.services.economy import post
 from noema.services.lora_prompts import apply_loras
 from noema.services.loras import LoraLibrary
 
 log = structlog.get_logger(__name__)
-MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -98,7 +96,10 @@ class GenerationService:
         """Run a tool for an account; returns the generation (already failed if the backend refused)."""
         tools = await self._candidates(req)
         tool = tools[0]
-        raw = {**req.inputs, **{name: _data_uri(mime, content) for name, (_n, content, mime) in req.files.items()}}
+        raw = {
+            **req.inputs,
+            **{name: media_inputs.data_uri(mime, content) for name, (_n, content, mime) in req.files.items()},
+        }
         # The account's defaults go under what the request says; the fingerprint is of what it said.
         inputs = validate_inputs(tool, await preferences.fill(self.uow(), req.account_id, tool, raw), rng=self.rng)
         # After validation, so that an over-long prompt gets the tool's own length message.
@@ -182,7 +183,7 @@ class GenerationService:
                 tool_id=tool.id,
                 tool_command=tool.command,
                 deployment_id=tool.deployment_id,
-                inputs=_storable(inputs),
+                inputs=media_inputs.storable(inputs),
                 rate_nanos_per_second=tool.rate_nanos_per_second or 0,
                 estimated_cost_nanos=estimate,
                 hold_nanos=estimate,
@@ -234,8 +235,11 @@ class GenerationService:
             try:
                 if index:  # a fallback: its own schema checks the inputs, its own price is frozen
                     inputs = validate_inputs(tool, inputs, rng=self.rng)
-                    generation = await failover.move_to(self.uow(), generation.id, tool, self.clock.now())
-                values = await self._upload_media(tool, inputs)
+                    moved = await failover.move_to(self.uow(), generation.id, tool, self.clock.now())
+                    if moved is None:
+                        return await history.get(self.uow(), generation.id)
+                    generation = moved
+                values = await media_inputs.upload(self.backend, tool, inputs)
                 run_id = await self.backend.queue_run(
                     deployment_id=tool.deployment_id, inputs=values, webhook_url=self._webhook_url(generation.id, token)
                 )
@@ -267,20 +271,6 @@ class GenerationService:
             return None
         return f"{self.webhook_base}/api/webhook/comfydeploy?generation_id={generation_id}&token={token}"
 
-    async def _upload_media(self, tool: Tool, inputs: dict[str, Any]) -> dict[str, Any]:
-        """Give the backend files it can fetch: uploaded files (as data: URIs) become backend URLs."""
-        values = dict(inputs)
-        for spec in tool.inputs:
-            value = values.get(spec.name)
-            if not spec.type.is_media or not isinstance(value, str) or not value.startswith("data:"):
-                continue
-            name, content, mime = _decode_data_uri(value, spec.type)
-            if len(content) > MAX_UPLOAD_BYTES:
-                raise InvalidInput(f"The file for {spec.name} is larger than {MAX_UPLOAD_BYTES // 2**20} MB.")
-            uploaded = await self.backend.upload_file(filename=name, content=content, content_type=mime)
-            values[spec.name] = uploaded.url
-        return values
-
 
 def _same_request(existing: Generation | None, fingerprint: str) -> Generation:
     """The generation an Idempotency-Key already made, if the request is the same one."""
@@ -294,28 +284,6 @@ def _same_request(existing: Generation | None, fingerprint: str) -> Generation:
 def _fingerprint(tool_id: str, raw: Mapping[str, Any]) -> str:
     body = json.dumps({"tool": tool_id, "inputs": raw}, sort_keys=True, default=str)
     return hashlib.sha256(body.encode()).hexdigest()
-
-
-def _data_uri(mime: str, content: bytes) -> str:
-    return f"data:{mime};base64,{base64.b64encode(content).decode()}"
-
-
-def _storable(inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """The inputs as stored before upload: a file is kept as a short note, never as megabytes of base64."""
-    return {
-        k: f"(uploaded file, {len(v) * 3 // 4 // 1024} KB)" if isinstance(v, str) and v.startswith("data:") else v
-        for k, v in inputs.items()
-    }
-
-
-def _decode_data_uri(uri: str, kind: InputType) -> tuple[str, bytes, str]:
-    header, _, payload = uri.partition(",")
-    mime = header.removeprefix("data:").split(";")[0] or "application/octet-stream"
-    try:
-        content = base64.b64decode(payload, validate=True)
-    except ValueError:
-        raise InvalidInput(f"The {kind.value} data URI is not valid base64.") from None
-    return f"input.{mime.split('/')[-1][:8]}", content, mime
 
 
 def _not_enough(free: int, estimate: int) -> InsufficientFunds:
