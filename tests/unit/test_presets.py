@@ -72,3 +72,14 @@ def test_selection_orders_every_candidate_and_keeps_the_rest_as_fallbacks() -> N
     assert [order(tools, Selection.ROUND_ROBIN, turn=t, busy={})[0] for t in range(4)] == ["a", "b", "c", "a"]
     assert order(tools, Selection.LEAST_BUSY, turn=0, busy={"a": 2, "b": 0, "c": 1}) == ["b", "c", "a"]
     assert order(tools, Selection.LEAST_BUSY, turn=0, busy={}) == ["a", "b", "c"]  # ties keep the written order
+
+
+def test_the_example_presets_file_in_the_repository_is_valid() -> None:
+    from pathlib import Path
+
+    example = Path(__file__).parents[2] / "examples" / "presets.toml"
+    presets = parse_presets(example.read_text())
+    assert set(presets) == {"make", "loop"}
+    make = presets["make"]
+    assert make.defaults["width"] == 1024 and make.defaults["steps"] == 30 and make.defaults["cfg"] == 7
+    assert make.route(["style"]) == ("img2img",)

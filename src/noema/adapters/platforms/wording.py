@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from noema.domain.errors import InvalidInput
+from noema.domain.generation import Generation
 from noema.domain.money import parse_usd
+from noema.services.lora_prompts import applied_loras, lora_warnings
 
 STATUS_WORDS = {
     "pending": "⏳ Waiting for the GPU",
@@ -29,3 +32,10 @@ def nanos_of(value: Any) -> int:
         return parse_usd(str(value), allow_zero=True) if value is not None else 0
     except InvalidInput:
         return 0
+
+
+def lora_lines(g: Generation, escape: Callable[[str], str]) -> list[str]:
+    """What a result's info says about LoRAs: the ones applied, then the warnings about the rest."""
+    applied = applied_loras(g)
+    lines = ["LoRAs: " + ", ".join(f"{escape(a['slug'])} ({a.get('weight')})" for a in applied)] if applied else []
+    return lines + [f"⚠️ {escape(str(w)[:200])}" for w in lora_warnings(g)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from noema.adapters.platforms.wording import STATUS_WORDS, nanos_of
+from noema.adapters.platforms.wording import STATUS_WORDS, lora_lines, nanos_of
 from noema.domain.generation import Generation
 from noema.domain.ids import short_id
 from noema.domain.money import display_usd
@@ -179,6 +179,7 @@ def info_embed(g: Generation) -> dict[str, Any]:
         lines.append(f"**{escape(name)}**: {escape(shown[:200])}")
     if g.started_at and g.finished_at:
         lines.append(f"GPU time: {(g.finished_at - g.started_at).total_seconds():.1f} s on {escape(g.gpu or '?')}")
+    lines += lora_lines(g, escape)
     lines.append(f"Cost: {display_usd(g.cost_nanos)}")
     title = f"/{escape(g.tool_command)} · {short_id(g.id)} · {g.status.value}"
     return {"title": title, "description": "\n".join(lines)[:4000], "color": BLURPLE}

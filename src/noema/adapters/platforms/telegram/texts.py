@@ -6,7 +6,7 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-from noema.adapters.platforms.wording import STATUS_WORDS, nanos_of
+from noema.adapters.platforms.wording import STATUS_WORDS, lora_lines, nanos_of
 from noema.domain.accounts import Account, Identity
 from noema.domain.chat_commands import example
 from noema.domain.generation import Generation
@@ -14,7 +14,6 @@ from noema.domain.ids import short_id
 from noema.domain.money import display_usd
 from noema.domain.preferences import settable
 from noema.domain.tools import PrimaryInput, Tool
-from noema.services.lora_prompts import applied_loras, lora_warnings
 from noema.services.status import StatusReport
 
 HELP = (
@@ -197,10 +196,7 @@ def info(g: Generation) -> str:
         lines.append(f"{escape(name)}: {escape(shown[:200])}")
     if g.started_at and g.finished_at:
         lines.append(f"GPU time: {(g.finished_at - g.started_at).total_seconds():.1f} s on {escape(g.gpu or '?')}")
-    applied = applied_loras(g)
-    if applied:
-        lines.append("LoRAs: " + ", ".join(f"{escape(a['slug'])} ({a.get('weight')})" for a in applied))
-    lines += [f"⚠️ {escape(str(w))[:200]}" for w in lora_warnings(g)]
+    lines += lora_lines(g, escape)
     lines.append(f"Cost: {display_usd(g.cost_nanos)}")
     return "\n".join(lines)
 
