@@ -168,6 +168,14 @@ def _delivery(generation, kind: str = "result"):  # type: ignore[no-untyped-def]
     )
 
 
+async def _send_result(rig: TelegramRig, gid: str, outputs: list[dict[str, object]], reply_to: int) -> None:
+    """Hand the Telegram notifier the result of a succeeded run with these outputs, as the outbox would."""
+    generation = make_generation(
+        GenerationStatus.SUCCEEDED, id=gid, outputs=outputs, delivery={"chat_id": CHAT, "message_id": reply_to}
+    )
+    await rig.container.telegram.notifier.send(_delivery(generation), generation)  # type: ignore[union-attr]
+
+
 async def test_several_images_arrive_as_one_album_and_the_summary_carries_the_buttons(
     db_url: str, tmp_path: Path, fake: FakeTelegram
 ) -> None:
@@ -176,13 +184,7 @@ async def test_several_images_arrive_as_one_album_and_the_summary_carries_the_bu
         outputs = await _outputs(
             rig, *[(f"fox{i}.png", png_bytes(color=c), "image/png") for i, c in enumerate(("red", "green", "blue"))]
         )
-        generation = make_generation(
-            GenerationStatus.SUCCEEDED,
-            id="gen-album",
-            outputs=outputs,
-            delivery={"chat_id": CHAT, "message_id": command["message_id"]},
-        )
-        await rig.container.telegram.notifier.send(_delivery(generation), generation)  # type: ignore[union-attr]
+        await _send_result(rig, "gen-album", outputs, command["message_id"])
         album = [s for s in rig.replies(CHAT, command["message_id"]) if s.kind is MessageKind.MEDIA_GROUP]
         assert len(album) == 3 and len({s.media_group_id for s in album}) == 1
         assert "/txt2img" in (album[0].caption or "") and "1/1" not in (album[0].caption or "")
@@ -196,13 +198,7 @@ async def test_an_image_too_large_for_a_photo_goes_as_a_document(
     async with telegram_app(db_url, tmp_path, fake) as rig:
         command = fake.user_message(CHAT, "/txt2img a panorama")["message"]
         outputs = await _outputs(rig, ("wide.png", png_bytes(width=6000, height=200), "image/png"))
-        generation = make_generation(
-            GenerationStatus.SUCCEEDED,
-            id="gen-wide",
-            outputs=outputs,
-            delivery={"chat_id": CHAT, "message_id": command["message_id"]},
-        )
-        await rig.container.telegram.notifier.send(_delivery(generation), generation)  # type: ignore[union-attr]
+        await _send_result(rig, "gen-wide", outputs, command["message_id"])
         (document,) = rig.replies(CHAT, command["message_id"])
         assert document.kind is MessageKind.DOCUMENT and document.file_name == "wide.png"
         assert document.reply_markup is not None
@@ -257,13 +253,7 @@ async def test_a_video_output_arrives_as_a_video(db_url: str, tmp_path: Path, fa
         command = fake.user_message(CHAT, "/txt2img a short film")["message"]
         clip = b"\x00\x00\x00\x18ftypmp42" + bytes(2048)  # an MP4 header: not an image, typed by name and MIME
         outputs = await _outputs(rig, ("clip.mp4", clip, "video/mp4"))
-        generation = make_generation(
-            GenerationStatus.SUCCEEDED,
-            id="gen-video",
-            outputs=outputs,
-            delivery={"chat_id": CHAT, "message_id": command["message_id"]},
-        )
-        await rig.container.telegram.notifier.send(_delivery(generation), generation)  # type: ignore[union-attr]
+        await _send_result(rig, "gen-video", outputs, command["message_id"])
         (video,) = rig.replies(CHAT, command["message_id"])
         assert video.kind is MessageKind.VIDEO and video.content == clip
         assert "/txt2img" in (video.caption or "") and video.reply_markup is not None
