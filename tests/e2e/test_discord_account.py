@@ -148,3 +148,18 @@ async def test_info_describes_the_run_privately_and_rerun_runs_the_same_inputs_a
     (answer,) = rig.fake.followups(stranger)
     assert answer["flags"] & 64 and answer["content"] == "No such generation."
     assert len(await rig.generations(account)) == 2
+
+
+async def test_set_and_settings_keep_private_defaults_that_runs_use(rig: DiscordRig) -> None:
+    account = await rig.fund("1")
+    hit = await rig.slash("set", [{"name": "tool", "value": "txt2img"}, {"name": "values", "value": "steps=29"}])
+    assert "steps = `29`" in _private(rig, hit)["content"]
+    shown = await rig.slash("settings", [{"name": "tool", "value": "txt2img"}])
+    assert "steps = `29`" in _private(rig, shown)["content"]
+    bad = await rig.slash("set", [{"name": "tool", "value": "txt2img"}, {"name": "values", "value": "width=3"}])
+    assert "must be" in _private(rig, bad)["content"]
+    await rig.slash("txt2img", [{"name": "prompt", "value": "a meadow"}])
+    (generation,) = await rig.generations(account)
+    assert generation.inputs["steps"] == 29
+    cleared = await rig.slash("set", [{"name": "tool", "value": "txt2img"}, {"name": "values", "value": "clear"}])
+    assert "None: the tool's own defaults apply." in _private(rig, cleared)["content"]

@@ -12,13 +12,15 @@ from datetime import timedelta
 from typing import Any
 
 from noema.domain.accounts import Platform
+from noema.domain.chat_commands import parse_options
 from noema.domain.errors import GenerationNotFound, InvalidInput, ToolNotFound
 from noema.domain.generation import LIVE, Generation
 from noema.domain.ids import parse_id, short_id
 from noema.domain.linking import CodePurpose
+from noema.domain.preferences import settable
 from noema.domain.tools import Tool, Visibility, rank_for_menu
 from noema.ports import Backend, Clock, GenerationFilter, Metrics, UnitOfWorkFactory
-from noema.services import accounts, cancel, events, history, linking, sessions
+from noema.services import accounts, cancel, events, history, linking, preferences, sessions
 from noema.services.catalog import Catalog
 from noema.services.generations import GenerationRequest, GenerationService
 from noema.services.presets import PresetBook
@@ -164,6 +166,16 @@ class ChatServices:
         if tool is None:
             raise ToolNotFound("That tool is not available any more; /tools lists what you can run.")
         return tool, history.rerun_inputs(tool, earlier, new_seed=new_seed), earlier
+
+    async def set_defaults(self, account_id: str, tool: Tool, text: str) -> dict[str, Any]:
+        """``/set``: ``name=value`` pairs change the account's defaults for the tool, ``clear`` removes them."""
+        if text.strip().lower() == "clear":
+            return await preferences.replace(self.uow(), self.clock, account_id, tool, {})
+        leftover, options = parse_options(text)
+        if leftover or not options:
+            shown = ", ".join(settable(tool)) or "nothing"
+            raise InvalidInput(f"Write name=value pairs for inputs of /{tool.command}: {shown}.")
+        return await preferences.change(self.uow(), self.clock, account_id, tool, options)
 
     async def menu(self, *, limit: int = MENU_LIMIT) -> list[Tool]:
         """The tools a chat menu shows: enabled and public, by priority, then usage, then name."""

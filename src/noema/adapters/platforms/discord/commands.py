@@ -30,6 +30,8 @@ BUILTINS = {
     "cancel": "Stop a running generation",
     "link": "Join this account with another platform",
     "apikey": "A personal key for the API (only you see it)",
+    "set": "Keep default inputs for a tool: steps=30 sampler=ddim (or clear)",
+    "settings": "Show your default inputs for a tool",
 }
 _TYPES = {
     InputType.INTEGER: INTEGER,
@@ -52,7 +54,7 @@ def _describe(text: str | None, fallback: str) -> str:
 
 
 def builtin_commands() -> list[dict[str, Any]]:
-    """``/run``, ``/tools``, ``/status``, ``/cancel``, ``/link`` and ``/apikey``."""
+    """``/run``, ``/tools``, ``/status``, ``/cancel``, ``/link``, ``/apikey``, ``/set`` and ``/settings``."""
     options: dict[str, list[dict[str, Any]]] = {
         "run": [
             _option("tool", STRING, "The tool to run", required=True, autocomplete=True),
@@ -61,6 +63,11 @@ def builtin_commands() -> list[dict[str, Any]]:
         ],
         "cancel": [_option("id", STRING, "The short id from /status (the only running one if left out)")],
         "link": [_option("code", STRING, "A code from /link on another platform (leave out to get one)")],
+        "set": [
+            _option("tool", STRING, "The tool", required=True, autocomplete=True),
+            _option("values", STRING, "name=value pairs, or clear to remove them all", required=True, max_length=2000),
+        ],
+        "settings": [_option("tool", STRING, "The tool", required=True, autocomplete=True)],
     }
     return [
         {"name": name, "type": 1, "description": text, **({"options": options[name]} if name in options else {})}

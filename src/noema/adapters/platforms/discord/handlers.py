@@ -24,7 +24,7 @@ from noema.domain.errors import NoemaError
 from noema.domain.ids import parse_id
 from noema.domain.linking import CODE_LIFETIME
 from noema.domain.tools import Visibility
-from noema.services import api_keys, history, status
+from noema.services import api_keys, history, preferences, status
 from noema.services.chat import ChatServices, Visit
 
 log = structlog.get_logger(__name__)
@@ -44,6 +44,8 @@ class DiscordHandlers:
             "cancel": self._cancel,
             "link": self._link,
             "apikey": self._apikey,
+            "set": self._set,
+            "settings": self._settings,
         }
 
     async def answer(self, ix: Interaction) -> Answer:
@@ -145,6 +147,17 @@ class DiscordHandlers:
     async def _apikey(self, _ix: Interaction, visit: Visit) -> dict[str, Any]:
         key = await api_keys.create(self.chat.uow(), self.chat.clock, visit.account_id, name="discord")
         return texts.message(texts.api_key_text(key.plain, self.chat.public_url))
+
+    async def _set(self, ix: Interaction, visit: Visit) -> dict[str, Any]:
+        tool = await self.chat.catalog.find(str(ix.options.get("tool") or ""))
+        values = await self.chat.set_defaults(visit.account_id, tool, str(ix.options.get("values") or ""))
+        return texts.message(texts.preferences_text(tool, values))
+
+    async def _settings(self, ix: Interaction, visit: Visit) -> dict[str, Any]:
+        tool = await self.chat.catalog.find(str(ix.options.get("tool") or ""))
+        return texts.message(
+            texts.preferences_text(tool, await preferences.get(self.chat.uow(), visit.account_id, tool))
+        )
 
     async def _info(self, ix: Interaction, visit: Visit) -> dict[str, Any]:
         generation_id = parse_id(ix.custom_id.partition(":")[2], what="generation id")

@@ -185,6 +185,16 @@ def info_embed(g: Generation) -> dict[str, Any]:
     return {"title": title, "description": "\n".join(lines)[:4000], "color": BLURPLE}
 
 
+def preferences_text(tool: Tool, values: dict[str, Any]) -> str:
+    """/settings: the account's defaults for a tool, and how to change them."""
+    lines = [f"**Your defaults for /{escape(tool.command)}**"]
+    lines += [f"{escape(k)} = `{str(v)[:200].replace('`', '')}`" for k, v in sorted(values.items())]
+    if not values:
+        lines.append("None: the tool's own defaults apply.")
+    lines.append(f"Change with `/set tool:{tool.command} values:name=value`; what you write in a command wins.")
+    return "\n".join(lines)
+
+
 def cancelled(g: Generation) -> str:
     """The answer to /cancel."""
     charged = (

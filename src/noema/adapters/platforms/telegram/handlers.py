@@ -20,11 +20,10 @@ from noema.adapters.platforms.telegram import texts
 from noema.adapters.platforms.telegram.images import ImageSource, download, image_of
 from noema.adapters.platforms.wording import OOPS
 from noema.domain.accounts import Platform
-from noema.domain.chat_commands import ParsedCommand, parse_command, parse_options, split_inputs
+from noema.domain.chat_commands import ParsedCommand, parse_command, split_inputs
 from noema.domain.errors import InvalidInput, NoemaError, ToolDisabled, ToolNotFound
 from noema.domain.ids import parse_id
 from noema.domain.linking import CODE_LIFETIME
-from noema.domain.preferences import settable
 from noema.domain.presets import Preset
 from noema.domain.tools import Tool, Visibility
 from noema.services import accounts, api_keys, history, preferences, status
@@ -170,16 +169,7 @@ class TelegramHandlers:
         if not name:
             raise InvalidInput("Say which tool and what to keep, e.g. /set txt2img steps=30 (or /set txt2img clear).")
         tool = await self._find(name.lstrip("/").lower())
-        uow, clock = self.chat.uow(), self.chat.clock
-        if rest.strip().lower() == "clear":
-            values = await preferences.replace(uow, clock, caller.account_id, tool, {})
-        else:
-            leftover, options = parse_options(rest)
-            if leftover or not options:
-                raise InvalidInput(
-                    f"Write name=value pairs for inputs of /{tool.command}: {', '.join(settable(tool))}."
-                )
-            values = await preferences.change(uow, clock, caller.account_id, tool, options)
+        values = await self.chat.set_defaults(caller.account_id, tool, rest)
         await _reply(message, texts.preferences_text(tool, values))
 
     async def _settings(self, message: Message, caller: Caller, parsed: ParsedCommand) -> None:
