@@ -12,7 +12,7 @@ from noema.domain.linking import CodePurpose
 from noema.ports import GenerationFilter
 from noema.services import accounts, api_keys, linking
 from tests.conftest import funded_key, running_app, wait_terminal
-from tests.e2e.telegram_harness import TelegramRig, telegram_app
+from tests.e2e.telegram.harness import TelegramRig, telegram_app
 from tests.fakes.telegram_api import FakeTelegram
 
 

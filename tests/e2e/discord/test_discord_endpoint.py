@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -13,25 +12,9 @@ from nacl.signing import SigningKey
 
 from noema.domain.errors import AccountNotFound
 from noema.domain.tools import ToolOverride
-from tests.e2e.discord_harness import DiscordRig, discord_app, serving, until
+from tests.e2e.chat_harness import until
+from tests.e2e.discord.harness import DiscordRig, discord_app
 from tests.fakes.discord_api import FakeDiscord
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeDiscord]:
-    yield from serving()
-
-
-@pytest.fixture
-def fake(server: FakeDiscord) -> FakeDiscord:
-    server.reset()
-    return server
-
-
-@pytest.fixture
-async def rig(db_url: str, tmp_path: Path, fake: FakeDiscord) -> AsyncIterator[DiscordRig]:
-    async with discord_app(db_url, tmp_path, fake) as r:
-        yield r
 
 
 async def test_a_ping_is_answered_with_a_pong(rig: DiscordRig) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,18 +13,13 @@ from noema.domain.errors import NotifierError
 from noema.domain.generation import GenerationStatus
 from noema.ports import GenerationFilter
 from noema.services.settlement import snapshot
-from tests.e2e.telegram_harness import TelegramRig, png_bytes, telegram_app, until
+from tests.e2e.chat_harness import png_bytes, until
+from tests.e2e.telegram.harness import TelegramRig, telegram_app
 from tests.fakes.generations import make_generation
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.telegram_api_state import MessageKind, SentMessage
 
 CHAT = 7001
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as server:
-        yield server
 
 
 def _photos(rig: TelegramRig, to: int) -> list[SentMessage]:

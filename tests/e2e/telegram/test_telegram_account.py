@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from noema.domain.accounts import Platform
 from noema.domain.generation import GenerationStatus
@@ -13,23 +10,12 @@ from noema.domain.ids import short_id
 from noema.domain.linking import CodePurpose
 from noema.ports import GenerationFilter
 from noema.services import accounts, economy, linking
-from tests.e2e.telegram_harness import TelegramRig, png_bytes, telegram_app, until
+from tests.e2e.chat_harness import png_bytes, until
+from tests.e2e.telegram.harness import TelegramRig, telegram_app
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.telegram_api_state import MessageKind, SentMessage
 
 CHAT = 6001
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as server:
-        yield server
-
-
-@pytest.fixture
-async def rig(db_url: str, tmp_path: Path, fake: FakeTelegram) -> AsyncIterator[TelegramRig]:
-    async with telegram_app(db_url, tmp_path, fake) as r:
-        yield r
 
 
 async def _answer(rig: TelegramRig, text: str, chat: int = CHAT, **kwargs: object) -> str:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import io
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +11,6 @@ from typing import Any, TypeVar
 import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from PIL import Image
 
 from noema.bootstrap import Container, build_container
 from noema.domain.accounts import Platform
@@ -80,18 +77,6 @@ class TelegramRig:
         return account.balance_nanos, account.held_nanos
 
 
-async def until(check: Callable[[], T | None], *, seconds: float = 20, what: str = "condition") -> T:
-    """Poll ``check`` until it returns something truthy."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        value = check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 @asynccontextmanager
 async def telegram_app(
     db_url: str, tmp_path: Path, fake: FakeTelegram, **overrides: object
@@ -113,9 +98,3 @@ async def telegram_app(
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url=PUBLIC, timeout=30) as client:
             yield TelegramRig(application, client, fake)
-
-
-def png_bytes(width: int = 320, height: int = 240, color: str = "teal") -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), color).save(buffer, "PNG")
-    return buffer.getvalue()

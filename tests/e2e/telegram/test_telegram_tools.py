@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import io
 import itertools
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from PIL import Image
 
 from noema.adapters.platforms.telegram.handlers import BUILTINS
@@ -15,24 +13,13 @@ from noema.domain.generation import GenerationStatus
 from noema.domain.ids import short_id
 from noema.domain.money import display_usd
 from noema.ports import GenerationFilter
-from tests.e2e.telegram_harness import SECRET, TelegramRig, png_bytes, telegram_app, until
+from tests.e2e.chat_harness import png_bytes, until
+from tests.e2e.telegram.harness import SECRET, TelegramRig, telegram_app
 from tests.fakes.sandbox_catalog import copy_of, publish
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.telegram_api_state import MessageKind, SentMessage
 
 CHAT = 5001  # a private chat: the chat id is the user's id
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as server:
-        yield server
-
-
-@pytest.fixture
-async def rig(db_url: str, tmp_path: Path, fake: FakeTelegram) -> AsyncIterator[TelegramRig]:
-    async with telegram_app(db_url, tmp_path, fake) as r:
-        yield r
 
 
 def _media(rig: TelegramRig, chat: int, to: int, kind: MessageKind) -> SentMessage | None:

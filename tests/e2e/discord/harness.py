@@ -6,7 +6,6 @@ Discord posts them; the fake applies the app's inline answer and records every R
 
 from __future__ import annotations
 
-import io
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,7 +15,6 @@ from typing import Any
 import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from PIL import Image
 
 from noema.adapters.platforms.discord import DiscordPlatform
 from noema.bootstrap import Container, build_container
@@ -27,13 +25,12 @@ from noema.entrypoints.http.app import create_app
 from noema.ports import GenerationFilter
 from noema.services import accounts, economy
 from tests.conftest import make_settings, run_sync
-from tests.e2e.telegram_harness import until
 from tests.fakes.discord_api import DEFAULT_USER, FakeDiscord
 
 PUBLIC = "https://noema.test"
 ENDPOINT = f"{PUBLIC}/api/webhook/discord"
 
-__all__ = ["DEFAULT_USER", "ENDPOINT", "DiscordRig", "discord_app", "png_bytes", "serving", "until"]
+__all__ = ["DEFAULT_USER", "ENDPOINT", "DiscordRig", "discord_app", "serving"]
 
 
 def serving() -> Iterator[FakeDiscord]:
@@ -147,9 +144,3 @@ async def discord_app(db_url: str, tmp_path: Path, fake: FakeDiscord, **override
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url=PUBLIC, timeout=30) as client:
             yield DiscordRig(application, client, fake)
-
-
-def png_bytes(width: int = 320, height: int = 240, color: str = "teal") -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), color).save(buffer, "PNG")
-    return buffer.getvalue()

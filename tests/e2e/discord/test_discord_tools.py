@@ -4,35 +4,17 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from PIL import Image
 
 from noema.domain.generation import GenerationStatus
 from noema.domain.ids import short_id
 from noema.domain.money import display_usd
-from tests.e2e.discord_harness import DiscordRig, discord_app, png_bytes, serving, until
+from tests.e2e.chat_harness import png_bytes, until
+from tests.e2e.discord.harness import DiscordRig, discord_app
 from tests.fakes.discord_api import FakeDiscord
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeDiscord]:
-    yield from serving()
-
-
-@pytest.fixture
-def fake(server: FakeDiscord) -> FakeDiscord:
-    server.reset()
-    return server
-
-
-@pytest.fixture
-async def rig(db_url: str, tmp_path: Path, fake: FakeDiscord) -> AsyncIterator[DiscordRig]:
-    async with discord_app(db_url, tmp_path, fake) as r:
-        yield r
 
 
 def _prompt(text: str) -> list[dict[str, Any]]:

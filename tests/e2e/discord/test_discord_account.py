@@ -2,36 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from noema.domain.accounts import Platform
 from noema.domain.generation import GenerationStatus
 from noema.domain.ids import short_id
 from noema.domain.linking import CodePurpose
 from noema.services import accounts, economy, linking
-from tests.e2e.discord_harness import DiscordRig, discord_app, serving, until
+from tests.e2e.chat_harness import until
+from tests.e2e.discord.harness import DiscordRig, discord_app
 from tests.fakes.discord_api import FakeDiscord
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeDiscord]:
-    yield from serving()
-
-
-@pytest.fixture
-def fake(server: FakeDiscord) -> FakeDiscord:
-    server.reset()
-    return server
-
-
-@pytest.fixture
-async def rig(db_url: str, tmp_path: Path, fake: FakeDiscord) -> AsyncIterator[DiscordRig]:
-    async with discord_app(db_url, tmp_path, fake) as r:
-        yield r
 
 
 def _private(rig: DiscordRig, hit: dict[str, Any]) -> dict[str, Any]:

@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from noema.domain.delivery import DeliveryKind, DeliveryStatus, dedupe_key
 from noema.domain.generation import Generation
 from noema.services import delivery
-from tests.e2e.discord_harness import DEFAULT_USER, DiscordRig, discord_app, serving, until
+from tests.e2e.chat_harness import until
+from tests.e2e.discord.harness import DEFAULT_USER, DiscordRig, discord_app
 from tests.fakes.discord_api import FakeDiscord
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeDiscord]:
-    yield from serving()
-
-
-@pytest.fixture
-def fake(server: FakeDiscord) -> FakeDiscord:
-    server.reset()
-    return server
 
 
 def _prompt(text: str) -> list[dict[str, Any]]:
