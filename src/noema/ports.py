@@ -292,6 +292,10 @@ class GenerationRepository(Protocol):
         """How many generations are in each status."""
         ...
 
+    async def written_off(self) -> tuple[int, int]:
+        """The cost no account paid (the sum of shortfalls, in nanos) and over how many generations."""
+        ...
+
     async def count_by_tool(self) -> dict[str, int]:
         """How many generations each tool has had."""
         ...

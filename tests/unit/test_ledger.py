@@ -74,8 +74,8 @@ def test_releasing_more_than_is_held_is_refused() -> None:
     [
         ((100, 30), 30, 20, (80, 0), 20, 0),  # cost under the hold: the rest is released
         ((100, 30), 30, 30, (70, 0), 30, 0),
-        ((100, 30), 30, 50, (50, 0), 50, 0),  # over the hold but covered by the free balance
-        ((40, 30), 30, 55, (0, 0), 40, 15),  # over everything: take what there is, record the shortfall
+        ((100, 30), 30, 50, (70, 0), 30, 20),  # over the hold: never more than the hold; the rest is written off
+        ((40, 30), 30, 55, (10, 0), 30, 25),
         ((100, 30), 30, 0, (100, 0), 0, 0),  # failed before running: nothing charged
         ((100, 50), 30, 20, (80, 20), 20, 0),
     ],  # another run's hold stays untouched

@@ -30,6 +30,7 @@ def _finished(status: GenerationStatus, seconds: float | None, **kw: object) -> 
         (S.SUCCEEDED, 10.0, {"flat_price_nanos": 50_000_000}, 50_000_000),  # flat price wins on success
         (S.CANCELLED, 4.0, {}, 1_348_000),  # cancelled: the seconds used
         (S.CANCELLED, 4.0, {"flat_price_nanos": 50_000_000}, 1_348_000),  # ... by the rate, never the flat price
+        (S.CANCELLED, 600.0, {"flat_price_nanos": 50_000_000}, 50_000_000),  # ... and never more than it
         (S.CANCELLED, None, {}, 0),  # cancelled before running
         (S.FAILED, 30.0, {}, 0),  # failures are never charged
         (S.TIMED_OUT, 900.0, {}, 0),
@@ -51,7 +52,8 @@ class Wallet:
     ("balance", "cost", "charged", "shortfall", "after"),
     [
         (1_000_000_000, 3_538_500, 3_538_500, 0, 996_461_500),
-        (10_110_000, 20_000_000, 10_110_000, 9_890_000, 0),  # longer than estimated, balance runs out: never negative
+        (10_110_000, 20_000_000, 10_110_000, 9_890_000, 0),  # longer than held: the hold is the most charged
+        (1_000_000_000, 20_000_000, 10_110_000, 9_890_000, 989_890_000),  # ... even with money to spare
         (10_110_000, 0, 0, 0, 10_110_000),
     ],
 )

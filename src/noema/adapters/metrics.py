@@ -24,12 +24,20 @@ class PrometheusMetrics:
         )
         self._totals = Gauge("noema_ledger_total_usd", "Sum over all accounts, USD", ["kind"], registry=registry)
 
-    def snapshot(self, *, generations_by_status: Mapping[str, int], balance_nanos: int, held_nanos: int) -> None:
-        """Totals read from the database at scrape time."""
+    def snapshot(
+        self,
+        *,
+        generations_by_status: Mapping[str, int],
+        balance_nanos: int,
+        held_nanos: int,
+        written_off_nanos: int = 0,
+    ) -> None:
+        """Totals read from the database at scrape time (``written_off``: run costs no account paid)."""
         for status, count in generations_by_status.items():
             self._by_status.labels(status).set(count)
         self._totals.labels("balance").set(balance_nanos / 1e9)
         self._totals.labels("held").set(held_nanos / 1e9)
+        self._totals.labels("written_off").set(written_off_nanos / 1e9)
 
     def generation_status(self, status: str) -> None:
         """A generation reached ``status``."""

@@ -2,17 +2,19 @@
 
 ``Generation.apply`` is the state machine. Statuses only move forward; a terminal status absorbs
 every later update (duplicates, late ``running`` after ``success``), so replays change nothing.
-What a finished run costs is decided here too (``cost_to_charge``), from persisted timestamps only.
+How long a finished run is billed for is decided here too (``billable_ms``), from persisted
+timestamps only: the backend's own, when it confirmed them, else the moments Noema saw.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
 from noema.domain.errors import InvalidTransition
+from noema.domain.pricing import charge_nanos, ms_covered
 from noema.domain.runs import RunOutput, RunStatus, RunUpdate
 
 
@@ -112,11 +114,52 @@ class Generation:
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: the backend's own timestamps of the run on the GPU (only from its answers, never a webhook body)
+    run_started_at: datetime | None = None
+    run_ended_at: datetime | None = None
+    #: Noema stopped the run because its cost reached the hold (it is charged the hold, at most)
+    stopped_at_hold: bool = False
 
     @property
     def is_terminal(self) -> bool:
         """The run is over and settled or about to be."""
         return self.status.is_terminal
+
+    @property
+    def budget_ms(self) -> int | None:
+        """GPU milliseconds after which the run has cost its whole hold; None for a flat price (the hold covers it)."""
+        if self.flat_price_nanos is not None or self.rate_nanos_per_second <= 0:
+            return None
+        return ms_covered(self.hold_nanos, self.rate_nanos_per_second, price_multiplier=self.price_multiplier)
+
+    def check_at(self) -> datetime:
+        """When the run must be looked at whatever its webhooks say: its time limit, or when it uses up its hold."""
+        since = self.started_at or self.submitted_at or self.requested_at
+        limit = timedelta(seconds=self.max_runtime_seconds)
+        budget = self.budget_ms
+        if self.started_at is not None and budget is not None:
+            limit = min(limit, timedelta(milliseconds=budget))
+        return since + limit
+
+    def over_time(self, now: datetime) -> bool:
+        """Live past the tool's maximum runtime (a timeout: never charged)."""
+        since = self.started_at or self.submitted_at or self.requested_at
+        return (now - since).total_seconds() > self.max_runtime_seconds
+
+    def over_budget(self, now: datetime) -> bool:
+        """Running long enough that its cost (priced as it will be billed) has reached its hold."""
+        if self.started_at is None or self.flat_price_nanos is not None or self.rate_nanos_per_second <= 0:
+            return False
+        ms = max(0, (now - self.started_at) // _MS)
+        cost = charge_nanos(self.rate_nanos_per_second, ms, price_multiplier=self.price_multiplier)
+        return cost >= self.hold_nanos
+
+    def stop_at_hold(self, now: datetime, *, reason: str) -> list[Change]:
+        """End a run whose cost reached its hold: cancelled, charged what it used up to the hold."""
+        changes = self.finish(GenerationStatus.CANCELLED, now, reason=reason)
+        if changes:
+            self.stopped_at_hold = True
+        return changes
 
     def mark_submitted(self, run_id: str, now: datetime) -> list[Change]:
         """The backend accepted the run; a webhook may already have moved us further."""
@@ -138,6 +181,9 @@ class Generation:
         changes = self._learn_run_id(update.run_id)
         self.last_update_at = now
         self.updated_at = now
+        if update.confirmed:  # only the backend's own answer may set the times the run is billed by
+            self.run_started_at = update.started_at or self.run_started_at
+            self.run_ended_at = update.ended_at or self.run_ended_at
         if update.gpu:
             self.gpu = update.gpu
         if update.live_status:
@@ -193,6 +239,7 @@ class Generation:
         return [Change.STARTED_RUNNING]
 
 
+_MS = timedelta(milliseconds=1)  # whole milliseconds by integer division: no float rounding
 _PROVES_IT_RAN = frozenset({GenerationStatus.RUNNING, GenerationStatus.UPLOADING, GenerationStatus.SUCCEEDED})
 
 _DEFAULT_REASON = {
@@ -216,9 +263,23 @@ def merge_outputs(known: list[dict[str, Any]], new: tuple[RunOutput, ...]) -> li
 
 
 def billable_ms(generation: Generation) -> int:
-    """The GPU milliseconds a finished run is charged for (zero unless it succeeded or was cancelled)."""
-    if generation.started_at is None or generation.finished_at is None:
-        return 0
+    """The GPU milliseconds a finished run is charged for (zero unless it succeeded or was cancelled).
+
+    The backend's own start and end, when it confirmed both, else when Noema saw the run running
+    and ending: never a mix of the two clocks.
+    """
     if generation.status not in (GenerationStatus.SUCCEEDED, GenerationStatus.CANCELLED):
         return 0  # failures and timeouts are never charged
-    return max(0, int((generation.finished_at - generation.started_at).total_seconds() * 1000))
+    window = gpu_window(generation)
+    if window is None:
+        return 0  # never seen on a GPU
+    return max(0, (window[1] - window[0]) // _MS)
+
+
+def gpu_window(generation: Generation) -> tuple[datetime, datetime] | None:
+    """When the run started and ended on the GPU: the backend's clock if it told us both, else Noema's."""
+    if generation.run_started_at is not None and generation.run_ended_at is not None:
+        return generation.run_started_at, generation.run_ended_at
+    if generation.started_at is not None and generation.finished_at is not None:
+        return generation.started_at, generation.finished_at
+    return None

@@ -133,13 +133,18 @@ class Settlement:
 
 
 def settle(wallet: Wallet, *, held: int, cost: int) -> Settlement:
-    """Release a run's hold and debit its cost, as much as the balance allows (never below zero)."""
+    """Release a run's hold and debit its cost, never more than the hold and never below zero.
+
+    The hold is the most a run may cost (its tool's maximum runtime at its rate, or what the
+    account had free), so a cost above it is written off and recorded as the shortfall rather
+    than taken from money the account never set aside for this run.
+    """
     if held < 0 or cost < 0:
         raise InvalidInput("Hold and cost cannot be negative.")
     postings: list[Posting] = []
     if held > 0:
         postings.append(release(wallet, held))
-    charged = min(cost, wallet.balance_nanos - wallet.held_nanos)
+    charged = min(cost, held, wallet.balance_nanos - wallet.held_nanos)
     if charged > 0:
         postings.append(debit(wallet, charged))
     return Settlement(postings, charged, cost - charged)

@@ -80,6 +80,26 @@ def estimate_nanos(tool: Tool, *, expected_seconds: float | None = None) -> int:
     return int(cost.to_integral_value(rounding=ROUND_CEILING))
 
 
+def max_cost_nanos(tool: Tool) -> int:
+    """The most one run of a tool may cost: its flat price, or its maximum runtime at its rate (rounded up)."""
+    return max(1, estimate_nanos(tool, expected_seconds=tool.max_seconds))
+
+
+def hold_for(*, free: int, estimate: int, ceiling: int) -> int | None:
+    """What to hold for a run: the most it may cost, capped by what is free; None when that is below its estimate.
+
+    Noema stops a run when its cost reaches the hold, so no run is ever charged beyond it.
+    """
+    held = min(max(ceiling, estimate), free)
+    return held if held >= estimate and held > 0 else None
+
+
+def ms_covered(hold_nanos: int, rate_nanos_per_second: int, *, price_multiplier: float = 1.0) -> int:
+    """The first whole GPU millisecond at which a run priced by the rate costs its whole hold."""
+    per_ms = Decimal(rate_nanos_per_second) * _multiplier(price_multiplier) / Decimal(1000)
+    return int((Decimal(hold_nanos) / per_ms).to_integral_value(rounding=ROUND_CEILING))
+
+
 def charge_nanos(
     tool_rate: int | None,
     duration_ms: int,

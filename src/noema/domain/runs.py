@@ -6,6 +6,7 @@ These are the backend-neutral shapes every backend adapter translates its wire f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
@@ -74,6 +75,11 @@ class RunUpdate:
     outputs: tuple[RunOutput, ...] = ()
     gpu: str | None = None
     error: str | None = None
+    #: the backend's own clock: when the run started on the GPU and when it ended (GET only)
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    #: the backend itself said this (our GET), not a webhook body anyone with the URL could send
+    confirmed: bool = False
 
 
 @dataclass(frozen=True)

@@ -187,3 +187,18 @@ async def verify(uow: UnitOfWork) -> tuple[int, list[Drift]]:
             if (balance, held) != (stored_balance, stored_held) or balance < 0 or held < 0:
                 drifts.append(Drift(account_id, stored_balance, balance, stored_held, held))
         return len(wallets), drifts
+
+
+@dataclass(frozen=True)
+class WrittenOff:
+    """Run costs no account paid: above a run's hold, or beyond what its account had (zero when all is well)."""
+
+    nanos: int
+    generations: int
+
+
+async def written_off(uow: UnitOfWork) -> WrittenOff:
+    """The shortfall recorded over every settled generation."""
+    async with uow:
+        nanos, count = await uow.generations.written_off()
+    return WrittenOff(nanos, count)

@@ -34,7 +34,7 @@ from noema.domain.generation import Generation, GenerationStatus
 from noema.domain.ids import new_id
 from noema.domain.inputs import validate_inputs
 from noema.domain.money import display_usd, format_usd
-from noema.domain.pricing import estimate_nanos
+from noema.domain.pricing import estimate_nanos, hold_for, max_cost_nanos
 from noema.domain.tools import Tool
 from noema.ports import Backend, Clock, Metrics, UnitOfWorkFactory
 from noema.services import events, failover, history, media_inputs, preferences, run_updates
@@ -131,10 +131,11 @@ class GenerationService:
     async def _create(
         self, req: GenerationRequest, tools: list[Tool], inputs: dict[str, Any], fingerprint: str, meta: dict[str, Any]
     ) -> tuple[Generation, str | None]:
-        # The hold covers the dearest candidate: a fallback may run, and the price follows the one that does.
+        # Both cover the dearest candidate: a fallback may run, and the price follows the one that does.
         estimate = max([(await self.estimate(t))[0] for t in tools])
+        ceiling = max(max(max_cost_nanos(t) for t in tools), estimate)
         try:
-            return await self._create_once(req, tools[0], inputs, fingerprint, estimate, meta)
+            return await self._create_once(req, tools[0], inputs, fingerprint, (estimate, ceiling), meta)
         except Conflict:
             if req.idempotency_key is None:
                 raise
@@ -151,9 +152,10 @@ class GenerationService:
         tool: Tool,
         inputs: dict[str, Any],
         fingerprint: str,
-        estimate: int,
+        prices: tuple[int, int],
         meta: dict[str, Any],
     ) -> tuple[Generation, str | None]:
+        estimate, ceiling = prices
         async with self.uow() as uow:
             account = await uow.accounts.get(req.account_id, for_update=True)
             if account is None:
@@ -172,10 +174,12 @@ class GenerationService:
                 self.limits.per_minute
             ):
                 raise LimitExceeded(f"At most {self.limits.per_minute} generations a minute; try again shortly.")
-            try:
-                posting = ledger.hold(account, estimate)
-            except InsufficientFunds:
-                raise _not_enough(account.free_nanos, estimate) from None
+            # The hold is the most this run may cost, capped by what the account has free; Noema
+            # stops the run when its cost reaches it, so nothing is ever charged beyond it.
+            held = hold_for(free=account.free_nanos, estimate=estimate, ceiling=ceiling)
+            if held is None:
+                raise _not_enough(account.free_nanos, account.held_nanos, estimate)
+            posting = ledger.hold(account, held)
             token = secrets.token_urlsafe(32)
             generation = Generation(
                 id=new_id(),
@@ -186,7 +190,7 @@ class GenerationService:
                 inputs=media_inputs.storable(inputs),
                 rate_nanos_per_second=tool.rate_nanos_per_second or 0,
                 estimated_cost_nanos=estimate,
-                hold_nanos=estimate,
+                hold_nanos=held,
                 webhook_token_hash=run_updates.hash_token(token),
                 requested_at=now,
                 updated_at=now,
@@ -264,7 +268,20 @@ class GenerationService:
             fresh.inputs = values
             await uow.commit()
         log.info("generation_submitted", generation_id=generation.id, run_id=run_id, account_id=generation.account_id)
+        if fresh.is_terminal:
+            # Cancelled (or timed out) while the submit was on its way: the run it made must not go
+            # on running on the operator's bill.
+            await self._stop_orphan(fresh, run_id)
         return fresh
+
+    async def _stop_orphan(self, generation: Generation, run_id: str) -> None:
+        try:
+            await self.backend.cancel_run(run_id)
+        except ExternalServiceError as exc:
+            self.metrics.backend_error("cancel")
+            log.warning("orphan_cancel_failed", generation_id=generation.id, run_id=run_id, error=str(exc)[:200])
+            return
+        log.info("orphan_run_cancelled", generation_id=generation.id, run_id=run_id, status=generation.status.value)
 
     def _webhook_url(self, generation_id: str, token: str) -> str | None:
         if not self.limits.webhooks:
@@ -286,11 +303,17 @@ def _fingerprint(tool_id: str, raw: Mapping[str, Any]) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def _not_enough(free: int, estimate: int) -> InsufficientFunds:
+def _not_enough(free: int, held: int, estimate: int) -> InsufficientFunds:
+    busy = f" ({display_usd(held)} more is held for your runs in progress)" if held else ""
     return InsufficientFunds(
-        f"Your balance is {display_usd(free)} and this run is estimated at {display_usd(estimate)}. "
-        "Add funds (ask an operator, or use your account page) and try again.",
-        details={"currentBalance": format_usd(free), "estimatedCost": format_usd(estimate)},
+        f"Your balance is {display_usd(free)}{busy} and this run is estimated at {display_usd(estimate)}. "
+        "Add funds (ask an operator, or use your account page) and try again"
+        + (", or wait for a run to finish." if held else "."),
+        details={
+            "currentBalance": format_usd(free),
+            "estimatedCost": format_usd(estimate),
+            "heldUsd": format_usd(held),
+        },
     )
 
 

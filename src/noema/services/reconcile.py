@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import structlog
 
 from noema.domain.errors import BackendProtocolError, BackendRejected, BackendUnavailable, ExternalServiceError
 from noema.domain.generation import Generation, GenerationStatus
+from noema.domain.money import display_usd
 from noema.ports import Backend, Clock, Metrics, UnitOfWorkFactory
 from noema.services import run_updates
 
@@ -79,29 +80,36 @@ async def _reconcile_one(
     fresh = await run_updates.record_run_update(
         uow(), clock, generation.id, update, token=None, metrics=metrics, quiet_for=quiet_for
     )
-    if not fresh.is_terminal and _overdue(fresh, now):
-        await _time_out(uow, clock, backend, fresh, metrics=metrics)
+    if fresh.is_terminal:
+        return
+    if fresh.over_time(now):
+        await _stop(backend, fresh, metrics=metrics)
+        await run_updates.finish(
+            uow(),
+            clock,
+            generation.id,
+            GenerationStatus.TIMED_OUT,
+            metrics=metrics,
+            reason=f"The run took longer than {int(fresh.max_runtime_seconds // 60)} minutes "
+            "and was stopped; nothing was charged.",
+        )
+    elif fresh.over_budget(now):
+        await _stop(backend, fresh, metrics=metrics)
+        await run_updates.finish(
+            uow(),
+            clock,
+            generation.id,
+            GenerationStatus.CANCELLED,
+            metrics=metrics,
+            at_hold=True,
+            reason=f"The run was stopped when its cost reached the {display_usd(fresh.hold_nanos)} your balance "
+            f"could cover; that is what it cost. Add funds to run it longer.",
+        )
 
 
-def _overdue(generation: Generation, now: datetime) -> bool:
-    since = generation.started_at or generation.submitted_at or generation.requested_at
-    return (now - since).total_seconds() > generation.max_runtime_seconds
-
-
-async def _time_out(
-    uow: UnitOfWorkFactory, clock: Clock, backend: Backend, generation: Generation, *, metrics: Metrics
-) -> None:
+async def _stop(backend: Backend, generation: Generation, *, metrics: Metrics) -> None:
     if generation.run_id:
         try:
             await backend.cancel_run(generation.run_id)
         except ExternalServiceError:
             metrics.backend_error("cancel")
-    await run_updates.finish(
-        uow(),
-        clock,
-        generation.id,
-        GenerationStatus.TIMED_OUT,
-        metrics=metrics,
-        reason=f"The run took longer than {int(generation.max_runtime_seconds // 60)} minutes "
-        "and was stopped; nothing was charged.",
-    )

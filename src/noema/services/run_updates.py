@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 import structlog
 
 from noema.domain.delivery import DeliveryKind
-from noema.domain.errors import Forbidden, GenerationNotFound, InvalidTransition
+from noema.domain.errors import ExternalServiceError, Forbidden, GenerationNotFound, InvalidTransition
 from noema.domain.generation import Change, Generation, GenerationStatus
 from noema.domain.runs import RunUpdate
-from noema.ports import Clock, Metrics, UnitOfWork
+from noema.ports import Backend, Clock, Metrics, UnitOfWork, UnitOfWorkFactory
 from noema.services import events
 from noema.services.settlement import enqueue, settle
 
@@ -27,6 +27,58 @@ def hash_token(token: str) -> str:
 def token_matches(generation: Generation, token: str) -> bool:
     """Constant-time check of a webhook's token."""
     return hmac.compare_digest(hash_token(token), generation.webhook_token_hash)
+
+
+async def record_webhook(
+    uow: UnitOfWorkFactory,
+    clock: Clock,
+    backend: Backend,
+    generation_id: str,
+    update: RunUpdate,
+    *,
+    token: str,
+    metrics: Metrics,
+    quiet_for: timedelta,
+) -> Generation:
+    """Apply a backend webhook: checked against the generation's token, and an end confirmed with the backend.
+
+    A webhook body is only a hint (anyone holding the URL can post one); the update that ends a run
+    decides the money, so it is replaced by the backend's own answer for that run, with the
+    backend's timestamps. When the backend cannot be asked, the webhook is applied as it came.
+    """
+    async with uow() as tx:
+        known = await tx.generations.get(generation_id)
+    if known is None:
+        raise GenerationNotFound()
+    if not token_matches(known, token):
+        raise Forbidden("That webhook token is not valid for this generation.")
+    ends = update.status is not None and update.status.is_terminal
+    ours = known.run_id is None or known.run_id == update.run_id
+    if ends and ours and not known.is_terminal:
+        update = await _confirm(backend, known, update, metrics)
+    return await record_run_update(
+        uow(), clock, generation_id, update, token=token, metrics=metrics, quiet_for=quiet_for
+    )
+
+
+async def _confirm(backend: Backend, generation: Generation, update: RunUpdate, metrics: Metrics) -> RunUpdate:
+    try:
+        confirmed = await backend.get_run(update.run_id)
+    except ExternalServiceError as exc:
+        metrics.backend_error("confirm")
+        log.warning("webhook_unconfirmed", generation_id=generation.id, run_id=update.run_id[:64], error=str(exc)[:200])
+        return update
+    if confirmed.run_id != update.run_id:
+        return update
+    if confirmed.status != update.status:
+        log.warning(
+            "webhook_contradicted",
+            generation_id=generation.id,
+            run_id=update.run_id[:64],
+            webhook_status=update.status.value if update.status else None,
+            backend_status=confirmed.status.value if confirmed.status else None,
+        )
+    return confirmed
 
 
 async def record_run_update(
@@ -58,22 +110,33 @@ async def record_run_update(
             log.warning("foreign_run_ignored", generation_id=generation.id, run_id=update.run_id[:64])
             return generation
         if not generation.is_terminal:
-            generation.next_poll_at = now + quiet_for
+            # Polled when it goes quiet, and at its time limit or when its cost reaches the hold, whichever is first.
+            generation.next_poll_at = min(now + quiet_for, generation.check_at())
         await _after(uow, generation, changes, now, metrics)
         await uow.commit()
         return generation
 
 
 async def finish(
-    uow: UnitOfWork, clock: Clock, generation_id: str, status: GenerationStatus, *, reason: str, metrics: Metrics
+    uow: UnitOfWork,
+    clock: Clock,
+    generation_id: str,
+    status: GenerationStatus,
+    *,
+    reason: str,
+    metrics: Metrics,
+    at_hold: bool = False,
 ) -> Generation:
-    """End a generation from our side (submit failed, user cancel, time limit) and settle it."""
+    """End a generation from our side (submit failed, user cancel, time limit, hold used up) and settle it."""
     async with uow:
         generation = await uow.generations.get(generation_id, for_update=True)
         if generation is None:
             raise GenerationNotFound()
         now = clock.now()
-        changes = generation.finish(status, now, reason=reason)
+        if at_hold:
+            changes = generation.stop_at_hold(now, reason=reason)
+        else:
+            changes = generation.finish(status, now, reason=reason)
         await _after(uow, generation, changes, now, metrics)
         await uow.commit()
         return generation

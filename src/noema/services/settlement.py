@@ -32,14 +32,19 @@ _EVENT_OF = {
 
 
 def cost_of_run(generation: Generation) -> int:
-    """What the finished run costs: GPU milliseconds × the rate frozen at submission (or the flat price)."""
+    """What the finished run costs: GPU milliseconds × the rate frozen at submission (or the flat price).
+
+    Settlement charges at most the hold; anything above it is recorded as the shortfall.
+    """
     ms = billable_ms(generation)
     if ms == 0:
         return 0
-    flat = generation.flat_price_nanos if generation.status is GenerationStatus.SUCCEEDED else None
-    return charge_nanos(
-        generation.rate_nanos_per_second, ms, price_multiplier=generation.price_multiplier, flat_price_nanos=flat
-    )
+    flat = generation.flat_price_nanos
+    if flat is not None and generation.status is GenerationStatus.SUCCEEDED:
+        return flat
+    used = charge_nanos(generation.rate_nanos_per_second, ms, price_multiplier=generation.price_multiplier)
+    # A cancelled flat-priced run pays for the seconds it used, never more than the whole run would have.
+    return used if flat is None else min(used, flat)
 
 
 async def settle(uow: UnitOfWork, generation: Generation, now: datetime) -> None:

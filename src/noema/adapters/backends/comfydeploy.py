@@ -137,7 +137,7 @@ class ComfyDeployBackend:
 
     async def get_run(self, run_id: str) -> RunUpdate:
         """The run's current status, progress and outputs."""
-        return parse_run(await self._json(_Call("GET", f"/run/{_segment(run_id)}")))
+        return parse_run(await self._json(_Call("GET", f"/run/{_segment(run_id)}")), confirmed=True)
 
     async def cancel_run(self, run_id: str) -> None:
         """Ask ComfyDeploy to stop a run; a run it no longer knows counts as stopped."""

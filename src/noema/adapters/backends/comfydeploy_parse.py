@@ -12,6 +12,7 @@ import math
 import mimetypes
 import posixpath
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -62,8 +63,12 @@ _REASON_KEYS = ("message", "detail", "error", "msg", "reason", "exception_messag
 # --- runs -------------------------------------------------------------------------------------
 
 
-def parse_run(payload: Mapping[str, Any]) -> RunUpdate:
-    """Turn a run object (``GET /run/{id}``) or a webhook body into a ``RunUpdate``."""
+def parse_run(payload: Mapping[str, Any], *, confirmed: bool = False) -> RunUpdate:
+    """Turn a run object (``GET /run/{id}``) or a webhook body into a ``RunUpdate``.
+
+    ``confirmed``: the payload is the backend's answer to our own request, so its timestamps may
+    decide what the run is billed for (a webhook body is only a hint).
+    """
     if not isinstance(payload, Mapping):
         raise BackendProtocolError("The run payload is not a JSON object.")
     run_id = _opt_str(payload.get("run_id")) or _opt_str(payload.get("id"))
@@ -80,7 +85,22 @@ def parse_run(payload: Mapping[str, Any]) -> RunUpdate:
         outputs=parse_outputs(payload.get("outputs")),
         gpu=gpu.upper() if gpu else None,
         error=_failure_reason(payload, status, live_status),
+        started_at=_parse_time(payload.get("started_at")),
+        ended_at=_parse_time(payload.get("ended_at")),
+        confirmed=confirmed,
     )
+
+
+def _parse_time(value: Any) -> datetime | None:
+    """An ISO 8601 timestamp (``2025-05-19T10:00:00.123Z``) as an aware UTC datetime; None if absent or odd."""
+    if not isinstance(value, str) or not value.strip() or len(value) > 64:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    # A naive time from the backend is UTC (ComfyDeploy stores UTC).
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def parse_outputs(outputs: Any) -> tuple[RunOutput, ...]:

@@ -75,18 +75,32 @@ class SqlGenerations:
     async def recent_durations(self, tool_id: str, *, limit: int) -> list[float]:
         """Seconds on the GPU of the tool's latest successful runs."""
         stmt = (
-            select(G.started_at, G.finished_at)
+            select(G.started_at, G.finished_at, G.run_started_at, G.run_ended_at)
             .where(G.tool_id == tool_id, G.status == GenerationStatus.SUCCEEDED.value, G.started_at.is_not(None))
             .order_by(G.finished_at.desc())
             .limit(limit)
         )
         rows = await self._s.execute(stmt)
-        return [(end - start).total_seconds() for start, end in rows if start and end]
+        # The backend's own times when it confirmed them (what the run was billed for), else Noema's.
+        return [
+            ((run_end - run_start) if run_start and run_end else (end - start)).total_seconds()
+            for start, end, run_start, run_end in rows
+            if start and end
+        ]
 
     async def count_by_status(self) -> dict[str, int]:
         """How many generations are in each status."""
         rows = await self._s.execute(select(G.status, func.count()).group_by(G.status))
         return {_value(status): int(n) for status, n in rows}
+
+    async def written_off(self) -> tuple[int, int]:
+        """The cost no account paid (the sum of shortfalls, in nanos) and over how many generations."""
+        row = (
+            await self._s.execute(
+                select(func.coalesce(func.sum(G.shortfall_nanos), 0), func.count()).where(G.shortfall_nanos > 0)
+            )
+        ).one()
+        return int(row[0]), int(row[1])
 
     async def count_live_by_tool(self) -> dict[str, int]:
         """How many generations of each tool are in flight (least-busy selection reads it)."""

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy import Enum as SAEnum
@@ -222,6 +223,9 @@ generations = Table(
     Column("idempotency_key", String(200)),
     Column("request_fingerprint", String(64)),
     Column("meta", JSON, nullable=False),
+    Column("run_started_at", UTCDateTime),
+    Column("run_ended_at", UTCDateTime),
+    Column("stopped_at_hold", Boolean, nullable=False, server_default=false()),
     CheckConstraint("cost_nanos >= 0 AND hold_nanos >= 0 AND shortfall_nanos >= 0", name="money_not_negative"),
     # An Idempotency-Key names one generation of one account, whatever the retries.
     UniqueConstraint("account_id", "idempotency_key"),

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from noema.domain.generation import Generation
+from noema.domain.generation import Generation, gpu_window
 from noema.domain.ids import short_id
 from noema.domain.money import format_usd
 from noema.domain.tools import Tool, ToolInput
@@ -127,6 +127,7 @@ class GenerationOut(ApiModel):
     outputs: list[OutputOut]
     cost_usd: str
     estimated_cost_usd: str
+    held_usd: str = Field(description="Set aside for the run: the most it may cost. The rest is released at the end.")
     shortfall_usd: str
     usd_per_second: str
     failure_reason: str | None
@@ -156,7 +157,8 @@ def _output(o: dict[str, Any]) -> OutputOut:
 
 def generation_out(g: Generation) -> GenerationOut:
     """The JSON of a generation."""
-    duration = (g.finished_at - g.started_at).total_seconds() if g.started_at and g.finished_at else None
+    window = gpu_window(g)
+    duration = (window[1] - window[0]).total_seconds() if window else None
     return GenerationOut(
         id=g.id,
         short_id=short_id(g.id),
@@ -171,6 +173,7 @@ def generation_out(g: Generation) -> GenerationOut:
         outputs=[_output(o) for o in g.outputs],
         cost_usd=format_usd(g.cost_nanos),
         estimated_cost_usd=format_usd(g.estimated_cost_nanos),
+        held_usd=format_usd(g.hold_nanos),
         shortfall_usd=format_usd(g.shortfall_nanos),
         usd_per_second=format_usd(g.rate_nanos_per_second),
         failure_reason=g.failure_reason,

@@ -41,9 +41,11 @@ async def metrics(c: ContainerDep) -> Response:
     async with c.uow() as uow:
         by_status = await uow.generations.count_by_status()
         wallets = await uow.accounts.wallets()
+        written_off, _count = await uow.generations.written_off()
     c.metrics.snapshot(
         generations_by_status=by_status,
         balance_nanos=sum(b for b, _ in wallets.values()),
         held_nanos=sum(h for _, h in wallets.values()),
+        written_off_nanos=written_off,
     )
     return Response(generate_latest(c.registry), media_type=CONTENT_TYPE_LATEST)

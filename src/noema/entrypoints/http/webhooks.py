@@ -35,8 +35,8 @@ async def comfydeploy_webhook(
         update = parse_run(payload)
     except (ValueError, BackendProtocolError) as exc:
         raise InvalidInput(f"The webhook body is not a run update: {str(exc)[:200]}") from None
-    await run_updates.record_run_update(
-        c.uow(), c.clock, gid, update, token=token, metrics=c.metrics, quiet_for=c.limits.quiet_for
+    await run_updates.record_webhook(
+        c.uow, c.clock, c.backend, gid, update, token=token, metrics=c.metrics, quiet_for=c.limits.quiet_for
     )
     c.metrics.webhook_applied(time.perf_counter() - started)
     return {"status": "ok"}
