@@ -122,6 +122,12 @@ class BackendUnavailable(ExternalServiceError):
     code = "BACKEND_UNAVAILABLE"
 
 
+class BackendOutcomeUnknown(BackendUnavailable):
+    """The GPU backend did not say whether it started the run."""
+
+    code = "BACKEND_OUTCOME_UNKNOWN"
+
+
 class BackendRejected(ExternalServiceError):
     """The GPU backend refused the request."""
 
