@@ -20,6 +20,7 @@ from noema.adapters.db.uow import SqlUnitOfWorkFactory
 from noema.adapters.local_transport import LocalFirstTransport
 from noema.adapters.metrics import PrometheusMetrics
 from noema.adapters.platforms.discord import DiscordPlatform
+from noema.adapters.platforms.result_fetch import MediaSources, ResultFetcher, sources_for
 from noema.adapters.platforms.telegram import WEBHOOK_PATH, TelegramPlatform
 from noema.config import BackendKind, Settings, TelegramMode, load_presets, parse_gpu_rates, parse_tool_overrides
 from noema.domain.money import parse_usd
@@ -159,7 +160,16 @@ def _backend(
     return backend, sandbox
 
 
-def _telegram(settings: Settings, chat: ChatServices, http: httpx.AsyncClient) -> TelegramPlatform | None:
+def _media_sources(settings: Settings, sandboxed: bool) -> MediaSources:
+    """Where result files may be fetched from: the backend's own hosts (NOEMA_MEDIA_HOSTS)."""
+    return sources_for(
+        backend_url=None if sandboxed else settings.comfydeploy_base_url,
+        sandbox_files_url=settings.base_url + SANDBOX_MOUNT + "/files/" if sandboxed else None,
+        configured=settings.media_hosts,
+    )
+
+
+def _telegram(settings: Settings, chat: ChatServices, media: ResultFetcher) -> TelegramPlatform | None:
     if settings.telegram_bot_token is None:
         return None
     secret = settings.telegram_webhook_secret
@@ -170,12 +180,12 @@ def _telegram(settings: Settings, chat: ChatServices, http: httpx.AsyncClient) -
         webhook_url=settings.base_url + WEBHOOK_PATH,
         webhook_secret=secret.get_secret_value() if secret else None,
         chat=chat,
-        http=http,
+        media=media,
     )
 
 
 def _discord(
-    settings: Settings, chat: ChatServices, media: httpx.AsyncClient, clients: list[httpx.AsyncClient]
+    settings: Settings, chat: ChatServices, media: ResultFetcher, clients: list[httpx.AsyncClient]
 ) -> DiscordPlatform | None:
     if settings.discord_bot_token is None or not settings.discord_application_id or not settings.discord_public_key:
         return None
@@ -253,12 +263,13 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
     )
     notifiers: dict[str, Notifier] = {"api": hub, "web": hub}
     # Result files are fetched from the backend's URLs; the embedded sandbox's are served in-process.
-    media_client = httpx.AsyncClient(transport=local, timeout=60, follow_redirects=True)
+    media_client = httpx.AsyncClient(transport=local, timeout=60, follow_redirects=False)
     clients.append(media_client)
-    telegram = _telegram(settings, chat, media_client)
+    media = ResultFetcher(media_client, _media_sources(settings, sandbox is not None))
+    telegram = _telegram(settings, chat, media)
     if telegram is not None:
         notifiers["telegram"] = telegram.notifier
-    discord = _discord(settings, chat, media_client, clients)
+    discord = _discord(settings, chat, media, clients)
     if discord is not None:
         notifiers["discord"] = discord.notifier
     return Container(

@@ -76,6 +76,7 @@ class Settings(BaseSettings):
     tool_overrides: str = ""
     presets_file: str | None = None
     max_loras_per_prompt: int = Field(default=5, ge=0, le=20)
+    media_hosts: str | None = None
     lora_cache_seconds: float = Field(default=60, ge=0, le=3600)
 
     telegram_bot_token: SecretStr | None = None
@@ -196,6 +197,15 @@ class Settings(BaseSettings):
         from noema.adapters.backends.sandbox import parse_faults
 
         parse_faults(value)
+        return value
+
+    @field_validator("media_hosts")
+    @classmethod
+    def _media_hosts(cls, value: str | None) -> str | None:
+        from noema.adapters.platforms.result_fetch import parse_hosts
+
+        if value is not None:
+            parse_hosts(value)
         return value
 
     @field_validator("gpu_rates")

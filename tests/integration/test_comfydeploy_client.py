@@ -19,6 +19,7 @@ import stamina
 
 from noema.adapters.backends.comfydeploy import ComfyDeployBackend
 from noema.domain.errors import (
+    BackendOutcomeUnknown,
     BackendProtocolError,
     BackendRejected,
     BackendUnavailable,
@@ -345,12 +346,47 @@ async def test_a_retry_after_longer_than_the_maximum_wait_is_capped(
     )
 
 
-async def test_a_queue_run_answered_429_or_5xx_is_retried_because_the_server_did_not_queue_it(
+async def test_a_queue_run_answered_429_is_retried_because_the_server_did_not_queue_it(
     backend: ComfyDeployBackend, fake: FakeComfyDeploy
 ) -> None:
-    fake.fail_next("POST", "/run/deployment/queue", httpx.Response(429), httpx.Response(502))
+    fake.fail_next("POST", "/run/deployment/queue", httpx.Response(429), httpx.Response(429))
     assert await backend.queue_run(deployment_id=DEPLOYMENT, inputs={}, webhook_url=None)
     assert fake.attempts("POST", "/run/deployment/queue") == 3
+
+
+@pytest.mark.parametrize("status", [500, 503])
+async def test_a_queue_run_answered_500_is_sent_once_and_is_a_rejection_the_service_may_fail_over(
+    backend: ComfyDeployBackend, fake: FakeComfyDeploy, status: int
+) -> None:
+    fake.fail_next("POST", "/run/deployment/queue", httpx.Response(status, json={"detail": "boom"}))
+
+    with pytest.raises(BackendRejected) as raised:
+        await backend.queue_run(deployment_id=DEPLOYMENT, inputs={}, webhook_url=None)
+
+    assert fake.attempts("POST", "/run/deployment/queue") == 1
+    assert raised.value.status == status
+    assert not isinstance(raised.value, BackendOutcomeUnknown)
+    assert len(fake.runs) == 1  # only the recorded finished run: nothing was queued
+
+
+@pytest.mark.parametrize("status", [502, 504])
+async def test_a_queue_run_answered_by_a_gateway_that_gave_up_is_sent_once_and_its_outcome_is_unknown(
+    backend: ComfyDeployBackend, fake: FakeComfyDeploy, status: int
+) -> None:
+    fake.fail_next("POST", "/run/deployment/queue", httpx.Response(status, text="<html>gateway</html>"))
+
+    with pytest.raises(BackendOutcomeUnknown, match=f"HTTP {status}"):
+        await backend.queue_run(deployment_id=DEPLOYMENT, inputs={}, webhook_url=None)
+
+    assert fake.attempts("POST", "/run/deployment/queue") == 1
+
+
+async def test_a_cancel_answered_503_is_retried_because_cancelling_twice_is_harmless(
+    backend: ComfyDeployBackend, fake: FakeComfyDeploy
+) -> None:
+    fake.fail_next("POST", f"/run/{FINISHED_RUN}/cancel", httpx.Response(503))
+    await backend.cancel_run(FINISHED_RUN)
+    assert fake.attempts("POST", f"/run/{FINISHED_RUN}/cancel") == 2
 
 
 async def test_a_queue_run_that_could_not_connect_is_retried(
@@ -367,7 +403,7 @@ async def test_a_queue_run_sent_but_unanswered_is_not_repeated_and_its_outcome_i
 ) -> None:
     fake.fail_next("POST", "/run/deployment/queue", error)
 
-    with pytest.raises(BackendUnavailable, match="unknown") as raised:
+    with pytest.raises(BackendOutcomeUnknown, match="unknown") as raised:
         await backend.queue_run(deployment_id=DEPLOYMENT, inputs={}, webhook_url=None)
 
     assert fake.attempts("POST", "/run/deployment/queue") == 1

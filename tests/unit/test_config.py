@@ -34,6 +34,7 @@ def test_internal_keys_parse_into_named_clients() -> None:
         ({"NOEMA_INTERNAL_API_KEYS": "admin:short"}, "NOEMA_INTERNAL_API_KEYS"),
         ({"NOEMA_SESSION_TIMEOUT_MINUTES": "0"}, "NOEMA_SESSION_TIMEOUT_MINUTES"),
         ({"NOEMA_PUBLIC_URL": "not a url"}, "NOEMA_PUBLIC_URL"),
+        ({"NOEMA_MEDIA_HOSTS": "cdn.example,ftp://files.example"}, "NOEMA_MEDIA_HOSTS"),
         ({"NOEMA_PROT": "8000"}, "NOEMA_PROT"),
     ],
 )

@@ -122,6 +122,12 @@ class BackendUnavailable(ExternalServiceError):
     code = "BACKEND_UNAVAILABLE"
 
 
+class BackendOutcomeUnknown(BackendUnavailable):
+    """The GPU backend did not say whether it started the run."""
+
+    code = "BACKEND_OUTCOME_UNKNOWN"
+
+
 class BackendRejected(ExternalServiceError):
     """The GPU backend refused the request."""
 
@@ -148,3 +154,12 @@ class NotifierError(ExternalServiceError):
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
+
+
+class ResultRefused(NotifierError):
+    """The result file could not be fetched."""
+
+    code = "RESULT_REFUSED"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, retryable=False)

@@ -8,14 +8,27 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from noema.domain.errors import BackendRejected, BackendUnavailable, ExternalServiceError, InvalidInput
+from noema.domain.errors import (
+    BackendOutcomeUnknown,
+    BackendRejected,
+    BackendUnavailable,
+    ExternalServiceError,
+    InvalidInput,
+)
 from noema.domain.generation import Generation, GenerationStatus
 from noema.domain.tools import Tool
 from noema.ports import UnitOfWork
 
 
 def worth_another(exc: ExternalServiceError | InvalidInput) -> bool:
-    """Whether another deployment may succeed: this one is down, overloaded, failing or gone."""
+    """Whether another deployment may succeed: this one is down, overloaded, failing or gone.
+
+    Never after an unknown outcome: the first backend may have started the run, and a second
+    deployment would start (and bill) another one. The generation fails instead; should the first
+    run exist after all, its webhook finds the generation ended and is ignored.
+    """
+    if isinstance(exc, BackendOutcomeUnknown):
+        return False
     if isinstance(exc, BackendUnavailable):
         return True
     return isinstance(exc, BackendRejected) and (exc.status >= 500 or exc.status in (404, 429))

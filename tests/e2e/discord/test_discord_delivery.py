@@ -7,12 +7,14 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from noema.domain.delivery import DeliveryKind, DeliveryStatus, dedupe_key
+from noema.domain.delivery import Delivery, DeliveryKind, DeliveryStatus, dedupe_key
 from noema.domain.generation import Generation
 from noema.services import delivery
+from noema.services.settlement import snapshot
 from tests.e2e.chat_harness import until
 from tests.e2e.discord.harness import DEFAULT_USER, DiscordRig, discord_app
 from tests.fakes.discord_api import FakeDiscord
+from tests.fakes.media_host import media_host
 
 
 def _prompt(text: str) -> list[dict[str, Any]]:
@@ -109,3 +111,49 @@ async def test_once_the_interaction_token_expired_the_result_is_posted_in_the_ch
         assert call.headers["authorization"] == f"Bot {fake.bot_token}"
         assert call.json["allowed_mentions"] == {"parse": [], "users": [DEFAULT_USER]}
         assert _result_patches(fake, hit) and all(c.status == 401 for c in _result_patches(fake, hit))
+
+
+async def _result_from(rig: DiscordRig, generation: Generation, url: str) -> None:
+    """Hand the notifier this generation's result as if its one image were at ``url``."""
+    generation.outputs = [{"kind": "image", "url": url, "filename": "fox.png", "mime_type": "image/png"}]
+    row = Delivery(
+        id=f"d-{generation.id}",
+        generation_id=generation.id,
+        account_id=generation.account_id,
+        kind=DeliveryKind.RESULT,
+        platform="discord",
+        key=dedupe_key(generation.id, DeliveryKind.RESULT),
+        created_at=rig.container.clock.now(),
+        next_attempt_at=rig.container.clock.now(),
+        target=dict(generation.delivery),
+        payload=snapshot(generation),
+    )
+    await rig.discord.notifier.send(row, generation)
+
+
+async def test_a_result_on_a_host_that_is_not_the_backends_is_never_fetched_and_the_user_is_told(
+    db_url: str, tmp_path: Path, fake: FakeDiscord
+) -> None:
+    with media_host() as host:
+        async with discord_app(db_url, tmp_path, fake, workers_enabled=False) as rig:
+            account = await rig.fund("1")
+            hit = await rig.slash("txt2img", _prompt("a fox"))
+            await _result_from(rig, await _terminal(rig, account), host.url("/fox.png"))
+            shown = rig.reply_text(hit)
+            original = fake.original(hit)
+    assert host.hits == []
+    assert "could not be fetched" in shown and "127.0.0.1" not in shown
+    assert original is not None and original["attachments"] == []
+
+
+async def test_a_media_host_the_operator_allows_is_fetched(db_url: str, tmp_path: Path, fake: FakeDiscord) -> None:
+    with media_host() as host:
+        async with discord_app(
+            db_url, tmp_path, fake, workers_enabled=False, media_hosts=f"127.0.0.1:{host.port}"
+        ) as rig:
+            account = await rig.fund("1")
+            hit = await rig.slash("txt2img", _prompt("a fox"))
+            await _result_from(rig, await _terminal(rig, account), host.url("/fox.png"))
+            original = fake.original(hit)
+    assert host.hits == ["/fox.png"]
+    assert original is not None and len(original["attachments"]) == 1

@@ -16,6 +16,7 @@ from noema.services.settlement import snapshot
 from tests.e2e.chat_harness import png_bytes, until
 from tests.e2e.telegram.harness import TelegramRig, telegram_app
 from tests.fakes.generations import make_generation
+from tests.fakes.media_host import media_host
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.telegram_api_state import MessageKind, SentMessage
 
@@ -251,3 +252,31 @@ async def test_a_video_output_arrives_as_a_video(db_url: str, tmp_path: Path, fa
         (video,) = rig.replies(CHAT, command["message_id"])
         assert video.kind is MessageKind.VIDEO and video.content == clip
         assert "/txt2img" in (video.caption or "") and video.reply_markup is not None
+
+
+def _foreign_image(url: str) -> list[dict[str, object]]:
+    return [{"kind": "image", "url": url, "filename": "fox.png", "mime_type": "image/png"}]
+
+
+async def test_a_result_on_a_host_that_is_not_the_backends_is_never_fetched_and_the_user_is_told(
+    db_url: str, tmp_path: Path, fake: FakeTelegram
+) -> None:
+    with media_host() as host:
+        async with telegram_app(db_url, tmp_path, fake) as rig:
+            command = fake.user_message(CHAT, "/txt2img a fox")["message"]
+            await _send_result(rig, "gen-foreign", _foreign_image(host.url("/fox.png")), command["message_id"])
+            replies = rig.replies(CHAT, command["message_id"])
+    assert host.hits == []
+    assert [s.kind for s in replies] == [MessageKind.TEXT]
+    assert "could not be fetched" in (replies[0].text or "")
+    assert "127.0.0.1" not in (replies[0].text or "")
+
+
+async def test_a_media_host_the_operator_allows_is_fetched(db_url: str, tmp_path: Path, fake: FakeTelegram) -> None:
+    with media_host() as host:
+        async with telegram_app(db_url, tmp_path, fake, media_hosts=f"127.0.0.1:{host.port}") as rig:
+            command = fake.user_message(CHAT, "/txt2img a fox")["message"]
+            await _send_result(rig, "gen-allowed", _foreign_image(host.url("/fox.png")), command["message_id"])
+            kinds = [s.kind for s in rig.replies(CHAT, command["message_id"])]
+    assert host.hits == ["/fox.png"]
+    assert kinds == [MessageKind.PHOTO]

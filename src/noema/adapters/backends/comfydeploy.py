@@ -1,8 +1,11 @@
 """The ComfyDeploy V2 adapter: the ``Backend`` port over an injected ``httpx.AsyncClient``.
 
 Retries (stamina: exponential backoff with jitter) only where repeating cannot hurt, a client-side
-rate limit, and one typed error for every failure. The API key goes into the Authorization header
-and nowhere else: not into messages, logs or retry records.
+rate limit, and one typed error for every failure. Queueing a run is the one request that repeating
+can hurt (a second POST is a second billed run): it is repeated only when it cannot have reached
+ComfyDeploy's handler (a connect error) or was turned away before it (429); see ``_SERVER_FAILED``.
+The API key goes into the Authorization header and nowhere else: not into messages, logs or retry
+records.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from noema.adapters.backends.comfydeploy_parse import (
     parse_workflow_version,
     readable_reason,
 )
-from noema.domain.errors import BackendProtocolError, BackendRejected, BackendUnavailable
+from noema.domain.errors import BackendOutcomeUnknown, BackendProtocolError, BackendRejected, BackendUnavailable
 from noema.domain.runs import (
     DeploymentInfo,
     MachineInfo,
@@ -54,6 +57,13 @@ PAGE_SIZE = 100  #: the server's default page for machines, workflows and versio
 _MAX_PAGES = 50  # a bound in case a server ignores ``offset`` and keeps sending full pages
 # The request cannot have reached the server: repeating it cannot queue a run twice.
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# 5xx answers to a queue that mean "no run will execute", so another deployment may be tried (never
+# this one again: that is the caller's failover, not a retry). ComfyDeploy's ``_create_run`` inserts
+# the run row and then, on any exception while spawning it, marks that row ``failed`` before
+# re-raising, so an error its own handler returns (500; 503 from an upstream it proxies) leaves no
+# run to execute. A 502 or 504 (or any other 5xx) comes from a gateway in front of it that stopped
+# waiting while the handler may still have been creating and spawning the run: its outcome is unknown.
+_SERVER_FAILED = frozenset({500, 501, 503})
 
 
 @dataclass(frozen=True)
@@ -236,15 +246,25 @@ class ComfyDeployBackend:
             except httpx.TransportError as exc:
                 if call.idempotent:
                     raise _Transient(f"no answer: {type(exc).__name__}") from exc
-                raise BackendUnavailable(
-                    f"{self.label} did not answer {call} ({type(exc).__name__}); whether it acted is "
-                    "unknown, so the request was not repeated."
-                ) from exc
+                raise self._unknown(call, type(exc).__name__) from exc
         status = response.status_code
-        if (status == 429 or status >= 500) and not (call.tolerate and call.tolerate(response)):
-            retry_after = _retry_after_seconds(response) if status == 429 else None
-            raise _Transient(f"HTTP {status}", retry_after=retry_after)
-        return response
+        if call.tolerate is not None and call.tolerate(response):
+            return response
+        if status == 429:  # turned away before any work: safe to repeat, even a queue
+            raise _Transient(f"HTTP {status}", retry_after=_retry_after_seconds(response))
+        if status >= 500 and call.idempotent:
+            raise _Transient(f"HTTP {status}")
+        if status >= 500 and status not in _SERVER_FAILED:
+            raise self._unknown(call, f"HTTP {status}")
+        return response  # a queue's 500/503 becomes a BackendRejected in ``_request``: not repeated
+
+    def _unknown(self, call: _Call, what: str) -> BackendOutcomeUnknown:
+        """A non-idempotent request that may have been acted on: never repeated, here or elsewhere."""
+        logger.warning("%s: outcome of %s unknown (%s); not repeated", self.label, call, what)
+        return BackendOutcomeUnknown(
+            f"{self.label} did not answer {call} ({what}); whether it acted is unknown, so the request "
+            "was not repeated."
+        )
 
     def _backoff(self, exc: Exception) -> bool | float:
         """stamina's hook: retry only transient failures; a Retry-After sets the wait."""

@@ -1,4 +1,4 @@
-"""Result files for chat platforms: fetched from the backend's URLs and sorted by what they really are.
+"""Result files for chat platforms: sorted by what they really are (``result_fetch`` downloads them).
 
 Chat platforms get the bytes uploaded rather than the backend's URL: the URL may be private (the
 embedded sandbox) or short-lived, and the real type decides photo, animation, video or document.
@@ -11,12 +11,10 @@ from enum import Enum
 from io import BytesIO
 from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
 from PIL import Image, UnidentifiedImageError
 
-from noema.domain.errors import InvalidInput, NotifierError
+from noema.domain.errors import InvalidInput
 
 MAX_RESULT_BYTES = 50 * 1024 * 1024  #: Telegram's upload limit for bots; Discord's is lower and checked there
 _VIDEO = {"video/mp4", "video/webm", "video/quicktime"}
@@ -74,31 +72,6 @@ def image_mime(content: bytes, *, how: str) -> str:
     if fmt not in _IMAGE_FORMATS:
         raise InvalidInput(f"Images in {fmt or 'that'} format are not supported; {how} a JPEG, PNG or WebP picture.")
     return _IMAGE_FORMATS[fmt]
-
-
-def _filename(output: dict[str, Any]) -> str:
-    name = output.get("filename") or PurePosixPath(urlsplit(str(output.get("url") or "")).path).name
-    return str(name or "result.bin")[:100]
-
-
-async def fetch(client: httpx.AsyncClient, output: dict[str, Any]) -> Media:
-    """Download one media output (a network failure is retryable; a missing or huge file is not)."""
-    url = str(output.get("url") or "")
-    try:
-        async with client.stream("GET", url, timeout=60) as response:
-            if response.status_code >= 400:
-                retry = response.status_code >= 500 or response.status_code == 429
-                raise NotifierError(f"The result file answered {response.status_code}.", retryable=retry)
-            chunks, size = [], 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > MAX_RESULT_BYTES:
-                    raise NotifierError("The result file is larger than 50 MB.", retryable=False)
-                chunks.append(chunk)
-            declared = response.headers.get("content-type", "").split(";")[0] or output.get("mime_type")
-    except httpx.HTTPError as exc:
-        raise NotifierError(f"Could not fetch the result file ({type(exc).__name__}).") from exc
-    return classify(b"".join(chunks), filename=_filename(output), declared_mime=declared)
 
 
 def texts_of(outputs: list[dict[str, Any]]) -> list[str]:

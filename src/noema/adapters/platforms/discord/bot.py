@@ -21,6 +21,7 @@ from noema.adapters.platforms.discord.interactions import parse_interaction
 from noema.adapters.platforms.discord.notifier import DiscordNotifier
 from noema.adapters.platforms.discord.rest import DiscordRest
 from noema.adapters.platforms.discord.signature import SignatureCheck
+from noema.adapters.platforms.result_fetch import ResultFetcher
 from noema.domain.errors import NoemaError
 from noema.domain.tools import Tool
 from noema.services.chat import MENU_LIMIT, ChatServices
@@ -43,7 +44,7 @@ class DiscordPlatform:
         guild_ids: tuple[str, ...],
         chat: ChatServices,
         http: httpx.AsyncClient,
-        media: httpx.AsyncClient,
+        media: ResultFetcher,
     ) -> None:
         self.chat, self.guild_ids = chat, guild_ids
         self.rest = DiscordRest(http, base_url=api_base_url, bot_token=bot_token, application_id=application_id)
@@ -51,7 +52,7 @@ class DiscordPlatform:
         fetcher = AttachmentFetcher(http, api_base_url=api_base_url)
         self.handlers = DiscordHandlers(chat, self.rest, fetcher)
         self.notifier = DiscordNotifier(
-            self.rest, http=media, uow=chat.uow, clock=chat.clock, public_url=chat.public_url
+            self.rest, media=media, uow=chat.uow, clock=chat.clock, public_url=chat.public_url
         )
         self._tasks: set[asyncio.Task[None]] = set()
         self._registered: list[dict[str, Any]] | None = None

@@ -14,7 +14,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import structlog
 
 from noema.adapters.platforms import media as results
@@ -22,6 +21,7 @@ from noema.adapters.platforms.discord import texts
 from noema.adapters.platforms.discord.interactions import MAX_ATTACHMENT_BYTES
 from noema.adapters.platforms.discord.rest import DiscordApiError, DiscordRest, OutMessage
 from noema.adapters.platforms.media import Media, MediaKind
+from noema.adapters.platforms.result_fetch import ResultFetcher
 from noema.domain.delivery import Delivery, DeliveryKind
 from noema.domain.errors import NotifierError
 from noema.domain.generation import Generation
@@ -66,9 +66,9 @@ class DiscordNotifier:
     """The Notifier of the ``discord`` platform."""
 
     def __init__(
-        self, rest: DiscordRest, *, http: httpx.AsyncClient, uow: UnitOfWorkFactory, clock: Clock, public_url: str
+        self, rest: DiscordRest, *, media: ResultFetcher, uow: UnitOfWorkFactory, clock: Clock, public_url: str
     ) -> None:
-        self.rest, self.http, self.uow, self.clock, self.public_url = rest, http, uow, clock, public_url
+        self.rest, self.media, self.uow, self.clock, self.public_url = rest, media, uow, clock, public_url
 
     async def send(self, delivery: Delivery, generation: Generation) -> None:
         """Deliver one outbox row; Discord's refusals become NotifierError (retryable or not)."""
@@ -127,8 +127,9 @@ class DiscordNotifier:
 
     async def _result(self, to: _Target, payload: dict[str, Any], generation_id: str) -> list[OutMessage]:
         outputs = list(payload.get("outputs") or [])
-        files = [await results.fetch(self.http, o) for o in results.media_outputs(outputs)]
+        files, refused = await self.media.fetch_all(outputs)
         uploads, notes = self._uploads(files, to.size_limit)
+        notes += refused
         chunks = [text[i : i + TEXT_MAX] for text in results.texts_of(outputs) for i in range(0, len(text), TEXT_MAX)]
         if not uploads and not chunks and not notes:
             notes.append("The run finished without an output to show.")

@@ -11,12 +11,12 @@ import asyncio
 import hmac
 from typing import Any
 
-import httpx
 import structlog
 from telegram import BotCommand, Update
 from telegram.error import TelegramError
 from telegram.ext import Application
 
+from noema.adapters.platforms.result_fetch import ResultFetcher
 from noema.adapters.platforms.telegram.handlers import BUILTINS, TelegramHandlers
 from noema.adapters.platforms.telegram.limiter import ChatRateLimiter
 from noema.adapters.platforms.telegram.notifier import TelegramNotifier
@@ -41,7 +41,7 @@ class TelegramPlatform:
         webhook_url: str,
         webhook_secret: str | None,
         chat: ChatServices,
-        http: httpx.AsyncClient,
+        media: ResultFetcher,
     ) -> None:
         builder = (
             Application.builder()
@@ -56,7 +56,7 @@ class TelegramPlatform:
         self.app = builder.build()
         self.polling, self.webhook_url, self.webhook_secret = polling, webhook_url, webhook_secret
         self.chat = chat
-        self.notifier = TelegramNotifier(self.app.bot, http=http, uow=chat.uow, clock=chat.clock)
+        self.notifier = TelegramNotifier(self.app.bot, media=media, uow=chat.uow, clock=chat.clock)
         TelegramHandlers(chat).install(self.app)
         self._menu_task: asyncio.Task[None] | None = None
         self._running = False

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-import httpx
 import structlog
 from telegram import (
     Bot,
@@ -29,6 +28,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 
 from noema.adapters.platforms import media as results
 from noema.adapters.platforms.media import Media, MediaKind
+from noema.adapters.platforms.result_fetch import ResultFetcher
 from noema.adapters.platforms.telegram import texts
 from noema.adapters.platforms.telegram.limiter import retry_seconds
 from noema.domain.delivery import Delivery, DeliveryKind
@@ -77,8 +77,8 @@ class _Send:
 class TelegramNotifier:
     """The Notifier of the ``telegram`` platform."""
 
-    def __init__(self, bot: Bot, *, http: httpx.AsyncClient, uow: UnitOfWorkFactory, clock: Clock) -> None:
-        self.bot, self.http, self.uow, self.clock = bot, http, uow, clock
+    def __init__(self, bot: Bot, *, media: ResultFetcher, uow: UnitOfWorkFactory, clock: Clock) -> None:
+        self.bot, self.media, self.uow, self.clock = bot, media, uow, clock
 
     async def send(self, delivery: Delivery, generation: Generation) -> None:
         """Deliver one outbox row; Bot API failures become NotifierError (retryable or not)."""
@@ -128,8 +128,8 @@ class TelegramNotifier:
     async def _result(self, delivery: Delivery, to: _Send, generation_id: str) -> None:
         payload = delivery.payload
         outputs = list(payload.get("outputs") or [])
-        files = [await results.fetch(self.http, o) for o in results.media_outputs(outputs)]
-        parts = _plan(files, results.texts_of(outputs))
+        files, refused = await self.media.fetch_all(outputs)
+        parts = _plan(files, results.texts_of(outputs) + refused)
         done = await self._done_parts(delivery.id)
         markup = buttons(generation_id)
         single = len(parts) == 1
