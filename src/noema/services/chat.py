@@ -18,7 +18,7 @@ from noema.domain.generation import LIVE, Generation
 from noema.domain.ids import parse_id, short_id
 from noema.domain.linking import CodePurpose
 from noema.domain.preferences import settable
-from noema.domain.tools import Tool, Visibility, rank_for_menu
+from noema.domain.tools import ACCOUNT, Tool, may_run, rank_for_menu
 from noema.ports import Backend, Clock, GenerationFilter, Metrics, UnitOfWorkFactory
 from noema.services import accounts, cancel, events, history, linking, preferences, sessions
 from noema.services.catalog import Catalog
@@ -184,5 +184,5 @@ class ChatServices:
         return rank_for_menu(await self.catalog.tools(), usage, limit=limit)
 
     async def callable_tools(self) -> list[Tool]:
-        """Every tool a user may call from a chat (hidden ones included, admin-only ones not)."""
-        return [t for t in await self.catalog.tools() if t.visibility is not Visibility.ADMIN]
+        """Every tool a chat user may call by name (the visibility rule of ``domain.tools.may_run``)."""
+        return [t for t in await self.catalog.tools() if may_run(t, ACCOUNT)]
