@@ -23,6 +23,7 @@ from noema.adapters.platforms.discord import DiscordPlatform
 from noema.adapters.platforms.result_fetch import MediaSources, ResultFetcher, sources_for
 from noema.adapters.platforms.telegram import WEBHOOK_PATH, TelegramPlatform
 from noema.config import BackendKind, Settings, TelegramMode, load_presets, parse_gpu_rates, parse_tool_overrides
+from noema.domain.linking import GuessLimits
 from noema.domain.money import parse_usd
 from noema.domain.pricing import parse_rates
 from noema.domain.tools import ToolOverride, Visibility
@@ -260,6 +261,7 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         metrics=metrics,
         session_timeout=timedelta(minutes=settings.session_timeout_minutes),
         public_url=settings.base_url,
+        link_limits=GuessLimits(settings.link_guesses_per_account, settings.link_guesses_overall),
     )
     notifiers: dict[str, Notifier] = {"api": hub, "web": hub}
     # Result files are fetched from the backend's URLs; the embedded sandbox's are served in-process.

@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     presets_file: str | None = None
     max_loras_per_prompt: int = Field(default=5, ge=0, le=20)
     media_hosts: str | None = None
+    link_guesses_per_account: int = Field(default=5, ge=1, le=1000)
+    link_guesses_overall: int = Field(default=200, ge=1, le=1_000_000)
     lora_cache_seconds: float = Field(default=60, ge=0, le=3600)
 
     telegram_bot_token: SecretStr | None = None

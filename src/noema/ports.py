@@ -384,6 +384,14 @@ class LinkCodeRepository(Protocol):
         """The code with this hash."""
         ...
 
+    async def record_failure(self, account_id: str, *, at: datetime) -> None:
+        """Count one wrong code entered by the account."""
+        ...
+
+    async def failures_since(self, since: datetime, *, account_id: str | None = None) -> list[datetime]:
+        """When wrong codes were entered after ``since`` (by the account, or by anyone), oldest first."""
+        ...
+
 
 class WebSessionRepository(Protocol):
     def add(self, session: WebSession) -> None:

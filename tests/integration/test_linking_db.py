@@ -102,3 +102,27 @@ async def test_browser_sessions_expire_and_end_on_sign_out(container: Container,
     with pytest.raises(Exception, match="session has ended"):
         await web_sessions.resolve(container.uow(), clock, other)
     assert timedelta(days=30) == web_sessions.LIFETIME
+
+
+async def test_wrong_codes_from_everyone_together_hit_the_overall_cap_and_are_counted_in_the_database(
+    container: Container, clock: FakeClock
+) -> None:
+    from noema.domain.errors import LimitExceeded
+    from noema.domain.linking import GuessLimits
+
+    limits = GuessLimits(per_account=5, overall=3)
+    chat = await _account(container, Platform.TELEGRAM, "77", usd=1)
+    guessers = [await _account(container, Platform.WEB, f"g{i}") for i in range(3)]
+    for guesser in guessers:
+        with pytest.raises(InvalidInput, match="not valid"):
+            await linking.redeem_link(container.uow(), clock, "HHHH-HHHH", account_id=guesser, limits=limits)
+    newcomer = await _account(container, Platform.DISCORD, "d1")
+    code = await linking.issue(container.uow(), clock, chat, CodePurpose.LINK)
+    with pytest.raises(LimitExceeded) as refused:
+        await linking.redeem_link(container.uow(), clock, code.code, account_id=newcomer, limits=limits)
+    assert refused.value.retry_after == 600
+    clock.advance(minutes=10, seconds=1)
+    fresh = await linking.issue(container.uow(), clock, chat, CodePurpose.LINK)
+    assert (
+        await linking.redeem_link(container.uow(), clock, fresh.code, account_id=newcomer, limits=limits)
+    ).id == chat

@@ -103,3 +103,27 @@ def test_the_menu_holds_at_most_the_limit_ranked_by_priority_then_usage_then_nam
     assert [t.command for t in menu[3:6]] == ["tool_002", "tool_003", "tool_004"]
     assert all(t.enabled and t.visibility is Visibility.PUBLIC for t in menu)
     assert rank_for_menu(tools, usage, limit=0) == []
+
+
+@pytest.mark.parametrize(
+    ("visibility", "account", "through_preset", "admin"),
+    [
+        ("public", True, True, True),
+        ("hidden", False, True, True),
+        ("admin", False, False, True),
+    ],
+)
+def test_one_visibility_rule_says_who_runs_a_tool_by_name_through_a_preset_or_as_the_admin(
+    visibility: str, account: bool, through_preset: bool, admin: bool
+) -> None:
+    from dataclasses import replace
+
+    from noema.domain.tools import ACCOUNT, ADMIN_CLIENT, THROUGH_PRESET, Visibility, may_list, may_run
+
+    tool = replace(_tool(PROMPT), visibility=Visibility(visibility))
+    assert (may_run(tool, ACCOUNT), may_run(tool, THROUGH_PRESET), may_run(tool, ADMIN_CLIENT)) == (
+        account,
+        through_preset,
+        admin,
+    )
+    assert (may_list(tool, ACCOUNT), may_list(tool, ADMIN_CLIENT)) == (visibility == "public", True)

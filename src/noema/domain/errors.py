@@ -96,6 +96,7 @@ class LimitExceeded(DomainError):
     """Too many requests; try again shortly."""
 
     code = "RATE_LIMITED"
+    retry_after: int | None = None  #: seconds, when known (HTTP sends it as Retry-After)
 
 
 class Unauthenticated(DomainError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,6 +14,28 @@ CODE_LIFETIME = timedelta(minutes=10)
 #: No 0/O, 1/I/L: a code is read off one screen and typed into another.
 _ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 8
+
+
+#: who asked for a code when it was the account itself (its own chat identity or web session)
+SELF = "self"
+#: how long a wrong link code counts against the guesser and against everyone
+GUESS_WINDOW = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class GuessLimits:
+    """How many wrong link codes are let through in ``GUESS_WINDOW``: per guessing account, and overall."""
+
+    per_account: int = 5
+    overall: int = 200
+
+
+def retry_after(failures: list[datetime], limit: int, now: datetime) -> int | None:
+    """Seconds until fewer than ``limit`` of these failures (oldest first) fall in the window; None: go ahead."""
+    if len(failures) < limit:
+        return None
+    must_expire = failures[len(failures) - limit]
+    return max(1, math.ceil((must_expire + GUESS_WINDOW - now).total_seconds()))
 
 
 class CodePurpose(str, Enum):
@@ -46,6 +69,12 @@ class LinkCode:
     expires_at: datetime
     platform: str | None = None
     used_at: datetime | None = None
+    issued_by: str | None = None  #: SELF, or the internal client that asked on the account's behalf
+
+    @property
+    def from_the_account(self) -> bool:
+        """Asked for by the account itself or by the operator (admin), not by a platform client for it."""
+        return self.issued_by in (None, SELF, "admin")
 
     def usable(self, now: datetime) -> bool:
         """Not used and not expired."""

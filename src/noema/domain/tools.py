@@ -43,9 +43,11 @@ class PrimaryInput(str, Enum):
 
 
 class Visibility(str, Enum):
-    PUBLIC = "public"
-    HIDDEN = "hidden"  #: callable, not listed
-    ADMIN = "admin"  #: admins only
+    """Who sees and runs a tool (``may_list`` and ``may_run`` are the one rule every door follows)."""
+
+    PUBLIC = "public"  #: listed and run by everyone
+    HIDDEN = "hidden"  #: a preset's building block: accounts run it only through a preset, never by name
+    ADMIN = "admin"  #: the admin client only (internal API); to everyone else it does not exist
 
 
 @dataclass(frozen=True)
@@ -129,8 +131,37 @@ class ToolOverride:
     base_model: str | None = None  #: a family name, or "none" for no LoRAs (checked when applied)
 
 
+@dataclass(frozen=True)
+class ToolCaller:
+    """Who asks for a tool: an account (chat, web page, public API, a platform client) or the admin client."""
+
+    admin: bool = False
+    via_preset: bool = False  #: the tool is a candidate of a preset the operator set up
+
+
+ACCOUNT = ToolCaller()
+ADMIN_CLIENT = ToolCaller(admin=True)
+THROUGH_PRESET = ToolCaller(via_preset=True)  #: an account running a preset
+
+
+def may_list(tool: Tool, caller: ToolCaller) -> bool:
+    """Whether the tool shows in the caller's lists and menus: public ones, and every one for the admin."""
+    return caller.admin or tool.visibility is Visibility.PUBLIC
+
+
+def may_run(tool: Tool, caller: ToolCaller) -> bool:
+    """Whether the caller may see one tool and run it; a tool it may not run is answered as unknown.
+
+    Public: everyone. Hidden: the admin, and accounts through a preset that routes to it (the
+    operator's choice), never by its own name. Admin-only: the admin client alone, presets included.
+    """
+    if caller.admin or tool.visibility is Visibility.PUBLIC:
+        return True
+    return tool.visibility is Visibility.HIDDEN and caller.via_preset
+
+
 def rank_for_menu(tools: list[Tool], usage: dict[str, int], *, limit: int) -> list[Tool]:
     """The tools a chat menu shows: enabled and public, by priority, then usage, then command name."""
-    shown = [t for t in tools if t.enabled and t.visibility is Visibility.PUBLIC]
+    shown = [t for t in tools if t.enabled and may_list(t, ACCOUNT)]
     shown.sort(key=lambda t: (-t.priority, -usage.get(t.id, 0), t.command))
     return shown[: max(0, limit)]

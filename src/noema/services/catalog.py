@@ -13,7 +13,18 @@ from noema.domain.catalog import build_catalog
 from noema.domain.errors import BackendUnavailable, ExternalServiceError, ToolNotFound
 from noema.domain.loras import family_or_none
 from noema.domain.runs import OutputKind, WorkflowVersionInfo
-from noema.domain.tools import InputType, PrimaryInput, Tool, ToolInput, ToolOverride, Visibility
+from noema.domain.tools import (
+    ACCOUNT,
+    InputType,
+    PrimaryInput,
+    Tool,
+    ToolCaller,
+    ToolInput,
+    ToolOverride,
+    Visibility,
+    may_list,
+    may_run,
+)
 from noema.ports import Backend, Clock, UnitOfWorkFactory
 
 log = structlog.get_logger(__name__)
@@ -54,13 +65,17 @@ class Catalog:
                     await self._first_load()
         return list(self._tools)
 
-    async def find(self, ref: str) -> Tool:
-        """A tool by id or command name (with or without a leading slash)."""
+    async def find(self, ref: str, *, caller: ToolCaller = ACCOUNT) -> Tool:
+        """A tool the caller may run, by id or command name; one it may not run is as unknown as a missing one."""
         ref = ref.strip().lstrip("/").lower()
         for tool in await self.tools():
-            if ref in (tool.id.lower(), tool.command):
+            if ref in (tool.id.lower(), tool.command) and may_run(tool, caller):
                 return tool
         raise ToolNotFound(f"There is no tool called {ref[:40]!r}; /tools lists them.")
+
+    async def listed(self, caller: ToolCaller = ACCOUNT) -> list[Tool]:
+        """The tools the caller's lists show (disabled ones included, with their reason)."""
+        return [t for t in await self.tools() if may_list(t, caller)]
 
     def is_stale(self) -> bool:
         """Older than the TTL (a background task refreshes it)."""

@@ -16,9 +16,9 @@ from noema.domain.chat_commands import parse_options
 from noema.domain.errors import GenerationNotFound, InvalidInput, ToolNotFound
 from noema.domain.generation import LIVE, Generation
 from noema.domain.ids import parse_id, short_id
-from noema.domain.linking import CodePurpose
+from noema.domain.linking import CodePurpose, GuessLimits
 from noema.domain.preferences import settable
-from noema.domain.tools import Tool, Visibility, rank_for_menu
+from noema.domain.tools import ACCOUNT, Tool, may_run, rank_for_menu
 from noema.ports import Backend, Clock, GenerationFilter, Metrics, UnitOfWorkFactory
 from noema.services import accounts, cancel, events, history, linking, preferences, sessions
 from noema.services.catalog import Catalog
@@ -74,6 +74,7 @@ class ChatServices:
     metrics: Metrics
     session_timeout: timedelta
     public_url: str
+    link_limits: GuessLimits = field(default_factory=GuessLimits)  #: wrong link codes let through
 
     async def enter(self, user: ChatUser, command: str, *, context: dict[str, Any] | None = None) -> Visit:
         """Find or create the account, reuse or open its session, and log the command."""
@@ -154,7 +155,9 @@ class ChatServices:
 
     async def redeem_link(self, account_id: str, code: str) -> str:
         """Merge this account into the one that issued ``code``; returns the surviving account id."""
-        survivor = await linking.redeem_link(self.uow(), self.clock, code, account_id=account_id)
+        survivor = await linking.redeem_link(
+            self.uow(), self.clock, code, account_id=account_id, limits=self.link_limits
+        )
         return survivor.id
 
     async def earlier_run(
@@ -184,5 +187,5 @@ class ChatServices:
         return rank_for_menu(await self.catalog.tools(), usage, limit=limit)
 
     async def callable_tools(self) -> list[Tool]:
-        """Every tool a user may call from a chat (hidden ones included, admin-only ones not)."""
-        return [t for t in await self.catalog.tools() if t.visibility is not Visibility.ADMIN]
+        """Every tool a chat user may call by name (the visibility rule of ``domain.tools.may_run``)."""
+        return [t for t in await self.catalog.tools() if may_run(t, ACCOUNT)]

@@ -35,7 +35,7 @@ from noema.domain.ids import new_id
 from noema.domain.inputs import validate_inputs
 from noema.domain.money import display_usd, format_usd
 from noema.domain.pricing import estimate_nanos, hold_for, max_cost_nanos
-from noema.domain.tools import Tool
+from noema.domain.tools import ACCOUNT, Tool, ToolCaller
 from noema.ports import Backend, Clock, Metrics, UnitOfWorkFactory
 from noema.services import events, failover, history, media_inputs, preferences, run_updates
 from noema.services.catalog import Catalog
@@ -59,6 +59,7 @@ class GenerationRequest:
     idempotency_key: str | None = None
     files: Mapping[str, tuple[str, bytes, str]] = field(default_factory=dict)  #: input -> (name, bytes, mime)
     fallbacks: tuple[str, ...] = ()  #: tools to try, in order, when the backend cannot run ``tool_ref``
+    caller: ToolCaller = ACCOUNT  #: whose visibility rule applies (an account unless the admin client asks)
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ class GenerationService:
 
     async def _candidates(self, req: GenerationRequest) -> list[Tool]:
         """The tool asked for and its fallbacks that can run (the first disabled one says why, if none can)."""
-        tools = [await self.catalog.find(ref) for ref in (req.tool_ref, *req.fallbacks)]
+        tools = [await self.catalog.find(ref, caller=req.caller) for ref in (req.tool_ref, *req.fallbacks)]
         enabled = [t for t in tools if t.enabled]
         if not enabled:
             raise ToolDisabled(tools[0].disabled_reason or f"/{tools[0].command} is disabled.")

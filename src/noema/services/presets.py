@@ -6,6 +6,7 @@ replica sees them); a stored preset may not take a file preset's name.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
@@ -13,6 +14,7 @@ from typing import Any
 
 from noema.domain.errors import Conflict, InvalidInput, ToolNotFound
 from noema.domain.presets import Preset, Selection, order, preset_from_json
+from noema.domain.tools import ACCOUNT, ToolCaller
 from noema.ports import Clock, UnitOfWorkFactory
 from noema.services.catalog import Catalog
 from noema.services.generations import GenerationRequest
@@ -83,15 +85,19 @@ class PresetBook:
         inputs: Mapping[str, Any],
         files: Mapping[str, tuple[str, bytes, str]] | None = None,
         machine: str | None = None,
+        caller: ToolCaller = ACCOUNT,
         **fields: Any,
     ) -> GenerationRequest:
         """The generation request of a preset run: the first tool to try, the fallbacks, the inputs.
 
-        ``machine`` (a machine id or a GPU name) keeps only the candidates that run there.
+        ``machine`` (a machine id or a GPU name) keeps only the candidates that run there. Candidates
+        follow the visibility rule as the caller through a preset: hidden ones run, admin-only ones
+        are as unknown as missing ones.
         """
         preset = await self.get(command)
         wanted = [f.strip().lower() for f in features if f.strip()]
-        tools = [await self.catalog.find(ref) for ref in preset.route(wanted)]
+        caller = dataclasses.replace(caller, via_preset=True)
+        tools = [await self.catalog.find(ref, caller=caller) for ref in preset.route(wanted)]
         if machine:
             tools = [t for t in tools if machine in (t.machine_id, t.gpu) or machine.upper() == (t.gpu or "").upper()]
             if not tools:
@@ -111,5 +117,6 @@ class PresetBook:
             fallbacks=tuple(ordered[1:]),
             inputs=merged,
             files=dict(files or {}),
+            caller=caller,
             **fields,
         )

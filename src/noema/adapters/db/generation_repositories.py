@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, exists, func, or_, select
+from sqlalchemy import Select, exists, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from noema.adapters.db.pagination import paginate
-from noema.adapters.db.tables import deliveries, generations, kv_store
+from noema.adapters.db.tables import deliveries, generations, kv_store, link_failures
 from noema.domain.delivery import Delivery, DeliveryStatus
 from noema.domain.generation import LIVE, Generation, GenerationStatus
 from noema.domain.linking import LinkCode, WebSession
@@ -200,6 +200,18 @@ class SqlLinkCodes:
     async def get(self, code_hash: str, *, for_update: bool = False) -> LinkCode | None:
         """The code with this hash."""
         return await self._s.get(LinkCode, code_hash, with_for_update=for_update, populate_existing=for_update)
+
+    async def record_failure(self, account_id: str, *, at: datetime) -> None:
+        """Count one wrong code entered by the account."""
+        await self._s.execute(insert(link_failures).values(account_id=account_id, failed_at=at))
+
+    async def failures_since(self, since: datetime, *, account_id: str | None = None) -> list[datetime]:
+        """When wrong codes were entered after ``since`` (by the account, or by anyone), oldest first."""
+        query = select(link_failures.c.failed_at).where(link_failures.c.failed_at > since)
+        if account_id is not None:
+            query = query.where(link_failures.c.account_id == account_id)
+        rows = await self._s.execute(query.order_by(link_failures.c.failed_at))
+        return [row[0] for row in rows]
 
 
 class SqlWebSessions:

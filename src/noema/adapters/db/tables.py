@@ -269,6 +269,16 @@ link_codes = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
     Column("used_at", UTCDateTime),
+    Column("issued_by", String(32)),
+)
+
+#: wrong link codes, kept in the database so every replica counts the same guesses
+link_failures = Table(
+    "link_failures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", String(36), nullable=False, index=True),
+    Column("failed_at", UTCDateTime, nullable=False, index=True),
 )
 
 web_sessions = Table(

@@ -54,9 +54,14 @@ _ADMIN_ONLY = {
 class InternalClient:
     name: str
 
+    @property
+    def is_admin(self) -> bool:
+        """The operator's own client, which may do everything."""
+        return self.name == "admin"
+
     def require(self, scope: str) -> None:
         """Refuse a call outside this client's scopes (admin may do everything)."""
-        if self.name != "admin" and scope in _ADMIN_ONLY:
+        if not self.is_admin and scope in _ADMIN_ONLY:
             raise OutOfScope(f"Client {self.name!r} may not {_ADMIN_ONLY[scope]}; use the admin key.")
 
 

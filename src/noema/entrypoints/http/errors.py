@@ -106,6 +106,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if status >= 500:
             log.warning("request_failed", code=exc.code, error=exc.message, path=request.url.path)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if isinstance(exc, e.LimitExceeded) and exc.retry_after is not None:
+            headers = {"Retry-After": str(exc.retry_after)}
         return error_response(request, status, exc.code, exc.message, exc.details, headers)
 
     @app.exception_handler(RequestValidationError)

@@ -14,7 +14,7 @@ from noema.domain.errors import InvalidInput
 from noema.domain.generation import GenerationStatus
 from noema.domain.ids import parse_id
 from noema.domain.pricing import estimate_nanos
-from noema.domain.tools import Tool, Visibility
+from noema.domain.tools import Tool
 from noema.entrypoints.http.deps import AccountDep, ContainerDep, PagingDep
 from noema.entrypoints.http.generation_schemas import GenerationIn, GenerationOut, ToolOut, generation_out, tool_out
 from noema.entrypoints.http.schemas import PageOut, page_out
@@ -36,12 +36,12 @@ def public_tool(t: Tool) -> ToolOut:
 @router.get("/tools", response_model=list[ToolOut])
 async def list_tools(_: AccountDep, c: ContainerDep) -> list[ToolOut]:
     """Every public tool; disabled ones say why."""
-    return [public_tool(t) for t in await c.catalog.tools() if t.visibility is Visibility.PUBLIC]
+    return [public_tool(t) for t in await c.catalog.listed()]
 
 
 @router.get("/tools/{tool_id}", response_model=ToolOut)
 async def get_tool(tool_id: str, _: AccountDep, c: ContainerDep) -> ToolOut:
-    """One tool, by id or command name."""
+    """One tool, by id or command name (hidden and admin-only ones are as unknown as missing ones)."""
     return public_tool(await c.catalog.find(tool_id[:100]))
 
 

@@ -23,7 +23,6 @@ from noema.domain.accounts import Platform
 from noema.domain.errors import NoemaError
 from noema.domain.ids import parse_id
 from noema.domain.linking import CODE_LIFETIME
-from noema.domain.tools import Visibility
 from noema.services import api_keys, history, preferences, status
 from noema.services.chat import ChatServices, Visit
 
@@ -124,7 +123,7 @@ class DiscordHandlers:
         return [{"name": f"{t.command} — {t.display_name}"[:100], "value": t.command} for t in tools[:25]]
 
     async def _tools(self, _ix: Interaction, _visit: Visit) -> dict[str, Any]:
-        tools = [t for t in await self.chat.callable_tools() if t.visibility is Visibility.PUBLIC]
+        tools = await self.chat.catalog.listed()
         return texts.message(embeds=[texts.tools_embed(tools, tools[0].backend_label if tools else "")])
 
     async def _status(self, _ix: Interaction, visit: Visit) -> dict[str, Any]:

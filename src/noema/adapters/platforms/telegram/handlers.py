@@ -25,7 +25,7 @@ from noema.domain.errors import InvalidInput, NoemaError, ToolDisabled, ToolNotF
 from noema.domain.ids import parse_id
 from noema.domain.linking import CODE_LIFETIME
 from noema.domain.presets import Preset
-from noema.domain.tools import Tool, Visibility
+from noema.domain.tools import THROUGH_PRESET, Tool
 from noema.services import accounts, api_keys, history, preferences, status
 from noema.services.chat import ChatRun, ChatServices, ChatUser, Visit
 
@@ -128,7 +128,7 @@ class TelegramHandlers:
         await _reply(message, texts.help_text(await self.chat.menu(limit=1)))
 
     async def _tools(self, message: Message, _caller: Caller, _parsed: ParsedCommand) -> None:
-        tools = [t for t in await self.chat.callable_tools() if t.visibility is Visibility.PUBLIC]
+        tools = await self.chat.catalog.listed()
         label = tools[0].backend_label if tools else ""
         for part in texts.split_lines(texts.tools_text(tools, label)):
             await _reply(message, part)
@@ -206,7 +206,7 @@ class TelegramHandlers:
         """``/make +style a castle`` (replying to the style photo): a preset with its features."""
         words = parsed.args.split()
         features = tuple(w[1:].lower() for w in words if w.startswith("+") and len(w) > 1)
-        tool = await self.chat.catalog.find(preset.route(features)[0])
+        tool = await self.chat.catalog.find(preset.route(features)[0], caller=THROUGH_PRESET)
         prompt, inputs = split_inputs(tool, " ".join(w for w in words if not (w.startswith("+") and len(w) > 1)))
         if tool.prompt_input is not None and prompt:
             inputs[tool.prompt_input.name] = prompt

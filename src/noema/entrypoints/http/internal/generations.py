@@ -11,7 +11,8 @@ from noema.domain.delivery import DeliveryStatus
 from noema.domain.errors import InvalidInput
 from noema.domain.generation import GenerationStatus
 from noema.domain.ids import parse_id
-from noema.entrypoints.http.deps import ContainerDep, PagingDep
+from noema.domain.tools import ACCOUNT, ADMIN_CLIENT
+from noema.entrypoints.http.deps import ClientDep, ContainerDep, PagingDep
 from noema.entrypoints.http.generation_schemas import GenerationOut, InternalGenerationIn, generation_out
 from noema.entrypoints.http.schemas import ApiModel, PageOut, page_out
 from noema.ports import GenerationFilter
@@ -29,8 +30,11 @@ class GenerationUpdateIn(ApiModel):
 
 
 @router.post("/generations", response_model=GenerationOut, status_code=201)
-async def create_generation(body: InternalGenerationIn, c: ContainerDep) -> GenerationOut:
-    """Run a tool for an account (hold, create, submit), delivering to the given platform context."""
+async def create_generation(body: InternalGenerationIn, client: ClientDep, c: ContainerDep) -> GenerationOut:
+    """Run a tool for an account (hold, create, submit), delivering to the given platform context.
+
+    Only the admin client may run hidden and admin-only tools; a platform client acts as the account.
+    """
     account_id = parse_id(body.master_account_id, what="masterAccountId")
     platform = parse_platform(body.platform).value
     if body.session_id:
@@ -43,6 +47,7 @@ async def create_generation(body: InternalGenerationIn, c: ContainerDep) -> Gene
             platform=platform,
             delivery=body.delivery_context,
             session_id=body.session_id,
+            caller=ADMIN_CLIENT if client.is_admin else ACCOUNT,
         )
     )
     return generation_out(generation)

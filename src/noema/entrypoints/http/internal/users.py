@@ -12,7 +12,7 @@ from noema.domain.accounts import AccountStatus, parse_platform, parse_platform_
 from noema.domain.errors import ForbiddenFieldUpdate, InvalidInput
 from noema.domain.ids import parse_id
 from noema.domain.linking import CodePurpose
-from noema.entrypoints.http.deps import ContainerDep
+from noema.entrypoints.http.deps import ClientDep, ContainerDep
 from noema.entrypoints.http.schemas import (
     READ_ONLY_USER_FIELDS,
     ApiModel,
@@ -104,11 +104,20 @@ class LinkCodeOut(ApiModel):
 
 
 @router.post("/users/{account_id}/link-codes", response_model=LinkCodeOut, status_code=201)
-async def create_link_code(account_id: AccountId, body: LinkCodeIn, c: ContainerDep) -> LinkCodeOut:
-    """A one-time code (10 minutes): to type into another platform, or a web sign-in link."""
+async def create_link_code(account_id: AccountId, body: LinkCodeIn, client: ClientDep, c: ContainerDep) -> LinkCodeOut:
+    """A one-time code (10 minutes): to type into another platform, or a web sign-in link.
+
+    The admin client may ask for any account; a platform client (named after its platform) only for
+    link codes of its own platform's users, and never for sign-in links (403).
+    """
     platform = parse_platform(body.platform).value if body.platform else None
-    issued = await linking.issue(
-        c.uow(), c.clock, parse_id(account_id, what="masterAccountId"), body.purpose, platform=platform
+    issued = await linking.issue_for_client(
+        c.uow(),
+        c.clock,
+        parse_id(account_id, what="masterAccountId"),
+        body.purpose,
+        client=client.name,
+        platform=platform,
     )
     url = f"{c.settings.base_url}/signin/link/{issued.code}" if body.purpose is CodePurpose.SIGN_IN else None
     return LinkCodeOut(code=issued.code, purpose=body.purpose.value, expires_at=issued.expires_at, sign_in_url=url)

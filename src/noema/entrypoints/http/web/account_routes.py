@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from noema.domain.errors import NoemaError
+from noema.domain.errors import LimitExceeded, NoemaError
 from noema.domain.linking import CodePurpose
+from noema.entrypoints.http.errors import status_of
 from noema.entrypoints.http.web.context import UserDep, WebUser, live_rows, render
 from noema.services import api_keys, linking, status
 
@@ -68,9 +69,15 @@ async def enter_link_code(request: Request, user: UserDep) -> HTMLResponse:
     user.check_csrf(form.get("csrf"))
     c = user.container
     try:
-        survivor = await linking.redeem_link(c.uow(), c.clock, str(form.get("code") or ""), account_id=user.account_id)
+        survivor = await linking.redeem_link(
+            c.uow(), c.clock, str(form.get("code") or ""), account_id=user.account_id, limits=c.chat.link_limits
+        )
+    except LimitExceeded as exc:
+        page = await _account_page(request, user, error=exc.message, status_code=429)
+        page.headers["Retry-After"] = str(exc.retry_after or 60)
+        return page
     except NoemaError as exc:
-        return await _account_page(request, user, error=exc.message, status_code=400)
+        return await _account_page(request, user, error=exc.message, status_code=status_of(exc))
     user.session.account_id = survivor.id  # the browser session moved with the merge
     return await _account_page(request, user, notice="Linked: your accounts are now one.")
 

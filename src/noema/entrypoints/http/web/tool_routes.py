@@ -13,7 +13,7 @@ from noema.domain.errors import GenerationNotFound, InvalidTransition, NoemaErro
 from noema.domain.generation import Generation
 from noema.domain.ids import parse_id, short_id
 from noema.domain.preferences import settable
-from noema.domain.tools import Tool, Visibility
+from noema.domain.tools import Tool
 from noema.entrypoints.http.public_generations import stream_response
 from noema.entrypoints.http.web.context import UserDep, WebUser, live_rows, render
 from noema.entrypoints.http.web.forms import MAX_UPLOAD_BYTES, parse_tool_form
@@ -34,7 +34,7 @@ async def _tools_page(
     status: int = 200,
 ) -> HTMLResponse:
     c = user.container
-    tools = [t for t in await c.catalog.tools() if t.visibility is Visibility.PUBLIC]
+    tools = await c.catalog.listed()
     tool: Tool | None = next((t for t in tools if t.command == tool_ref and t.enabled), None)
     tool = tool or next((t for t in tools if t.enabled), None)
     if values is None:  # a fresh form starts from the account's saved defaults
