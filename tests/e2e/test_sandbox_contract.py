@@ -21,7 +21,15 @@ from noema.adapters.backends.comfydeploy import ComfyDeployBackend
 from noema.adapters.backends.sandbox import DEPLOYMENT_IDS
 from noema.domain.errors import BackendRejected
 from noema.domain.runs import OutputKind, RunStatus, RunUpdate
-from tests.fakes.processes import NoemaProcess, free_port, funded_api_account, noema_env, start_sandbox, start_serve
+from tests.fakes.processes import (
+    SANDBOX_KEY,
+    NoemaProcess,
+    free_port,
+    funded_api_account,
+    noema_env,
+    start_sandbox,
+    start_serve,
+)
 
 ADMIN_KEY = "contract-admin-key-0123456789"
 ADMIN = {"X-Internal-Client-Key": ADMIN_KEY}
@@ -57,7 +65,7 @@ async def test_the_comfydeploy_client_speaks_to_the_standalone_sandbox_over_real
     sandbox = await start_sandbox(tmp_path / "sandbox-data", cwd=tmp_path, port=port, run_seconds=0.5)
     try:
         async with httpx.AsyncClient() as client:
-            backend = ComfyDeployBackend(client=client, base_url=f"http://127.0.0.1:{port}/api", api_key="anything")
+            backend = ComfyDeployBackend(client=client, base_url=f"http://127.0.0.1:{port}/api", api_key=SANDBOX_KEY)
 
             # The catalog: deployments on machines with GPUs, workflows and their versions.
             deployments = {d.name: d for d in await backend.list_deployments()}
@@ -121,7 +129,7 @@ def _noema_settings(db_url: str, port: int, sandbox_port: int, **extra: str) -> 
             "NOEMA_INTERNAL_API_KEYS": f"admin:{ADMIN_KEY}",
             "NOEMA_BACKEND": "comfydeploy",
             "NOEMA_COMFYDEPLOY_BASE_URL": f"http://127.0.0.1:{sandbox_port}/api",
-            "NOEMA_COMFYDEPLOY_API_KEY": "test-key",
+            "NOEMA_COMFYDEPLOY_API_KEY": SANDBOX_KEY,
             "NOEMA_LOG_FORMAT": "json",
             **extra,
         }
@@ -161,7 +169,7 @@ async def _sandbox_run(sandbox_port: int, run_id: str) -> dict[str, Any]:
     """The run as the sandbox itself keeps it."""
     async with httpx.AsyncClient(timeout=10) as sandbox:
         response = await sandbox.get(
-            f"http://127.0.0.1:{sandbox_port}/api/run/{run_id}", headers={"Authorization": "Bearer test-key"}
+            f"http://127.0.0.1:{sandbox_port}/api/run/{run_id}", headers={"Authorization": f"Bearer {SANDBOX_KEY}"}
         )
     assert response.status_code == 200, response.text
     run: dict[str, Any] = response.json()
@@ -193,7 +201,13 @@ async def test_noema_with_the_comfydeploy_backend_runs_against_the_standalone_sa
     sandbox_port, port = free_port(), free_port()
     processes: list[NoemaProcess] = []
     try:
-        sandbox = await start_sandbox(tmp_path / "sandbox-data", cwd=tmp_path, port=sandbox_port, run_seconds=0.5)
+        sandbox = await start_sandbox(
+            tmp_path / "sandbox-data",
+            cwd=tmp_path,
+            port=sandbox_port,
+            run_seconds=0.5,
+            webhook_base=f"http://127.0.0.1:{port}",
+        )
         processes.append(sandbox)
         env = _noema_settings(db_url, port, sandbox_port)
         noema = await start_serve(env, cwd=tmp_path, name="serve-webhooks", port=port)
@@ -213,7 +227,8 @@ async def test_noema_with_the_comfydeploy_backend_runs_against_the_standalone_sa
             image = await client.get(body["outputs"][0]["url"])
             assert image.status_code == 200 and Image.open(io.BytesIO(image.content)).format == "PNG"
             run = await _sandbox_run(sandbox_port, body["runId"])
-            assert run["status"] == "success" and run["webhook"].startswith(f"http://127.0.0.1:{port}/api/webhook/")
+            # The run read never shows the webhook URL (it carries the generation's token).
+            assert run["status"] == "success" and "webhook" not in run, run
         noema.stop()
 
         # Without webhooks (the backend cannot reach Noema): the same run followed by polling alone.
@@ -234,7 +249,7 @@ async def test_noema_with_the_comfydeploy_backend_runs_against_the_standalone_sa
             await _check_paid_success(client, aid, body, before)
             assert await _webhooks_applied(client) == 0
             run = await _sandbox_run(sandbox_port, body["runId"])
-            assert run["status"] == "success" and run["webhook"] is None, run
+            assert run["status"] == "success" and "webhook" not in run, run
     finally:
         for process in processes:
             process.kill()
