@@ -115,6 +115,27 @@ async def test_the_comfydeploy_client_speaks_to_the_standalone_sandbox_over_real
                 await backend.get_run("00000000-0000-4000-8000-000000000000")
             assert unknown.value.status == 404
         assert sandbox.alive(), sandbox.tail()
+        assert SANDBOX_KEY not in sandbox.tail(100_000)  # a configured key is never printed or logged
+    finally:
+        sandbox.stop()
+
+
+async def test_noema_sandbox_without_a_key_prints_a_random_one_and_answers_only_to_it(tmp_path: Path) -> None:
+    port = free_port()
+    sandbox = await start_sandbox(tmp_path / "sandbox-data", cwd=tmp_path, port=port, run_seconds=0.5, api_key=None)
+    try:
+        printed = re.search(r"Sandbox API key for this start: (\S+)", sandbox.stdout_path.read_text())
+        assert printed is not None, sandbox.tail()
+        key = printed.group(1)
+        assert len(key) >= 32 and "NOEMA_COMFYDEPLOY_API_KEY" in sandbox.stdout_path.read_text()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            for token in ("anything", "sandbox", SANDBOX_KEY):
+                refused = await client.get("/api/machines", headers={"Authorization": f"Bearer {token}"})
+                assert refused.status_code == 401, token
+            assert (await client.get("/api/machines", headers={"Authorization": f"Bearer {key}"})).status_code == 200
+            home = (await client.get("/")).text
+            assert "any bearer token" not in home and "noema sandbox" in home
+        assert key not in sandbox.stderr_path.read_text()  # printed for the operator, never logged
     finally:
         sandbox.stop()
 
