@@ -199,6 +199,8 @@ async def test_a_webhook_under_the_allowed_base_is_delivered_and_others_are_refu
             "http://hooks.evil/webhook",
             "http://user@hooks/webhook",
             "http://hooks/other",
+            "http://hooks/webhook/../admin",
+            "http://hooks/webhookx",
             "not a url",
         ):
             body = {"deployment_id": DEPLOYMENT_IDS["txt2img"], "inputs": {"input_text": "x"}, "webhook": foreign}
