@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from noema.adapters.backends.comfydeploy import ComfyDeployBackend
-from noema.adapters.backends.sandbox import SandboxConfig, SandboxServer, parse_faults
+from noema.adapters.backends.sandbox import SandboxConfig, SandboxServer, new_api_key, parse_faults
 from noema.adapters.clock import SystemClock
 from noema.adapters.db.engine import create_engine
 from noema.adapters.db.migrate import upgrade_to_head
@@ -141,11 +141,15 @@ def _backend(
         )
         return backend, None
     outgoing = httpx.AsyncClient(transport=local, timeout=30)
+    # The sandbox answers only its key (configured, or random per start), and posts webhooks only to us.
+    configured_key = settings.sandbox_api_key.get_secret_value().strip() if settings.sandbox_api_key else ""
     config = SandboxConfig(
         public_base_url=settings.base_url + SANDBOX_MOUNT,
         data_dir=Path(settings.sandbox_data_dir),
         run_seconds=settings.sandbox_run_seconds,
         faults=parse_faults(settings.sandbox_faults),
+        api_key=configured_key or new_api_key(),
+        webhook_base=settings.base_url,
     )
     sandbox = SandboxServer(config, http_client=outgoing)
     inbound = httpx.AsyncClient(transport=httpx.ASGITransport(app=sandbox.app), base_url="http://sandbox.local")
@@ -153,7 +157,7 @@ def _backend(
     backend = ComfyDeployBackend(
         client=inbound,
         base_url="http://sandbox.local/api",
-        api_key="sandbox",
+        api_key=config.api_key,
         label="Sandbox (not a real GPU)",
         retry_max_wait_seconds=2.0,
         max_requests_per_second=1000.0,

@@ -42,9 +42,12 @@ async def _run(client: httpx.AsyncClient, auth: dict[str, str], prompt: str, too
     )
 
 
-async def _sent_inputs(client: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
-    """What the sandbox backend received for a run."""
-    run = await client.get(f"/sandbox/api/run/{run_id}", headers={"Authorization": "Bearer sandbox"})
+async def _sent_inputs(app: FastAPI, client: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
+    """What the sandbox backend received for a run (read with the sandbox's own key)."""
+    c: Container = app.state.container
+    assert c.sandbox is not None
+    key = c.sandbox.config.api_key
+    run = await client.get(f"/sandbox/api/run/{run_id}", headers={"Authorization": f"Bearer {key}"})
     assert run.status_code == 200, run.text
     inputs: dict[str, Any] = run.json()["workflow_inputs"]
     return inputs
@@ -62,7 +65,7 @@ async def test_a_trigger_word_puts_its_lora_into_the_submitted_prompt_and_the_an
         assert body["loras"] == [{"slug": "cat", "weight": 0.8, "trigger": "cat", "source": "trigger"}]
         assert body["rawPrompt"] == "a cat on a roof" and body["loraWarnings"] == []
         assert body["inputs"]["input_text"] == "a <lora:cat:0.8> cat on a roof"
-        assert (await _sent_inputs(client, body["runId"]))["input_text"] == "a <lora:cat:0.8> cat on a roof"
+        assert (await _sent_inputs(app, client, body["runId"]))["input_text"] == "a <lora:cat:0.8> cat on a roof"
         done = await wait_terminal(client, body["id"], auth)
         assert done["status"] == "succeeded" and done["loras"] == body["loras"]
         assert await _uses(app, "cat") == 1
@@ -112,7 +115,7 @@ async def test_a_lora_of_another_family_is_left_out_and_applies_on_its_own_famil
         ]
         on_sd15 = (await _run(client, auth, "anime girl", tool="animate")).json()
         assert on_sd15["loras"] == [{"slug": "anime", "weight": 1.0, "trigger": "anime", "source": "trigger"}]
-        assert (await _sent_inputs(client, on_sd15["runId"]))["input_text"] == "<lora:anime:1> anime girl"
+        assert (await _sent_inputs(app, client, on_sd15["runId"]))["input_text"] == "<lora:anime:1> anime girl"
 
 
 async def test_malformed_tags_and_wild_weights_give_warnings_not_errors(db_url: str, tmp_path: Path) -> None:

@@ -21,7 +21,15 @@ from noema.adapters.backends.comfydeploy import ComfyDeployBackend
 from noema.adapters.backends.sandbox import DEPLOYMENT_IDS
 from noema.domain.errors import BackendRejected
 from noema.domain.runs import OutputKind, RunStatus, RunUpdate
-from tests.fakes.processes import NoemaProcess, free_port, funded_api_account, noema_env, start_sandbox, start_serve
+from tests.fakes.processes import (
+    SANDBOX_KEY,
+    NoemaProcess,
+    free_port,
+    funded_api_account,
+    noema_env,
+    start_sandbox,
+    start_serve,
+)
 
 ADMIN_KEY = "contract-admin-key-0123456789"
 ADMIN = {"X-Internal-Client-Key": ADMIN_KEY}
@@ -57,7 +65,7 @@ async def test_the_comfydeploy_client_speaks_to_the_standalone_sandbox_over_real
     sandbox = await start_sandbox(tmp_path / "sandbox-data", cwd=tmp_path, port=port, run_seconds=0.5)
     try:
         async with httpx.AsyncClient() as client:
-            backend = ComfyDeployBackend(client=client, base_url=f"http://127.0.0.1:{port}/api", api_key="anything")
+            backend = ComfyDeployBackend(client=client, base_url=f"http://127.0.0.1:{port}/api", api_key=SANDBOX_KEY)
 
             # The catalog: deployments on machines with GPUs, workflows and their versions.
             deployments = {d.name: d for d in await backend.list_deployments()}
@@ -107,6 +115,27 @@ async def test_the_comfydeploy_client_speaks_to_the_standalone_sandbox_over_real
                 await backend.get_run("00000000-0000-4000-8000-000000000000")
             assert unknown.value.status == 404
         assert sandbox.alive(), sandbox.tail()
+        assert SANDBOX_KEY not in sandbox.tail(100_000)  # a configured key is never printed or logged
+    finally:
+        sandbox.stop()
+
+
+async def test_noema_sandbox_without_a_key_prints_a_random_one_and_answers_only_to_it(tmp_path: Path) -> None:
+    port = free_port()
+    sandbox = await start_sandbox(tmp_path / "sandbox-data", cwd=tmp_path, port=port, run_seconds=0.5, api_key=None)
+    try:
+        printed = re.search(r"Sandbox API key for this start: (\S+)", sandbox.stdout_path.read_text())
+        assert printed is not None, sandbox.tail()
+        key = printed.group(1)
+        assert len(key) >= 32 and "NOEMA_COMFYDEPLOY_API_KEY" in sandbox.stdout_path.read_text()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            for token in ("anything", "sandbox", SANDBOX_KEY):
+                refused = await client.get("/api/machines", headers={"Authorization": f"Bearer {token}"})
+                assert refused.status_code == 401, token
+            assert (await client.get("/api/machines", headers={"Authorization": f"Bearer {key}"})).status_code == 200
+            home = (await client.get("/")).text
+            assert "any bearer token" not in home and "noema sandbox" in home
+        assert key not in sandbox.stderr_path.read_text()  # printed for the operator, never logged
     finally:
         sandbox.stop()
 
@@ -121,7 +150,7 @@ def _noema_settings(db_url: str, port: int, sandbox_port: int, **extra: str) -> 
             "NOEMA_INTERNAL_API_KEYS": f"admin:{ADMIN_KEY}",
             "NOEMA_BACKEND": "comfydeploy",
             "NOEMA_COMFYDEPLOY_BASE_URL": f"http://127.0.0.1:{sandbox_port}/api",
-            "NOEMA_COMFYDEPLOY_API_KEY": "test-key",
+            "NOEMA_COMFYDEPLOY_API_KEY": SANDBOX_KEY,
             "NOEMA_LOG_FORMAT": "json",
             **extra,
         }
@@ -161,7 +190,7 @@ async def _sandbox_run(sandbox_port: int, run_id: str) -> dict[str, Any]:
     """The run as the sandbox itself keeps it."""
     async with httpx.AsyncClient(timeout=10) as sandbox:
         response = await sandbox.get(
-            f"http://127.0.0.1:{sandbox_port}/api/run/{run_id}", headers={"Authorization": "Bearer test-key"}
+            f"http://127.0.0.1:{sandbox_port}/api/run/{run_id}", headers={"Authorization": f"Bearer {SANDBOX_KEY}"}
         )
     assert response.status_code == 200, response.text
     run: dict[str, Any] = response.json()
@@ -193,7 +222,13 @@ async def test_noema_with_the_comfydeploy_backend_runs_against_the_standalone_sa
     sandbox_port, port = free_port(), free_port()
     processes: list[NoemaProcess] = []
     try:
-        sandbox = await start_sandbox(tmp_path / "sandbox-data", cwd=tmp_path, port=sandbox_port, run_seconds=0.5)
+        sandbox = await start_sandbox(
+            tmp_path / "sandbox-data",
+            cwd=tmp_path,
+            port=sandbox_port,
+            run_seconds=0.5,
+            webhook_base=f"http://127.0.0.1:{port}",
+        )
         processes.append(sandbox)
         env = _noema_settings(db_url, port, sandbox_port)
         noema = await start_serve(env, cwd=tmp_path, name="serve-webhooks", port=port)
@@ -213,7 +248,8 @@ async def test_noema_with_the_comfydeploy_backend_runs_against_the_standalone_sa
             image = await client.get(body["outputs"][0]["url"])
             assert image.status_code == 200 and Image.open(io.BytesIO(image.content)).format == "PNG"
             run = await _sandbox_run(sandbox_port, body["runId"])
-            assert run["status"] == "success" and run["webhook"].startswith(f"http://127.0.0.1:{port}/api/webhook/")
+            # The run read never shows the webhook URL (it carries the generation's token).
+            assert run["status"] == "success" and "webhook" not in run, run
         noema.stop()
 
         # Without webhooks (the backend cannot reach Noema): the same run followed by polling alone.
@@ -234,7 +270,7 @@ async def test_noema_with_the_comfydeploy_backend_runs_against_the_standalone_sa
             await _check_paid_success(client, aid, body, before)
             assert await _webhooks_applied(client) == 0
             run = await _sandbox_run(sandbox_port, body["runId"])
-            assert run["status"] == "success" and run["webhook"] is None, run
+            assert run["status"] == "success" and "webhook" not in run, run
     finally:
         for process in processes:
             process.kill()

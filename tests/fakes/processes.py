@@ -146,12 +146,32 @@ async def start_serve(env: Mapping[str, str], *, cwd: Path, name: str, port: int
     return process
 
 
+#: The key the standalone sandboxes of the tests answer to (``NOEMA_SANDBOX_API_KEY``).
+SANDBOX_KEY = "test-sandbox-key-0123456789"
+
+
 async def start_sandbox(
-    data_dir: Path, *, cwd: Path, port: int, run_seconds: float, seconds: float = 30
+    data_dir: Path,
+    *,
+    cwd: Path,
+    port: int,
+    run_seconds: float,
+    seconds: float = 30,
+    api_key: str | None = SANDBOX_KEY,
+    webhook_base: str | None = None,
 ) -> NoemaProcess:
-    """``noema sandbox`` (the standalone ComfyDeploy double) in the background, returned once it answers."""
-    env = noema_env({"NOEMA_SANDBOX_RUN_SECONDS": str(run_seconds), "NOEMA_LOG_FORMAT": "json"})
+    """``noema sandbox`` (the standalone ComfyDeploy double) in the background, returned once it answers.
+
+    ``api_key`` None starts it without one (it then prints a random key); ``webhook_base`` is where it
+    may post webhooks (the Noema under test).
+    """
+    settings = {"NOEMA_SANDBOX_RUN_SECONDS": str(run_seconds), "NOEMA_LOG_FORMAT": "json"}
+    if api_key is not None:
+        settings["NOEMA_SANDBOX_API_KEY"] = api_key
+    env = noema_env(settings)
     args = ["sandbox", "--port", str(port), "--data-dir", str(data_dir)]
+    if webhook_base is not None:
+        args += ["--webhook-base", webhook_base]
     process = NoemaProcess(f"sandbox-{port}", args, env=env, cwd=cwd, log_dir=cwd / "logs")
     try:
         await process.wait_http_ok(f"http://127.0.0.1:{port}/", seconds=seconds)

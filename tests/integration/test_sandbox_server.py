@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from PIL import Image, ImageSequence
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from noema.adapters.backends.sandbox import (
@@ -31,7 +31,8 @@ from noema.adapters.backends.sandbox import (
 
 BASE_URL = "http://sandbox"
 HOOK_URL = "http://hooks/webhook"
-AUTH = {"Authorization": "Bearer test-token"}
+API_KEY = "test-token"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
 RUN_SECONDS = 0.3
 TERMINAL = {"success", "failed", "cancelled", "timeout"}
 
@@ -49,6 +50,8 @@ class Recorder:
     posts: list[dict[str, Any]] = field(default_factory=list)
     content_types: list[str] = field(default_factory=list)
     failures_left: int = 0
+    #: how often the image route was asked for (the sandbox must never fetch it)
+    fetched: int = 0
 
     def app(self) -> Starlette:
         async def webhook(request: Request) -> Response:
@@ -60,16 +63,13 @@ class Recorder:
             return JSONResponse({"status": "ok"})
 
         async def image(request: Request) -> Response:
+            self.fetched += 1
             return Response(png_bytes((300, 200), (20, 200, 40)), media_type="image/png")
-
-        async def text(request: Request) -> Response:
-            return PlainTextResponse("not an image")
 
         return Starlette(
             routes=[
                 Route("/webhook", webhook, methods=["POST"]),
                 Route("/green.png", image),
-                Route("/text", text),
             ]
         )
 
@@ -116,7 +116,7 @@ class Sandbox:
 
 @asynccontextmanager
 async def open_sandbox(data_dir: Path, recorder: Recorder, **config: Any) -> AsyncIterator[Sandbox]:
-    settings = {"run_seconds": RUN_SECONDS, "seed": 1234, **config}
+    settings = {"run_seconds": RUN_SECONDS, "seed": 1234, "api_key": API_KEY, "webhook_base": "http://hooks", **config}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=recorder.app())) as hooks_client:
         server = SandboxServer(
             SandboxConfig(public_base_url=BASE_URL, data_dir=data_dir, **settings), http_client=hooks_client
@@ -325,12 +325,13 @@ async def test_img2img_uses_an_uploaded_file_and_upscale_doubles_it(sandbox: San
         assert picture.width / picture.height == pytest.approx(200 / 120, rel=0.02)
 
 
-async def test_img2img_fetches_remote_and_data_uri_images(sandbox: Sandbox) -> None:
+async def test_img2img_reads_data_uri_images_and_never_fetches_remote_ones(sandbox: Sandbox) -> None:
     data_uri = "data:image/png;base64," + base64.b64encode(png_bytes((64, 64), (250, 250, 0))).decode()
     remote = await sandbox.queue("img2img", {"input_image": "http://hooks/green.png"}, webhook=None)
     inline = await sandbox.queue("img2img", {"input_image": data_uri}, webhook=None)
-    assert (await sandbox.finish(remote))["status"] == "success"
+    assert (await sandbox.finish(remote))["status"] == "failed"
     assert (await sandbox.finish(inline))["status"] == "success"
+    assert sandbox.recorder.fetched == 0
 
 
 async def test_caption_returns_plain_text_outputs(sandbox: Sandbox) -> None:
@@ -344,8 +345,7 @@ async def test_caption_returns_plain_text_outputs(sandbox: Sandbox) -> None:
 @pytest.mark.parametrize(
     ("name", "inputs", "reason"),
     [
-        ("img2img", {"input_image": "http://hooks/missing.png"}, "HTTP 404"),
-        ("img2img", {"input_image": "http://hooks/text"}, "is not an image"),
+        ("img2img", {"input_image": "http://hooks/green.png"}, "only from its own files"),
         ("caption", {"input_image": "data:image/png;base64,bm90IGFuIGltYWdl"}, "could not be decoded"),
         ("upscale", {"input_image": f"{BASE_URL}/files/uploads/nothing/here.png"}, "does not exist"),
         ("txt2img", {"input_seed": 1}, "input_text is required"),
@@ -512,7 +512,9 @@ async def test_a_new_server_on_the_same_data_dir_resumes_unfinished_runs(tmp_pat
 
 async def test_mounted_under_a_prefix_it_serves_its_files_and_openapi(tmp_path: Path) -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=Recorder().app())) as hooks_client:
-        config = SandboxConfig(public_base_url="http://noema/sandbox", data_dir=tmp_path, run_seconds=RUN_SECONDS)
+        config = SandboxConfig(
+            public_base_url="http://noema/sandbox", data_dir=tmp_path, run_seconds=RUN_SECONDS, api_key=API_KEY
+        )
         server = SandboxServer(config, http_client=hooks_client)
         parent = FastAPI()
         parent.mount("/sandbox", server.app)
@@ -520,7 +522,8 @@ async def test_mounted_under_a_prefix_it_serves_its_files_and_openapi(tmp_path: 
         try:
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=parent), base_url="http://noema") as client:
                 openapi = await client.get("/sandbox/openapi.json")
-                body = {"deployment_id": DEPLOYMENT_IDS["upscale"], "inputs": {"input_image": "http://hooks/green.png"}}
+                green = "data:image/png;base64," + base64.b64encode(png_bytes((300, 200), (20, 200, 40))).decode()
+                body = {"deployment_id": DEPLOYMENT_IDS["upscale"], "inputs": {"input_image": green}}
                 queued = await client.post("/sandbox/api/run/deployment/queue", json=body, headers=AUTH)
                 await asyncio.sleep(RUN_SECONDS + 0.2)
                 run = (await client.get(f"/sandbox/api/run/{queued.json()['run_id']}", headers=AUTH)).json()
@@ -535,7 +538,9 @@ async def test_mounted_under_a_prefix_it_serves_its_files_and_openapi(tmp_path: 
 
 
 async def test_standalone_app_starts_and_stops_with_its_lifespan(tmp_path: Path) -> None:
-    app = create_standalone_app(SandboxConfig(public_base_url="http://127.0.0.1:9100", data_dir=tmp_path))
+    app = create_standalone_app(
+        SandboxConfig(public_base_url="http://127.0.0.1:9100", data_dir=tmp_path, api_key=API_KEY)
+    )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:9100") as client:

@@ -139,21 +139,42 @@ def sandbox(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 9100,
     host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
     data_dir: Annotated[str, typer.Option(help="Where runs and files are kept.")] = "./sandbox-data",
+    api_key: Annotated[
+        str | None,
+        typer.Option(help="The key clients must send (default NOEMA_SANDBOX_API_KEY, else a random one, printed)."),
+    ] = None,
+    webhook_base: Annotated[
+        str | None,
+        typer.Option(help="Webhooks go only to URLs under this one (default NOEMA_PUBLIC_URL: http://127.0.0.1:8000)."),
+    ] = None,
 ) -> None:
     """Run the sandbox backend alone (a local ComfyDeploy V2 API; not a real GPU)."""
     import uvicorn
 
-    from noema.adapters.backends.sandbox import SandboxConfig, create_standalone_app, parse_faults
+    from noema.adapters.backends.sandbox import SandboxConfig, create_standalone_app, new_api_key, parse_faults
     from noema.adapters.logging import configure_logging
 
     settings = _settings()
     configure_logging(settings.log_level, settings.log_format.value)
-    config = SandboxConfig(
-        public_base_url=f"http://{host}:{port}",
-        data_dir=Path(data_dir),
-        run_seconds=settings.sandbox_run_seconds,
-        faults=parse_faults(settings.sandbox_faults),
-    )
+    key = (api_key or (settings.sandbox_api_key.get_secret_value() if settings.sandbox_api_key else "")).strip()
+    if not key:
+        key = new_api_key()
+        # Printed for the operator only (never logged): give it to Noema as its ComfyDeploy key.
+        out.print(f"Sandbox API key for this start: {key}", markup=False, highlight=False, soft_wrap=True)
+        out.print("Give it to Noema as NOEMA_COMFYDEPLOY_API_KEY.", markup=False, highlight=False)
+    try:
+        config = SandboxConfig(
+            public_base_url=f"http://{host}:{port}",
+            data_dir=Path(data_dir),
+            run_seconds=settings.sandbox_run_seconds,
+            faults=parse_faults(settings.sandbox_faults),
+            api_key=key,
+            webhook_base=(webhook_base or settings.base_url).rstrip("/"),
+        )
+    except ValueError as exc:
+        err.print(str(exc), style="red", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    out.print(f"Sandbox on http://{host}:{port}; webhooks only to {config.webhook_base}.", markup=False)
     uvicorn.run(create_standalone_app(config), host=host, port=port, log_config=None, access_log=False)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from noema.adapters.backends.sandbox.app import SandboxServer, create_standalone_app
 from noema.adapters.backends.sandbox.catalog_data import CATALOG, DEPLOYMENT_IDS
-from noema.adapters.backends.sandbox.config import FAULT_NAMES, Fault, SandboxConfig, parse_faults
+from noema.adapters.backends.sandbox.config import FAULT_NAMES, Fault, SandboxConfig, new_api_key, parse_faults
 
 __all__ = [
     "CATALOG",
@@ -19,5 +19,6 @@ __all__ = [
     "SandboxConfig",
     "SandboxServer",
     "create_standalone_app",
+    "new_api_key",
     "parse_faults",
 ]

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from noema.adapters.backends.sandbox.config import Fault
 from noema.adapters.backends.sandbox.files import ALLOWED_UPLOAD_PREFIXES
 from noema.adapters.backends.sandbox.state import State
+from noema.adapters.backends.sandbox.webhooks import webhook_allowed
 
 GpuName = Literal["CPU", "T4", "L4", "A10G", "L40S", "A100", "A100-80GB", "H100", "H200", "B200"]
 InputValue = str | int | float | bool | list[Any]
@@ -44,6 +45,10 @@ async def queue_deployment_run(body: DeploymentRunRequest, state: State) -> dict
     deployment = state.catalog.deployment(body.deployment_id)
     if deployment is None:
         raise HTTPException(404, "Deployment not found")
+    if body.webhook is not None and not webhook_allowed(body.webhook, state.config.webhook_base):
+        base = state.config.webhook_base
+        where = f"URLs under {base}" if base else "no URL (none is configured)"
+        raise HTTPException(400, f"Invalid webhook: this sandbox posts webhooks only to {where}")
     record = state.engine.submit(
         deployment,
         inputs=body.inputs,

@@ -38,8 +38,10 @@ def _home_page(catalog: Catalog, base_url: str) -> str:
         f"<h1>{TITLE}</h1>"
         "<p>This server imitates the ComfyDeploy V2 API so Noema runs without any account. "
         "Its pictures are drawn with Pillow and labelled SANDBOX; no model runs here.</p>"
-        f"<p>API base URL: <code>{html.escape(base_url)}/api</code> "
-        "(any bearer token unless a key is configured). "
+        f"<p>API base URL: <code>{html.escape(base_url)}/api</code>. Every API request needs "
+        "<code>Authorization: Bearer &lt;key&gt;</code> with this sandbox's key: "
+        "<code>NOEMA_SANDBOX_API_KEY</code> (or <code>noema sandbox --api-key</code>), else a random key "
+        "made at each start (<code>noema sandbox</code> prints it). "
         f"<a href='{html.escape(base_url)}/docs'>OpenAPI docs</a>.</p>"
         "<table border=1 cellpadding=4><tr><th>deployment</th><th>id</th><th>GPU</th><th>about</th></tr>"
         f"{rows}</table></body></html>"
@@ -58,11 +60,28 @@ async def home(state: State) -> HTMLResponse:
 @pages.get("/files/{path:path}", tags=["files"])
 @pages.head("/files/{path:path}", include_in_schema=False)
 async def serve_file(path: str, state: State) -> FileResponse:
-    """An uploaded file or a run output."""
+    """An uploaded file or a run output: pictures, videos and text inline, anything else as a download.
+
+    The files live on Noema's own origin when the sandbox is mounted there, so a stored page or SVG
+    must never run in a visitor's browser: only allow-listed types are inline, never sniffed.
+    """
     found = state.files.resolve(path)
     if found is None:
         raise HTTPException(404, "File not found")
-    return FileResponse(found, media_type=state.files.media_type(found))
+    media_type = state.files.media_type(found)
+    headers = {"X-Content-Type-Options": "nosniff"}
+    if media_type is not None and not media_type.startswith("text/"):
+        return FileResponse(found, media_type=media_type, headers=headers)
+    headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    if media_type is not None:
+        return FileResponse(found, media_type=media_type, headers=headers)
+    return FileResponse(
+        found,
+        media_type="application/octet-stream",
+        headers=headers,
+        filename=found.name,
+        content_disposition_type="attachment",
+    )
 
 
 class SandboxServer:
@@ -74,12 +93,12 @@ class SandboxServer:
         self.dice = Dice(config.faults, config.seed)
         self.files = FileStore(config.data_dir / "files", config.public_base_url)
         self.store = RunStore(config.data_dir / "runs")
-        self.webhooks = WebhookSender(http_client, self.dice)
+        self.webhooks = WebhookSender(http_client, self.dice, allowed_base=config.webhook_base)
         self.engine = RunEngine(
             catalog=self.catalog,
             store=self.store,
             files=self.files,
-            fetcher=ImageFetcher(self.files, http_client),
+            fetcher=ImageFetcher(self.files),
             webhooks=self.webhooks,
             dice=self.dice,
             run_seconds=config.run_seconds,

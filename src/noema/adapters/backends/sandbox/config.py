@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import math
 import random
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
 
-#: The largest file ``POST /api/file/upload`` accepts by default.
-DEFAULT_MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+#: The largest file ``POST /api/file/upload`` accepts by default: 20 MiB, the largest input image the
+#: sandbox reads (``fetch.MAX_FETCH_BYTES``) and the web form's limit.
+DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+
+
+def new_api_key() -> str:
+    """A random sandbox API key (used when none is configured: a new one at every start)."""
+    return "sbx_" + secrets.token_urlsafe(32)
 
 
 class Fault(StrEnum):
@@ -66,8 +73,10 @@ class SandboxConfig:
     run_seconds: float = 3.0
     #: fault name -> probability in [0, 1]
     faults: Mapping[str, float] = field(default_factory=dict, hash=False)
-    #: when set, the bearer token must equal it; when None any non-empty token is accepted
-    api_key: str | None = None
+    #: the bearer token every ``/api`` request must carry; random per start unless configured
+    api_key: str = field(default_factory=new_api_key, repr=False)
+    #: webhooks may only go to URLs under this one (same scheme, host, port, path prefix); None: no webhooks
+    webhook_base: str | None = None
     #: seeds the fault dice so tests are reproducible
     seed: int | None = None
     #: the largest upload accepted
@@ -81,9 +90,14 @@ class SandboxConfig:
             raise ValueError(f"run_seconds must be a positive number, got {self.run_seconds!r}.")
         if self.max_upload_bytes <= 0:
             raise ValueError("max_upload_bytes must be positive.")
+        if not self.api_key.strip():
+            raise ValueError("api_key must not be empty.")
+        if self.webhook_base is not None and not self.webhook_base.startswith(("http://", "https://")):
+            raise ValueError(f"webhook_base must be an absolute http(s) URL, got {self.webhook_base!r}.")
         faults = {name: _check_probability(name, value) for name, value in self.faults.items()}
         # Frozen dataclass: normalise through object.__setattr__ once, at construction.
         object.__setattr__(self, "public_base_url", base)
+        object.__setattr__(self, "api_key", self.api_key.strip())
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         object.__setattr__(self, "faults", MappingProxyType(faults))
 

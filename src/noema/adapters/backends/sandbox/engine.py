@@ -11,7 +11,7 @@ from typing import Any
 
 from noema.adapters.backends.sandbox.catalog import Catalog, Deployment
 from noema.adapters.backends.sandbox.config import Dice, Fault
-from noema.adapters.backends.sandbox.fetch import ImageFetcher
+from noema.adapters.backends.sandbox.fetch import NOT_OURS, ImageFetcher
 from noema.adapters.backends.sandbox.files import FileStore
 from noema.adapters.backends.sandbox.inputs import InputError, image_input_id, resolve_inputs, with_seed
 from noema.adapters.backends.sandbox.outputs import output_rows
@@ -60,9 +60,13 @@ class RunEngine:
         workflow_inputs = with_seed(deployment, inputs, self._dice)
         failure, fail_early = None, False
         try:
-            resolve_inputs(deployment, workflow_inputs)
+            values = resolve_inputs(deployment, workflow_inputs)
         except InputError as exc:
             failure, fail_early = f"Error: {exc}", True
+        else:
+            image_id = image_input_id(deployment)
+            if image_id is not None and not self._fetcher.accepts(str(values[image_id])):
+                failure, fail_early = f"Error: {NOT_OURS}", True
         if failure is None and self._dice.hit(Fault.RUN_FAIL):
             failure = FAULT_MESSAGE
         record = RunRecord(

@@ -1,26 +1,25 @@
-"""Load the bytes of an input image named by a run: one of our own files, a data: URI, or a URL."""
+"""Load the bytes of an input image named by a run: one of the sandbox's own files or a data: URI.
+
+The sandbox never fetches a URL: Noema uploads the files its users give (``POST /api/file/upload``)
+and sends the stored file's URL, so any other URL would only make this process a request relay
+towards whatever host and port a caller names.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import binascii
-import logging
-
-import httpx
 
 from noema.adapters.backends.sandbox.files import FileStore
 from noema.adapters.backends.sandbox.renderer import ImageInputError
 
-logger = logging.getLogger(__name__)
-
 MAX_FETCH_BYTES = 20 * 1024 * 1024
-FETCH_TIMEOUT_SECONDS = 30.0
-
-
-def _describe(reference: str) -> str:
-    # Never echo a data: URI (or a very long URL) into a live status.
-    return "a data: URI" if reference.startswith("data:") else repr(reference[:120])
+#: The same words for every URL that is not ours, so a failed run tells nothing about the host it names.
+NOT_OURS = (
+    "the sandbox reads input images only from its own files (upload them with POST /api/file/upload) "
+    "or from data: URIs; it does not fetch other URLs"
+)
 
 
 def decode_data_uri(reference: str) -> bytes:
@@ -37,43 +36,24 @@ def decode_data_uri(reference: str) -> bytes:
 
 
 class ImageFetcher:
-    """Fetches input images, reading the sandbox's own files straight from disk."""
+    """Reads input images: data: URIs, and the sandbox's own files straight from disk."""
 
-    def __init__(self, files: FileStore, client: httpx.AsyncClient) -> None:
+    def __init__(self, files: FileStore) -> None:
         self._files = files
-        self._client = client
+
+    def accepts(self, reference: str) -> bool:
+        """Whether the reference is a data: URI or one of our own file URLs (nothing else is ever read)."""
+        return reference.startswith("data:") or self._files.is_own_url(reference)
 
     async def fetch(self, reference: str) -> bytes:
         """The bytes of the image; ImageInputError with a plain reason when it cannot be had."""
         if reference.startswith("data:"):
             return decode_data_uri(reference)
-        if self._files.is_own_url(reference):
-            path = self._files.local_path(reference)
-            if path is None:
-                raise ImageInputError(f"the input image {_describe(reference)} does not exist")
-            return await asyncio.to_thread(path.read_bytes)
-        if reference.startswith(("http://", "https://")):
-            return await self._download(reference)
-        raise ImageInputError(f"the input image {_describe(reference)} is not an http(s) URL or data: URI")
-
-    async def _download(self, url: str) -> bytes:
-        try:
-            async with self._client.stream(
-                "GET", url, timeout=FETCH_TIMEOUT_SECONDS, follow_redirects=True
-            ) as response:
-                if response.status_code != 200:
-                    raise ImageInputError(f"fetching the input image {_describe(url)} gave HTTP {response.status_code}")
-                content_type = response.headers.get("content-type", "")
-                if not content_type.startswith("image/"):
-                    raise ImageInputError(f"the input image URL {_describe(url)} is not an image ({content_type!r})")
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > MAX_FETCH_BYTES:
-                        raise ImageInputError(f"the input image is larger than {MAX_FETCH_BYTES // (1024 * 1024)} MB")
-                return bytes(body)
-        except httpx.HTTPError as exc:
-            logger.info("sandbox could not fetch input image %s: %r", url[:120], exc)
-            raise ImageInputError(f"the input image {_describe(url)} could not be fetched") from exc
-        except httpx.InvalidURL as exc:
-            raise ImageInputError(f"the input image URL {_describe(url)} is invalid") from exc
+        if not self._files.is_own_url(reference):
+            raise ImageInputError(NOT_OURS)
+        path = self._files.local_path(reference)
+        if path is None:
+            raise ImageInputError("the input image does not exist in the sandbox's files")
+        if path.stat().st_size > MAX_FETCH_BYTES:
+            raise ImageInputError(f"the input image is larger than {MAX_FETCH_BYTES // (1024 * 1024)} MB")
+        return await asyncio.to_thread(path.read_bytes)

@@ -12,6 +12,17 @@ from urllib.parse import quote, unquote, urlsplit
 
 #: What ``POST /api/file/upload`` accepts (ComfyDeploy's rule).
 ALLOWED_UPLOAD_PREFIXES = ("image/", "video/", "application/", "audio/")
+#: The only files served inline, by extension; everything else (HTML, SVG, scripts …) is an attachment.
+INLINE_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+    ".gif": "image/gif",
+    ".mp4": "video/mp4",
+    ".webm": "video/webm",
+    ".txt": "text/plain; charset=utf-8",
+}
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_NAME_CHARS = 100
 
@@ -83,6 +94,6 @@ class FileStore:
         return url.startswith(self._files_url)
 
     @staticmethod
-    def media_type(path: Path) -> str:
-        """The Content-Type to serve a stored file with."""
-        return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    def media_type(path: Path) -> str | None:
+        """The Content-Type to serve a stored file inline with, or None: serve it as a download."""
+        return INLINE_TYPES.get(path.suffix.lower())

@@ -88,7 +88,11 @@ class RunRecord:
             self.run_duration = round(max(0.0, (at - self.started_at).total_seconds()), 3)
 
     def to_api(self) -> dict[str, Any]:
-        """The run as ``GET /api/run/{run_id}`` returns it (reference §A.4)."""
+        """The run as ``GET /api/run/{run_id}`` returns it (reference §A.4), except ``webhook``.
+
+        The webhook URL carries the per-generation token that authenticates its posts: whoever reads a
+        run must never learn it, so the field is left out (no client of ours reads it).
+        """
         return {
             "id": self.id,
             "workflow_version_id": self.workflow_version_id,
@@ -112,7 +116,6 @@ class RunRecord:
             "live_status": self.live_status,
             "progress": self.progress,
             "is_realtime": False,
-            "webhook": self.webhook,
             "webhook_status": None,
             "webhook_intermediate_status": self.webhook_intermediate_status,
             "number": self.number,

@@ -35,14 +35,13 @@ def get_state(request: Request) -> SandboxState:
 
 State = Annotated[SandboxState, Depends(get_state)]
 
-_BEARER = HTTPBearer(auto_error=False, description="Any token, or the sandbox's configured API key.")
+_BEARER = HTTPBearer(auto_error=False, description="The sandbox's API key (NOEMA_SANDBOX_API_KEY, or its random one).")
 
 
 async def require_bearer(
     state: State, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
 ) -> None:
-    """Demand ``Authorization: Bearer <token>``: the configured key, or any token when none is set."""
+    """Demand ``Authorization: Bearer <the sandbox's API key>``; any other token is refused."""
     token = credentials.credentials.strip() if credentials else ""
-    api_key = state.config.api_key
-    if not token or (api_key is not None and not hmac.compare_digest(token.encode(), api_key.encode())):
+    if not token or not hmac.compare_digest(token.encode(), state.config.api_key.encode()):
         raise HTTPException(401, "Invalid or missing token", headers={"WWW-Authenticate": "Bearer"})

@@ -25,6 +25,37 @@ RETRY_BACKOFF_SECONDS = (0.5, 1.0)
 ATTEMPT_TIMEOUT_SECONDS = 10.0
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin_and_path(url: str) -> tuple[str, str, int, str] | None:
+    """(scheme, host, port, path) of an absolute http(s) URL without credentials; None for anything else."""
+    if any(c.isspace() or c == "\\" or ord(c) < 32 for c in url):
+        return None
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        return None
+    scheme = parsed.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parsed.host or parsed.userinfo:
+        return None
+    return scheme, parsed.host.lower(), parsed.port or _DEFAULT_PORTS[scheme], parsed.path
+
+
+def webhook_allowed(url: str, base: str | None) -> bool:
+    """Whether a run may post its webhook to ``url``: under ``base`` (same origin, path prefix), never elsewhere."""
+    if base is None:
+        return False
+    target, allowed = _origin_and_path(url), _origin_and_path(base)
+    if target is None or allowed is None or target[:3] != allowed[:3]:
+        return False
+    prefix = allowed[3].rstrip("/")
+    path = target[3]
+    if any(segment in (".", "..") for segment in path.split("/")):
+        return False
+    return not prefix or path == prefix or path.startswith(prefix + "/")
+
+
 def webhook_payload(
     record: RunRecord, *, event_type: str = "run.updated", outputs: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
@@ -56,11 +87,13 @@ class WebhookSender:
         client: httpx.AsyncClient,
         dice: Dice,
         *,
+        allowed_base: str | None = None,
         backoff: Sequence[float] = RETRY_BACKOFF_SECONDS,
         timeout: float = ATTEMPT_TIMEOUT_SECONDS,
     ) -> None:
         self._client = client
         self._dice = dice
+        self._allowed_base = allowed_base
         self._backoff = tuple(backoff)
         self._timeout = timeout
         self._channels: dict[str, _Channel] = {}
@@ -104,11 +137,15 @@ class WebhookSender:
         await self.deliver(url, payload)
 
     async def deliver(self, url: str, payload: dict[str, Any]) -> bool:
-        """Post once with retries; True when the receiver answered 2xx."""
+        """Post once with retries; True when the receiver answered 2xx. URLs outside the allowed base get nothing."""
+        if not webhook_allowed(url, self._allowed_base):
+            # A run stored before the rule existed may name any URL: it is never contacted.
+            logger.warning("sandbox webhook for run %s not sent: its URL is not allowed", payload.get("run_id"))
+            return False
         attempts = len(self._backoff) + 1
         for attempt in range(attempts):
             try:
-                response = await self._client.post(url, json=payload, timeout=self._timeout)
+                response = await self._client.post(url, json=payload, timeout=self._timeout, follow_redirects=False)
                 if response.is_success:
                     return True
                 reason = f"HTTP {response.status_code}"
