@@ -105,7 +105,12 @@ async def test_insufficient_funds_says_balance_and_estimate_and_creates_nothing(
         )
         assert (r.status_code, r.json()["error"]["code"]) == (400, "INSUFFICIENT_FUNDS")
         assert "balance is $0.00" in r.json()["error"]["message"] and "Add funds" in r.json()["error"]["message"]
-        assert set(r.json()["error"]["details"]) == {"currentBalance", "estimatedCost"}
+        assert r.json()["error"]["details"] == {
+            "currentBalance": "0.000000000",
+            "estimatedCost": r.json()["error"]["details"]["estimatedCost"],
+            "heldUsd": "0.000000000",
+        }
+        assert r.json()["error"]["details"]["estimatedCost"] != "0.000000000"
         assert (await client.get("/api/v1/generations", headers=auth)).json()["items"] == []
         assert await _entries(app, aid) == []
 
@@ -272,7 +277,15 @@ async def test_forged_and_malformed_webhooks_change_nothing(db_url: str, tmp_pat
         bad = await client.post(url, params={"generation_id": gid, "token": "x" * 43}, content=b"{nope")
         assert bad.status_code == 400
         assert (await client.get(f"/api/v1/generations/{gid}", headers=auth)).json()["status"] != "succeeded"
-        assert await _balance(app, aid) == (1_000_000_000, int(created["estimatedCostUsd"].replace(".", "")))
+        # Held: 15 minutes of A10G, the most the run may cost.
+        assert (
+            await _balance(app, aid)
+            == (1_000_000_000, int(created["heldUsd"].replace(".", "")))
+            == (
+                1_000_000_000,
+                303_300_000,
+            )
+        )
 
 
 async def test_the_internal_api_runs_and_lists_generations(db_url: str, tmp_path: Path) -> None:

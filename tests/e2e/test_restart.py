@@ -80,7 +80,10 @@ async def test_a_server_killed_with_sigkill_mid_run_restarts_and_every_run_ends_
         first = await start_serve(env, cwd=tmp_path, name="serve-1", port=port)
         processes.append(first)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=15) as client:
-            aid, auth = await funded_api_account(client, admin=ADMIN, env=env, cwd=tmp_path, platform_id="restart-1")
+            # Each run holds the most it may cost (15 minutes of A10G, $0.3033): enough for all of them.
+            aid, auth = await funded_api_account(
+                client, admin=ADMIN, env=env, cwd=tmp_path, platform_id="restart-1", usd="5"
+            )
 
             ids = []
             for i in range(GENERATIONS):
@@ -155,7 +158,7 @@ async def test_a_server_killed_with_sigkill_mid_run_restarts_and_every_run_ends_
             wallet = (await client.get(f"/internal/v1/data/users/{aid}/economy", headers=ADMIN)).json()
             assert wallet["heldUsd"] == "0.000000000", wallet
             spent = sum(int(final[gid]["costUsd"].replace(".", "")) for gid in ids)
-            assert int(wallet["usdCredit"].replace(".", "")) == 1_000_000_000 - spent, wallet
+            assert int(wallet["usdCredit"].replace(".", "")) == 5_000_000_000 - spent, wallet
 
             # Delivered once: every run's one result (or failure) message is sent, none pending or given up.
             deadline = loop.time() + 15
