@@ -19,6 +19,9 @@ from noema.services.settlement import enqueue, settle
 log = structlog.get_logger(__name__)
 
 
+_BAD_WEBHOOK = "That webhook token is not valid for this generation."
+
+
 def hash_token(token: str) -> str:
     """How a webhook token is stored (the plain token only ever lives in the webhook URL)."""
     return hashlib.sha256(token.encode()).hexdigest()
@@ -46,10 +49,11 @@ async def record_run_update(
     """
     async with uow:
         generation = await uow.generations.get(generation_id, for_update=True)
+        if token is not None and (generation is None or not token_matches(generation, token)):
+            # One answer for "no such generation" and "wrong token": a webhook caller learns no ids.
+            raise Forbidden(_BAD_WEBHOOK)
         if generation is None:
             raise GenerationNotFound()
-        if token is not None and not token_matches(generation, token):
-            raise Forbidden("That webhook token is not valid for this generation.")
         now = clock.now()
         try:
             changes = generation.apply(update, now)
