@@ -13,7 +13,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = structlog.get_logger("noema.http")
-UPLOAD_PATHS = frozenset({"/api/v1/generations", "/internal/v1/data/generations", "/app/run"})
+#: The only routes that take files; every other route gets NOEMA_MAX_BODY_BYTES, whatever its content type.
+UPLOAD_PATHS = frozenset(
+    {"/api/v1/generations", "/internal/v1/data/generations", "/app/run", "/sandbox/api/file/upload"}
+)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_\-.]{1,64}$")
 
 
@@ -43,12 +46,9 @@ class RequestContextMiddleware:
         given = headers.get(b"x-request-id", b"").decode("latin-1")
         rid = given if _SAFE_ID.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = rid
-        # Uploads (forms with files, generation requests carrying images) may be larger than other bodies.
-        limit = (
-            self.max_upload_bytes
-            if (scope["path"] in UPLOAD_PATHS or headers.get(b"content-type", b"").startswith(b"multipart/form-data"))
-            else self.max_body_bytes
-        )
+        # Uploads (forms with files, generation requests carrying images) may be larger than other bodies;
+        # the content type is the client's say, so it never raises the limit of a route that takes no files.
+        limit = self.max_upload_bytes if scope["path"] in UPLOAD_PATHS else self.max_body_bytes
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await self._too_large(send, rid, limit)
