@@ -255,6 +255,16 @@ class Settings(BaseSettings):
         """Internal API clients: key -> client name."""
         return parse_client_keys(self.internal_api_keys.get_secret_value())
 
+    @property
+    def secret_values(self) -> tuple[str, ...]:
+        """Every configured secret (each internal client key on its own), for the log masker."""
+        values = [*self.client_keys]
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and name != "internal_api_keys":
+                values.append(value.get_secret_value())
+        return tuple(v for v in values if v)
+
 
 def parse_client_keys(raw: str) -> dict[str, str]:
     """Parse ``name:key,name:key`` into {key: name}; refuse short keys, bad names and duplicates."""
