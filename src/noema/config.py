@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     sandbox_run_seconds: float = Field(default=3.0, gt=0, le=600)
     sandbox_faults: str = ""
     sandbox_data_dir: str = "./sandbox-data"
+    sandbox_signups_per_hour: int = Field(default=3, ge=1, le=100_000)  #: "Try the sandbox" accounts per address
     max_concurrent_runs: int = Field(default=3, ge=1, le=100)
     max_runs_per_minute: int = Field(default=20, ge=1, le=10_000)
     catalog_ttl_seconds: float = Field(default=300, ge=5)

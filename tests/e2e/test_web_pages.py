@@ -9,10 +9,13 @@ from pathlib import Path
 
 import httpx
 from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from sqlalchemy import text
 
-from noema.bootstrap import build_container
+from noema.bootstrap import Container, build_container
 from noema.entrypoints.http.app import create_app
 from tests.conftest import make_settings, running_app
+from tests.fakes.clock import FakeClock
 
 
 def _csrf(html: str) -> str:
@@ -133,3 +136,31 @@ async def test_https_adds_strict_transport_security_and_secure_cookies(db_url: s
         assert page.headers["strict-transport-security"].startswith("max-age=")
         cookies = page.headers.get_list("set-cookie")
         assert cookies and all("; secure" in c.lower() for c in cookies)
+
+
+async def _sandbox_sign_in_from(app: FastAPI, host: str) -> httpx.Response:
+    """A fresh browser at ``host`` presses "Try the sandbox"."""
+    transport = httpx.ASGITransport(app=app, client=(host, 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://noema.test") as browser:
+        return await _first_run(browser)
+
+
+async def _account_count(app: FastAPI) -> int:
+    c: Container = app.state.container
+    async with c.engine.connect() as conn:
+        return int((await conn.execute(text("SELECT count(*) FROM accounts"))).scalar_one())
+
+
+async def test_the_sandbox_first_run_is_throttled_per_client_address(app: FastAPI, clock: FakeClock) -> None:
+    for _ in range(3):
+        assert (await _sandbox_sign_in_from(app, "198.51.100.4")).status_code == 303
+    accounts = await _account_count(app)
+    refused = await _sandbox_sign_in_from(app, "198.51.100.4")
+    assert refused.status_code == 429 and "text/html" in refused.headers["content-type"]
+    assert 0 < int(refused.headers["retry-after"]) <= 3600
+    assert "Too many sandbox accounts" in refused.text and "noema_session" not in refused.headers.get("set-cookie", "")
+    assert await _account_count(app) == accounts  # nothing was created
+    # Another address is not held back, and the first one may come back after the hour.
+    assert (await _sandbox_sign_in_from(app, "198.51.100.5")).status_code == 303
+    clock.advance(hours=1, seconds=1)
+    assert (await _sandbox_sign_in_from(app, "198.51.100.4")).status_code == 303
