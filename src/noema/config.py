@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     max_upload_bytes: int = Field(default=30_000_000, ge=1024)
     workers_enabled: bool = True
+    metrics_token: SecretStr | None = None  #: Bearer token for /metrics; unset: loopback clients only
 
     backend: BackendKind = BackendKind.SANDBOX
     comfydeploy_api_key: SecretStr | None = None
@@ -68,6 +69,7 @@ class Settings(BaseSettings):
     sandbox_faults: str = ""
     sandbox_data_dir: str = "./sandbox-data"
     sandbox_api_key: SecretStr | None = None
+    sandbox_signups_per_hour: int = Field(default=3, ge=1, le=100_000)  #: "Try the sandbox" accounts per address
     max_concurrent_runs: int = Field(default=3, ge=1, le=100)
     max_runs_per_minute: int = Field(default=20, ge=1, le=10_000)
     catalog_ttl_seconds: float = Field(default=300, ge=5)
@@ -266,6 +268,16 @@ class Settings(BaseSettings):
     def client_keys(self) -> dict[str, str]:
         """Internal API clients: key -> client name."""
         return parse_client_keys(self.internal_api_keys.get_secret_value())
+
+    @property
+    def secret_values(self) -> tuple[str, ...]:
+        """Every configured secret (each internal client key on its own), for the log masker."""
+        values = [*self.client_keys]
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and name != "internal_api_keys":
+                values.append(value.get_secret_value())
+        return tuple(v for v in values if v)
 
 
 def parse_client_keys(raw: str) -> dict[str, str]:

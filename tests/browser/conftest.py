@@ -83,6 +83,8 @@ def noema_server(tmp_path_factory: pytest.TempPathFactory, fake_telegram: FakeTe
             "NOEMA_SANDBOX_RUN_SECONDS": str(RUN_SECONDS),
             "NOEMA_INTERNAL_API_KEYS": f"admin:{ADMIN_KEY}",
             "NOEMA_MAX_RUNS_PER_MINUTE": "1000",
+            # Every test signs in to the sandbox from 127.0.0.1; the per-address limit is tested in e2e.
+            "NOEMA_SANDBOX_SIGNUPS_PER_HOUR": "1000",
             "NOEMA_TELEGRAM_BOT_TOKEN": fake_telegram.token,
             "NOEMA_TELEGRAM_API_BASE_URL": fake_telegram.url,
             "NOEMA_TELEGRAM_MODE": "polling",

@@ -273,7 +273,7 @@ async def test_forged_and_malformed_webhooks_change_nothing(db_url: str, tmp_pat
         unknown = await client.post(
             url, params={"generation_id": "3f2b8c1e-5d4a-4c3b-9a8f-0e1d2c3b4a59", "token": "x" * 43}, json=success
         )
-        assert unknown.status_code == 404
+        assert unknown.status_code == 403
         bad = await client.post(url, params={"generation_id": gid, "token": "x" * 43}, content=b"{nope")
         assert bad.status_code == 400
         assert (await client.get(f"/api/v1/generations/{gid}", headers=auth)).json()["status"] != "succeeded"
@@ -286,6 +286,32 @@ async def test_forged_and_malformed_webhooks_change_nothing(db_url: str, tmp_pat
                 303_300_000,
             )
         )
+
+
+async def test_the_webhook_answers_an_unknown_generation_exactly_like_a_wrong_token(
+    db_url: str, tmp_path: Path
+) -> None:
+    # Otherwise the answer tells a prober which generation ids exist.
+    async with running_app(db_url, tmp_path, sandbox_run_seconds=5.0) as (app, client):
+        _, auth = await funded_key(app, "1")
+        created = (
+            await client.post(
+                "/api/v1/generations", headers=auth, json={"toolId": "txt2img", "inputs": {"input_text": "x"}}
+            )
+        ).json()
+        update = {"event_type": "run.updated", "status": "running", "run_id": created["runId"], "progress": 0.5}
+        same_id = {"X-Request-Id": "probe-1"}
+        answers = []
+        for gid in (created["id"], "3f2b8c1e-5d4a-4c3b-9a8f-0e1d2c3b4a59"):
+            r = await client.post(
+                "/api/webhook/comfydeploy",
+                params={"generation_id": gid, "token": "x" * 43},
+                json=update,
+                headers=same_id,
+            )
+            answers.append((r.status_code, r.content))
+        assert answers[0] == answers[1]
+        assert answers[0][0] == 403
 
 
 async def test_the_internal_api_runs_and_lists_generations(db_url: str, tmp_path: Path) -> None:

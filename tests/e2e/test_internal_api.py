@@ -270,6 +270,17 @@ async def test_a_ten_megabyte_body_gets_413_and_changes_nothing(client: httpx.As
     assert (await client.get(f"{D}/users/by-platform/telegram/1", headers=PLATFORM)).status_code == 404
 
 
+async def test_a_multipart_body_gets_the_small_limit_outside_the_upload_routes(client: httpx.AsyncClient) -> None:
+    # 2 MB: over NOEMA_MAX_BODY_BYTES (1 MB) but far under the 30 MB upload limit.
+    files = {"file": ("big.bin", b"a" * 2_000_000, "application/octet-stream")}
+    for url in (f"{D}/users/find-or-create", "/signin", "/api/webhook/telegram"):
+        r = await client.post(url, headers=PLATFORM, files=files, data={"platform": "telegram"})
+        assert (r.status_code, r.headers["content-type"]) == (413, "application/json"), (url, r.text[:200])
+    # The upload routes still take it (and then judge the form itself).
+    r = await client.post("/app/run", files=files, data={"tool": "txt2img"})
+    assert r.status_code != 413
+
+
 async def test_a_body_that_is_not_json_gets_400(client: httpx.AsyncClient) -> None:
     r = await client.post(
         f"{D}/users/find-or-create",

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import httpx
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from noema.bootstrap import Container
+from noema.bootstrap import Container, build_container
+from noema.entrypoints.http.app import create_app
 from noema.services import api_keys
-from tests.conftest import ADMIN, PLATFORM
+from tests.conftest import ADMIN, PLATFORM, make_settings
 
 D = "/internal/v1/data"
 
@@ -68,3 +73,36 @@ async def test_health_readiness_and_metrics(client: httpx.AsyncClient) -> None:
 async def test_the_openapi_document_is_served(client: httpx.AsyncClient) -> None:
     doc = (await client.get("/api/v1/openapi.json")).json()
     assert "/api/v1/me/status" in doc["paths"] and "/internal/v1/data/users/find-or-create" in doc["paths"]
+
+
+@asynccontextmanager
+async def _served(db_url: str, client_host: str, **overrides: object) -> AsyncIterator[httpx.AsyncClient]:
+    """The app as a client at ``client_host`` sees it (the address uvicorn would put in the scope)."""
+    application = create_app(build_container(make_settings(db_url, **overrides)))
+    async with LifespanManager(application):
+        transport = httpx.ASGITransport(app=application, client=(client_host, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://noema.test") as c:
+            yield c
+
+
+async def test_metrics_without_a_token_are_served_only_to_loopback_clients(db_url: str) -> None:
+    async with _served(db_url, "203.0.113.7") as outsider:
+        r = await outsider.get("/metrics")
+        assert r.status_code == 403 and "noema_ledger" not in r.text
+        assert "NOEMA_METRICS_TOKEN" in r.json()["error"]["message"]
+    for loopback in ("127.0.0.1", "::1"):
+        async with _served(db_url, loopback) as local:
+            r = await local.get("/metrics")
+            assert r.status_code == 200 and 'noema_ledger_total_usd{kind="balance"}' in r.text
+
+
+async def test_metrics_with_a_token_need_it_as_a_bearer_from_everyone(db_url: str) -> None:
+    token = "m" * 32
+    for host in ("203.0.113.7", "127.0.0.1"):
+        async with _served(db_url, host, metrics_token=token) as c:
+            for headers in ({}, {"Authorization": "Bearer wrong-token"}, {"Authorization": token}):
+                r = await c.get("/metrics", headers=headers)
+                assert r.status_code == 401 and "noema_ledger" not in r.text, (host, headers)
+                assert r.headers["www-authenticate"] == "Bearer"
+            r = await c.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 200 and 'noema_ledger_total_usd{kind="balance"}' in r.text

@@ -24,6 +24,23 @@ def test_internal_keys_parse_into_named_clients() -> None:
     assert "aaaa" not in repr(s)
 
 
+def test_every_configured_secret_is_listed_for_the_log_masker() -> None:
+    s = load_settings(
+        {
+            "NOEMA_INTERNAL_API_KEYS": "admin:aaaaaaaaaaaaaaaa1,telegram:bbbbbbbbbbbbbbbb2",
+            "NOEMA_METRICS_TOKEN": "metrics-token-123456",
+            "NOEMA_TELEGRAM_BOT_TOKEN": "123456789:AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0",
+            "NOEMA_TELEGRAM_MODE": "polling",
+        }
+    )
+    assert set(s.secret_values) == {
+        "aaaaaaaaaaaaaaaa1",
+        "bbbbbbbbbbbbbbbb2",
+        "metrics-token-123456",
+        "123456789:AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0",
+    }
+
+
 @pytest.mark.parametrize(
     ("env", "named"),
     [

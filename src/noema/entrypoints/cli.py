@@ -60,7 +60,9 @@ def _run(work: Callable[[Container], Awaitable[T]]) -> T:
     from noema.adapters.logging import configure_logging
 
     settings = _settings()
-    configure_logging(settings.log_level, settings.log_format.value)  # log lines to stderr, never into stdout
+    configure_logging(
+        settings.log_level, settings.log_format.value, secrets=settings.secret_values
+    )  # log lines to stderr, never into stdout
 
     async def main() -> T:
         container = build_container(settings)
@@ -98,15 +100,14 @@ def serve(
 
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = _settings(**overrides)
-    configure_logging(settings.log_level, settings.log_format.value)
+    configure_logging(settings.log_level, settings.log_format.value, secrets=settings.secret_values)
     application = create_app(build_container(settings))
     uvicorn.run(
         application,
         host=host or settings.host,
         port=port or settings.port,
-        log_config=None,
+        log_config=None,  # uvicorn's loggers go through configure_logging's handler, which masks secrets
         proxy_headers=True,
-        access_log=False,
     )
 
 
@@ -117,7 +118,7 @@ def worker() -> None:
     from noema.entrypoints.workers import Workers
 
     settings = _settings()
-    configure_logging(settings.log_level, settings.log_format.value)
+    configure_logging(settings.log_level, settings.log_format.value, secrets=settings.secret_values)
 
     async def main() -> None:
         container = build_container(settings)
@@ -155,7 +156,7 @@ def sandbox(
     from noema.adapters.logging import configure_logging
 
     settings = _settings()
-    configure_logging(settings.log_level, settings.log_format.value)
+    configure_logging(settings.log_level, settings.log_format.value, secrets=settings.secret_values)
     key = (api_key or (settings.sandbox_api_key.get_secret_value() if settings.sandbox_api_key else "")).strip()
     if not key:
         key = new_api_key()

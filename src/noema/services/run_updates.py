@@ -19,6 +19,9 @@ from noema.services.settlement import enqueue, settle
 log = structlog.get_logger(__name__)
 
 
+_BAD_WEBHOOK = "That webhook token is not valid for this generation."
+
+
 def hash_token(token: str) -> str:
     """How a webhook token is stored (the plain token only ever lives in the webhook URL)."""
     return hashlib.sha256(token.encode()).hexdigest()
@@ -48,10 +51,9 @@ async def record_webhook(
     """
     async with uow() as tx:
         known = await tx.generations.get(generation_id)
-    if known is None:
-        raise GenerationNotFound()
-    if not token_matches(known, token):
-        raise Forbidden("That webhook token is not valid for this generation.")
+    if known is None or not token_matches(known, token):
+        # One answer for "no such generation" and "wrong token": a webhook caller learns no ids.
+        raise Forbidden(_BAD_WEBHOOK)
     ends = update.status is not None and update.status.is_terminal
     ours = known.run_id is None or known.run_id == update.run_id
     if ends and ours and not known.is_terminal:
@@ -98,10 +100,11 @@ async def record_run_update(
     """
     async with uow:
         generation = await uow.generations.get(generation_id, for_update=True)
+        if token is not None and (generation is None or not token_matches(generation, token)):
+            # One answer for "no such generation" and "wrong token": a webhook caller learns no ids.
+            raise Forbidden(_BAD_WEBHOOK)
         if generation is None:
             raise GenerationNotFound()
-        if token is not None and not token_matches(generation, token):
-            raise Forbidden("That webhook token is not valid for this generation.")
         now = clock.now()
         try:
             changes = generation.apply(update, now)

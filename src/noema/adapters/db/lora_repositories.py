@@ -144,6 +144,9 @@ def _encode_cursor(slug_key: str) -> str:
 
 def _decode_cursor(cursor: str) -> str:
     try:
-        return base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
+        slug = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
+        if "\x00" in slug:  # PostgreSQL refuses NUL in text: a 400 here, not a 500 from the driver
+            raise ValueError("NUL in cursor")
+        return slug
     except (binascii.Error, ValueError):
         raise InvalidInput("The cursor is not valid; use the nextCursor of a previous page.") from None

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime
+import binascii
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, and_, or_
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from noema.domain.errors import InvalidInput
+from noema.domain.ids import parse_id
 from noema.ports import Page
 
 T = TypeVar("T")
@@ -22,12 +24,19 @@ def encode_cursor(created_at: datetime, row_id: str) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """The (created_at, id) a cursor names, or InvalidInput."""
+    """The (created_at, id) a cursor names, or InvalidInput.
+
+    Cursors come back from clients, so everything is checked before it reaches SQL: the time must
+    carry a zone (the columns hold aware UTC times) and the id must be a UUID.
+    """
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
         stamp, row_id = raw.split("|", 1)
-        return datetime.fromisoformat(stamp), row_id
-    except (ValueError, UnicodeDecodeError):
+        when = datetime.fromisoformat(stamp)
+        if when.tzinfo is None or when.utcoffset() is None:
+            raise ValueError("naive time")
+        return when.astimezone(UTC), parse_id(row_id)
+    except (ValueError, OverflowError, binascii.Error, InvalidInput):
         raise InvalidInput("The cursor is not valid; use the nextCursor of a previous page.") from None
 
 

@@ -14,6 +14,7 @@ from noema.entrypoints.http.errors import install_error_handlers
 from noema.entrypoints.http.internal import internal_router
 from noema.entrypoints.http.middleware import RequestContextMiddleware
 from noema.entrypoints.http.public_api import public_router
+from noema.entrypoints.http.security_headers import SecurityHeadersMiddleware
 from noema.entrypoints.http.web import install_web
 from noema.entrypoints.http.webhooks import router as webhooks_router
 from noema.entrypoints.workers import Workers
@@ -58,4 +59,6 @@ def create_app(container: Container) -> FastAPI:
         max_upload_bytes=container.settings.max_upload_bytes,
         registry=container.registry,
     )
+    # Outermost, so the 413s of the request-context middleware carry the headers too.
+    app.add_middleware(SecurityHeadersMiddleware, https=container.settings.base_url.startswith("https://"))
     return app

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+import hmac
+import ipaddress
+
+from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from noema.adapters.db.migrate import current_revision, head_revision
+from noema.domain.errors import Forbidden, Unauthenticated
 from noema.entrypoints.http.deps import ContainerDep
 
 router = APIRouter(tags=["operations"], include_in_schema=False)
@@ -35,7 +39,27 @@ async def readyz(c: ContainerDep, response: Response) -> dict[str, str]:
     return {"status": "ready", "migration": current or ""}
 
 
-@router.get("/metrics")
+def _is_loopback(host: str | None) -> bool:
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def metrics_allowed(request: Request, c: ContainerDep) -> None:
+    """/metrics shows money totals: a Bearer NOEMA_METRICS_TOKEN when one is set, else loopback clients only."""
+    secret = c.settings.metrics_token
+    if secret is not None and secret.get_secret_value():
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), secret.get_secret_value().encode()):
+            raise Unauthenticated("/metrics needs Authorization: Bearer <NOEMA_METRICS_TOKEN>.")
+        return
+    # Behind a proxy uvicorn puts the forwarded client address here (proxy_headers), not the proxy's.
+    if not _is_loopback(request.client.host if request.client else None):
+        raise Forbidden("/metrics is served only to this machine; set NOEMA_METRICS_TOKEN to scrape it from elsewhere.")
+
+
+@router.get("/metrics", dependencies=[Depends(metrics_allowed)])
 async def metrics(c: ContainerDep) -> Response:
     """Prometheus text format; database totals are read at scrape time, so every replica reports the truth."""
     async with c.uow() as uow:

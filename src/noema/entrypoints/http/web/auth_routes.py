@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from datetime import timedelta
+
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -19,6 +22,7 @@ from noema.entrypoints.http.web.context import (
     set_session_cookie,
     web_user,
 )
+from noema.entrypoints.http.web.throttle import PerAddressThrottle
 from noema.services import api_keys, linking, web_sessions
 
 router = APIRouter(include_in_schema=False)
@@ -42,6 +46,16 @@ def _signed_in(c: ContainerDep, token: str, to: str = "/app") -> Response:
     response = RedirectResponse(to, status_code=303)
     set_session_cookie(response, c, token)
     return response
+
+
+def sandbox_signups(request: Request) -> PerAddressThrottle:
+    """This app's limit on sandbox accounts per client address (made on first use)."""
+    state = request.app.state
+    if not hasattr(state, "sandbox_signups"):
+        per_hour = state.container.settings.sandbox_signups_per_hour
+        state.sandbox_signups = PerAddressThrottle(per_hour, timedelta(hours=1))
+    throttle: PerAddressThrottle = state.sandbox_signups
+    return throttle
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -77,6 +91,17 @@ async def sign_in_sandbox(request: Request, c: ContainerDep, csrf: str = Form(de
         check_pre_session_csrf(request, csrf)
     except NoemaError as exc:
         return await sign_in_page(request, error=exc.message, status=403)
+    wait = sandbox_signups(request).take(request.client.host if request.client else "-", c.clock.now())
+    if wait is not None:
+        minutes = max(1, math.ceil(wait.total_seconds() / 60))
+        page = await sign_in_page(
+            request,
+            error=f"Too many sandbox accounts were made from your address; try again in {minutes} minutes, "
+            "or sign in with an API key.",
+            status=429,
+        )
+        page.headers["Retry-After"] = str(max(1, math.ceil(wait.total_seconds())))
+        return page
     account_id = await web_sessions.first_run(c.uow, c.clock, credit_nanos=WELCOME_CREDIT)
     token, _ = await web_sessions.start(c.uow(), c.clock, account_id)
     return _signed_in(c, token)
