@@ -9,7 +9,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -17,13 +17,14 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 import httpx
 from fastapi import FastAPI, Request
+from tests.fakes.backends import PassThroughBackend
 
 from noema.adapters.logging import configure_logging
 from noema.bootstrap import Container, build_container
 from noema.config import Settings
 from noema.domain.accounts import Platform
 from noema.domain.money import parse_usd
-from noema.domain.runs import DeploymentInfo, MachineInfo, RunUpdate, UploadedFile, WorkflowInfo, WorkflowVersionInfo
+from noema.domain.runs import RunUpdate
 from noema.entrypoints.http.app import create_app
 from noema.ports import Backend
 from noema.services import accounts, api_keys, economy
@@ -82,19 +83,15 @@ class QueuedRun:
     token: str
 
 
-@dataclass
-class InstantBackend:
+class InstantBackend(PassThroughBackend):
     """A Backend whose ``queue_run`` returns a fresh run id at once and records the call.
 
     The catalog methods go to the wrapped (sandbox) backend; polling and cancelling are not benchmarked.
     """
 
-    inner: Backend
-    calls: list[QueuedRun] = field(default_factory=list)
-    label: str = ""
-
-    def __post_init__(self) -> None:
-        self.label = self.label or self.inner.label
+    def __init__(self, inner: Backend) -> None:
+        super().__init__(inner)
+        self.calls: list[QueuedRun] = []
 
     async def queue_run(self, *, deployment_id: str, inputs: Mapping[str, Any], webhook_url: str | None) -> str:
         """Record the call time and the webhook's generation id and token; return a new run id."""
@@ -111,26 +108,6 @@ class InstantBackend:
     async def cancel_run(self, run_id: str) -> None:
         """Not benchmarked."""
         raise NotImplementedError("the instant backend does not cancel runs")
-
-    async def list_deployments(self) -> list[DeploymentInfo]:
-        """The sandbox's deployments."""
-        return await self.inner.list_deployments()
-
-    async def list_machines(self) -> list[MachineInfo]:
-        """The sandbox's machines."""
-        return await self.inner.list_machines()
-
-    async def list_workflows(self) -> list[WorkflowInfo]:
-        """The sandbox's workflows."""
-        return await self.inner.list_workflows()
-
-    async def list_workflow_versions(self, workflow_id: str) -> list[WorkflowVersionInfo]:
-        """The sandbox's workflow versions."""
-        return await self.inner.list_workflow_versions(workflow_id)
-
-    async def upload_file(self, *, filename: str, content: bytes, content_type: str) -> UploadedFile:
-        """The sandbox's upload (the benchmarks send no files)."""
-        return await self.inner.upload_file(filename=filename, content=content, content_type=content_type)
 
 
 # --- the app --------------------------------------------------------------------------------------

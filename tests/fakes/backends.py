@@ -17,27 +17,16 @@ from noema.domain.runs import (
 from noema.ports import Backend
 
 
-class SlowSubmitBackend(Backend):
-    """Passes everything to ``inner``; ``queue_run`` makes the run, then holds its answer until ``answer`` is set.
-
-    That is a submit whose response is slow (a large upload, a congested link): the backend has
-    the run while Noema still thinks the generation is pending.
-    """
+class PassThroughBackend(Backend):
+    """Passes every call to ``inner``; subclasses change the calls a test is about."""
 
     def __init__(self, inner: Backend) -> None:
         self.inner = inner
         self.label = inner.label
-        self.run_made = asyncio.Event()
-        self.answer = asyncio.Event()
-        self.run_ids: list[str] = []
 
     async def queue_run(self, *, deployment_id: str, inputs: Mapping[str, Any], webhook_url: str | None) -> str:
-        """Queue at the real backend, then wait for the test before answering."""
-        run_id = await self.inner.queue_run(deployment_id=deployment_id, inputs=inputs, webhook_url=webhook_url)
-        self.run_ids.append(run_id)
-        self.run_made.set()
-        await self.answer.wait()
-        return run_id
+        """As the real backend."""
+        return await self.inner.queue_run(deployment_id=deployment_id, inputs=inputs, webhook_url=webhook_url)
 
     async def get_run(self, run_id: str) -> RunUpdate:
         """As the real backend."""
@@ -66,3 +55,25 @@ class SlowSubmitBackend(Backend):
     async def upload_file(self, *, filename: str, content: bytes, content_type: str) -> UploadedFile:
         """As the real backend."""
         return await self.inner.upload_file(filename=filename, content=content, content_type=content_type)
+
+
+class SlowSubmitBackend(PassThroughBackend):
+    """``queue_run`` makes the run at the real backend, then holds its answer until ``answer`` is set.
+
+    That is a submit whose response is slow (a large upload, a congested link): the backend has
+    the run while Noema still thinks the generation is pending.
+    """
+
+    def __init__(self, inner: Backend) -> None:
+        super().__init__(inner)
+        self.run_made = asyncio.Event()
+        self.answer = asyncio.Event()
+        self.run_ids: list[str] = []
+
+    async def queue_run(self, *, deployment_id: str, inputs: Mapping[str, Any], webhook_url: str | None) -> str:
+        """Queue at the real backend, then wait for the test before answering."""
+        run_id = await self.inner.queue_run(deployment_id=deployment_id, inputs=inputs, webhook_url=webhook_url)
+        self.run_ids.append(run_id)
+        self.run_made.set()
+        await self.answer.wait()
+        return run_id

@@ -83,28 +83,29 @@ async def _reconcile_one(
     if fresh.is_terminal:
         return
     if fresh.over_time(now):
-        await _stop(backend, fresh, metrics=metrics)
-        await run_updates.finish(
-            uow(),
-            clock,
-            generation.id,
-            GenerationStatus.TIMED_OUT,
-            metrics=metrics,
-            reason=f"The run took longer than {int(fresh.max_runtime_seconds // 60)} minutes "
-            "and was stopped; nothing was charged.",
+        status = GenerationStatus.TIMED_OUT
+        reason = (
+            f"The run took longer than {int(fresh.max_runtime_seconds // 60)} minutes "
+            "and was stopped; nothing was charged."
         )
     elif fresh.over_budget(now):
-        await _stop(backend, fresh, metrics=metrics)
-        await run_updates.finish(
-            uow(),
-            clock,
-            generation.id,
-            GenerationStatus.CANCELLED,
-            metrics=metrics,
-            at_hold=True,
-            reason=f"The run was stopped when its cost reached the {display_usd(fresh.hold_nanos)} your balance "
-            f"could cover; that is what it cost. Add funds to run it longer.",
+        status = GenerationStatus.CANCELLED
+        reason = (
+            f"The run was stopped when its cost reached the {display_usd(fresh.hold_nanos)} your balance "
+            "could cover; that is what it cost. Add funds to run it longer."
         )
+    else:
+        return
+    await _stop(backend, fresh, metrics=metrics)
+    await run_updates.finish(
+        uow(),
+        clock,
+        generation.id,
+        status,
+        metrics=metrics,
+        reason=reason,
+        at_hold=status is GenerationStatus.CANCELLED,
+    )
 
 
 async def _stop(backend: Backend, generation: Generation, *, metrics: Metrics) -> None:
