@@ -140,6 +140,24 @@ class BackendRejected(ExternalServiceError):
         self.body = body[:2000]
 
 
+class BackendPromptInvalid(BackendRejected):
+    """The GPU server refused the workflow as invalid."""
+
+    code = "BACKEND_PROMPT_INVALID"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        status: int = 400,
+        body: str = "",
+        node_errors: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message or (type(self).__doc__ or "").strip(), status=status, body=body)
+        #: the server's per-node errors, keyed by node id (ComfyUI's ``node_errors``)
+        self.node_errors = node_errors or {}
+
+
 class BackendProtocolError(ExternalServiceError):
     """The GPU backend answered something that does not parse."""
 
