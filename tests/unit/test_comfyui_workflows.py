@@ -248,6 +248,17 @@ def test_model_files_are_the_model_names_on_loader_nodes() -> None:
     }
 
 
+def test_an_external_checkpoint_default_feeding_a_loader_is_a_model_file_the_server_needs() -> None:
+    graph = json.loads((EXAMPLES / "sdxl_txt2img.json").read_text())
+    graph["20"] = node(EXT + "Checkpoint", input_id="checkpoint", default_value="juggernaut_xl.safetensors")
+    graph["4"]["inputs"]["ckpt_name"] = ["20", 0]
+    tool = load(graph)
+    assert tool.model_files == (ModelFile("4", "CheckpointLoaderSimple", "ckpt_name", "juggernaut_xl.safetensors"),)
+    assert server_can_run(tool, real_summary()) == (
+        "needs the model juggernaut_xl.safetensors (CheckpointLoaderSimple), which this server lacks"
+    )
+
+
 # --- bad files: each names the file and the problem ---------------------------------------------
 
 UI_FORMAT = json.dumps({"nodes": [{"id": 1, "type": "LoadImage"}], "links": [], "version": 0.4})
@@ -255,6 +266,8 @@ BAD_GRAPHS: list[tuple[str, Any, str]] = [
     ("bad JSON", "{not json", "is not valid JSON (line 1"),
     ("NaN", '{"1": {"class_type": "EmptyImage", "inputs": {"width": NaN}}}', "is not valid JSON"),
     ("UI format", UI_FORMAT, "export it with Export (API)"),
+    ("deep nesting", "[" * 100_000, "is not valid JSON"),
+    ("a /prompt request body", {"prompt": BLUR, "client_id": "x"}, 'save only its "prompt" object'),
     ("a list", [1, 2], "is not in ComfyUI's API format"),
     ("no nodes", {}, "has no nodes"),
     ("no class_type", {"1": {"inputs": {}}}, "node 1 has no class_type"),
@@ -443,6 +456,11 @@ def test_an_omitted_sidecar_input_uses_its_default_else_the_workflows_own_value(
     tool = load(BLUR, toml)
     prompt = build_prompt(tool, {}, {"image": "a.png"})
     assert (prompt["2"]["inputs"]["blur_radius"], prompt["2"]["inputs"]["sigma"]) == (5, 1.0)
+
+
+def test_a_value_of_none_counts_as_omitted() -> None:
+    prompt = build_prompt(load(BLUR, BLUR_TOML), {"radius": None}, {"image": "a.png"})
+    assert prompt["2"]["inputs"]["blur_radius"] == 5
 
 
 def test_a_seed_is_sent_as_given_and_an_omitted_random_seed_keeps_the_graphs_value() -> None:

@@ -36,8 +36,8 @@ def build_prompt(tool: WorkflowTool, values: Mapping[str, Any], uploaded_images:
             for node_id in tool.external_nodes[spec.name]:
                 del prompt[node_id]
                 replaced[node_id] = value
-        elif spec.name in values or _usable_default(spec):
-            value = values.get(spec.name, spec.default)
+        elif values.get(spec.name) is not None or _usable_default(spec):
+            value = spec.default if values.get(spec.name) is None else values[spec.name]
             for target in tool.targets.get(spec.name, ()):
                 prompt[target.node]["inputs"][target.field] = value
     if replaced:

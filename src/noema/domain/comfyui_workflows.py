@@ -101,7 +101,7 @@ def load_workflow(name: str, graph_json_text: str, sidecar_toml_text: str | None
         targets=targets,
         external_nodes=external_nodes,
         node_classes=frozenset(classes),
-        model_files=_model_files(graph),
+        model_files=_model_files(graph, inputs, external_nodes),
         expected_seconds=sidecar.expected_seconds,
         max_seconds=sidecar.max_seconds,
     )
@@ -119,6 +119,8 @@ def _parse_graph(file: str, text: str) -> dict[str, Any]:
         raise InvalidWorkflow(file, _UI_FORMAT)
     if not isinstance(data, dict):
         raise InvalidWorkflow(file, "is not in ComfyUI's API format: expected an object of node id → node")
+    if isinstance(data.get("prompt"), dict) and "class_type" not in data["prompt"]:
+        raise InvalidWorkflow(file, 'is a /prompt request body; save only its "prompt" object')
     if not data:
         raise InvalidWorkflow(file, "has no nodes")
     for node_id, node in data.items():
@@ -221,13 +223,24 @@ def _output_kind(json_file: str, toml_file: str, graph: Mapping[str, Any], sidec
     return kinds[0] if len(kinds) == 1 else None
 
 
-def _model_files(graph: Mapping[str, Any]) -> tuple[ModelFile, ...]:
+def _model_files(
+    graph: Mapping[str, Any], inputs: tuple[ToolInput, ...], external_nodes: Mapping[str, tuple[str, ...]]
+) -> tuple[ModelFile, ...]:
+    """Model names on loader nodes, including an external input's default that a loader receives."""
+    defaults = {
+        node_id: spec.default
+        for spec in inputs
+        if isinstance(spec.default, str)
+        for node_id in external_nodes.get(spec.name, ())
+    }
     found: list[ModelFile] = []
     for node_id, node in graph.items():
         class_type = node["class_type"]
         if "Loader" not in class_type or class_type.startswith(EXTERNAL_PREFIX):
             continue
         for field, value in node["inputs"].items():
-            if isinstance(value, str) and not is_link(value) and value.lower().endswith(MODEL_SUFFIXES):
+            if is_link(value):
+                value = defaults.get(value[0])
+            if isinstance(value, str) and value.lower().endswith(MODEL_SUFFIXES):
                 found.append(ModelFile(node_id, class_type, field, value))
     return tuple(found)
