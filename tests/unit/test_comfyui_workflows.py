@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -736,3 +737,82 @@ def test_the_examples_show_both_ways_and_their_kinds() -> None:
     assert kinds["animate"].output_kind is OutputKind.ANIMATION
     assert kinds["sdxl_txt2img"].primary_input is PrimaryInput.TEXT
     assert kinds["upscale"].input("scale") is not None
+
+
+# --- any file: a tool or a named refusal, never a crash ----------------------------------------
+
+
+def load_or_refusal(loading: Callable[[], WorkflowTool]) -> WorkflowTool | InvalidWorkflow:
+    try:
+        return loading()
+    except InvalidWorkflow as exc:
+        return exc
+
+
+_NODE = st.fixed_dictionaries(
+    {
+        "class_type": st.sampled_from(
+            ["SaveImage", "LoadImage", EXT + "Image", EXT + "NumberInt", EXT + "Text", "Note", "X"]
+        )
+    },
+    optional={
+        "inputs": st.dictionaries(
+            st.sampled_from(["image", "images", "input_id", "default_value", "text", "a"]),
+            _JSON | st.tuples(st.sampled_from(["1", "2", "3", 1]), st.integers(-1, 2)).map(list),
+            max_size=4,
+        )
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["1", "2", "3"]), _NODE | _JSON, max_size=3))
+def test_any_json_graph_loads_or_is_refused_naming_its_file(graph: dict[str, Any]) -> None:
+    tool = load_or_refusal(lambda: load(graph, name="any"))
+    if isinstance(tool, InvalidWorkflow):
+        assert tool.file == "any.json"
+        return
+    assert tool.output_kind is not None or tool.node_classes
+
+
+_TOML_VALUE = st.one_of(
+    st.integers(-3, 40),
+    st.floats(-5, 50, allow_nan=False),
+    st.booleans(),
+    st.sampled_from(
+        [
+            '"a"',
+            '"1"',
+            '"2"',
+            '"image"',
+            '"blur_radius"',
+            '"integer"',
+            '"choice"',
+            '"seed"',
+            '"text"',
+            '"number"',
+            '["a", "b"]',
+            "[]",
+        ]
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["node", "field", "type", "default", "min", "max", "options", "description"]),
+        _TOML_VALUE,
+        max_size=8,
+    )
+)
+def test_any_sidecar_input_table_loads_or_is_refused_naming_its_file(table: dict[str, Any]) -> None:
+    toml = "[inputs.x]\n" + "".join(
+        f"{key} = {str(value).lower() if isinstance(value, bool) else value}\n" for key, value in table.items()
+    )
+    tool = load_or_refusal(lambda: load(BLUR, toml, name="any"))
+    if isinstance(tool, InvalidWorkflow):
+        assert tool.file == "any.toml"
+        return
+    [spec] = tool.inputs
+    assert spec.minimum is None or spec.maximum is None or spec.minimum <= spec.maximum
