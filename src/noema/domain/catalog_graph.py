@@ -17,7 +17,7 @@ EXTERNAL_PREFIX = "ComfyUIDeployExternal"
 TEXT_MAX_LENGTH = 4000
 DESCRIPTION_MAX_LENGTH = 1000
 _MAX_INPUT_ID_LENGTH = 200
-_NOTE_NODE_TYPES = frozenset({"Note", "MarkdownNote"})
+NOTE_NODE_TYPES = frozenset({"Note", "MarkdownNote"})
 
 #: ``ComfyUIDeployExternal<suffix>`` → (type, whole numbers only). ImageBatch takes a JSON list or a
 #: zip URL of images, not one picture, so it is a FILE: it must never become a tool's primary image.
@@ -222,7 +222,7 @@ def description_from_notes(workflow: Any) -> str:
         return ""
     texts: list[str] = []
     for node in nodes:
-        if not isinstance(node, Mapping) or node.get("type") not in _NOTE_NODE_TYPES:
+        if not isinstance(node, Mapping) or node.get("type") not in NOTE_NODE_TYPES:
             continue
         values = node.get("widgets_values")
         if isinstance(values, list) and values and isinstance(values[0], str) and values[0].strip():

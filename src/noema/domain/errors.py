@@ -28,6 +28,15 @@ class InvalidInput(DomainError):
     code = "INVALID_INPUT"
 
 
+class InvalidWorkflow(InvalidInput):
+    """A workflow file is not usable."""
+
+    def __init__(self, file: str, problem: str) -> None:
+        super().__init__(f"{file}: {problem}", details={"file": file, "problem": problem})
+        self.file = file
+        self.problem = problem
+
+
 class ForbiddenFieldUpdate(DomainError):
     """That field cannot be changed."""
 
