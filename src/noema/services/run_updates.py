@@ -49,15 +49,16 @@ async def record_webhook(
     decides the money, so it is replaced by the backend's own answer for that run, with the
     backend's timestamps. When the backend cannot be asked, the webhook is applied as it came.
     """
-    async with uow() as tx:
-        known = await tx.generations.get(generation_id)
-    if known is None or not token_matches(known, token):
-        # One answer for "no such generation" and "wrong token": a webhook caller learns no ids.
-        raise Forbidden(_BAD_WEBHOOK)
-    ends = update.status is not None and update.status.is_terminal
-    ours = known.run_id is None or known.run_id == update.run_id
-    if ends and ours and not known.is_terminal:
-        update = await _confirm(backend, known, update, metrics)
+    if update.status is not None and update.status.is_terminal:
+        # Checked before asking the backend, so a stranger cannot make Noema call it; progress
+        # updates skip this read (record_run_update checks the token under the row lock anyway).
+        async with uow() as tx:
+            known = await tx.generations.get(generation_id)
+        if known is None or not token_matches(known, token):
+            # One answer for "no such generation" and "wrong token": a webhook caller learns no ids.
+            raise Forbidden(_BAD_WEBHOOK)
+        if not known.is_terminal and known.run_id in (None, update.run_id):
+            update = await _confirm(backend, known, update, metrics)
     return await record_run_update(
         uow(), clock, generation_id, update, token=token, metrics=metrics, quiet_for=quiet_for
     )
