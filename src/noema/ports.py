@@ -7,7 +7,7 @@ Adapters implement them (SQLAlchemy, httpx clients, platform bots); tests use th
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -17,6 +17,7 @@ from noema.domain.generation import Generation, GenerationStatus
 from noema.domain.ledger import LedgerEntry
 from noema.domain.linking import LinkCode, WebSession
 from noema.domain.loras import Lora
+from noema.domain.payments import CREDIT_TYPE, REPAY_TYPE, TAKE_BACK_TYPE, Payment, PaymentProvider
 from noema.domain.runs import (
     DeploymentInfo,
     MachineInfo,
@@ -195,6 +196,58 @@ class ApiKeyRepository(Protocol):
         ...
 
 
+@dataclass
+class PaymentTotals:
+    """One account's payments: credit given and taken back by their rows, the ledger's sums by type, owed."""
+
+    LEDGER_TYPES = (CREDIT_TYPE, TAKE_BACK_TYPE, REPAY_TYPE)
+
+    credited_nanos: int = 0
+    taken_back_nanos: int = 0
+    owed_nanos: int = 0
+    posted: dict[str, int] = field(default_factory=dict)
+
+
+class PaymentRepository(Protocol):
+    def add(self, payment: Payment) -> None:
+        """Stage a new payment."""
+        ...
+
+    async def get(self, payment_id: str, *, for_update: bool = False) -> Payment | None:
+        """One payment, row-locked when asked."""
+        ...
+
+    async def find(
+        self,
+        provider: PaymentProvider,
+        *,
+        external_id: str | None = None,
+        payment_intent_id: str | None = None,
+        charge_id: str | None = None,
+        for_update: bool = False,
+    ) -> Payment | None:
+        """The provider's payment with the first of these ids that is given and known."""
+        ...
+
+    async def list(self, *, account_id: str | None, limit: int, cursor: str | None) -> Page[Payment]:
+        """Payments (of one account, or all), newest first."""
+        ...
+
+    async def seen_event(self, provider: PaymentProvider, event_id: str) -> bool:
+        """Whether this provider event was already applied."""
+        ...
+
+    async def record_event(
+        self, provider: PaymentProvider, event_id: str, *, event_type: str, payment_id: str | None, at: datetime
+    ) -> None:
+        """Remember an applied event."""
+        ...
+
+    async def totals(self) -> dict[str, PaymentTotals]:
+        """Per account: credit given and taken back by payments, and the payment entries of the ledger."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: repositories that share it, committed explicitly, rolled back otherwise."""
 
@@ -222,6 +275,8 @@ class UnitOfWork(Protocol):
     def preferences(self) -> PreferenceRepository: ...
     @property
     def loras(self) -> LoraRepository: ...
+    @property
+    def payments(self) -> PaymentRepository: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
 

@@ -57,6 +57,8 @@ class Account:
     last_seen_platform: str | None = None
     balance_nanos: int = 0
     held_nanos: int = 0
+    #: credit taken back by a refund or dispute that the balance did not cover; paid first by the next credit
+    owed_nanos: int = 0
     exp: int = 0
     wallet_address: str | None = None
     profile: dict[str, Any] = field(default_factory=dict)

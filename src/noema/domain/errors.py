@@ -191,3 +191,19 @@ class ResultRefused(NotifierError):
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message, retryable=False)
+
+
+class AmountOwed(InsufficientFunds):
+    """You owe money from a refunded payment; top up to continue."""
+
+    code = "AMOUNT_OWED"
+
+
+class PaymentNotFound(NotFound):
+    """No such payment."""
+
+
+class PaymentsDisabled(DomainError):
+    """That payment method is not set up on this Noema."""
+
+    code = "PAYMENTS_DISABLED"

@@ -7,11 +7,12 @@ from datetime import datetime
 from typing import Any
 
 from noema.domain import ledger
+from noema.domain import payments as payment_rules
 from noema.domain.accounts import Account
 from noema.domain.errors import AccountNotFound, Conflict, InvalidInput, TransactionNotFound
 from noema.domain.ids import new_id
 from noema.domain.ledger import LedgerEntry, Posting
-from noema.domain.money import format_usd
+from noema.domain.money import display_usd, format_usd
 from noema.ports import Clock, Page, UnitOfWork
 from noema.services import events
 
@@ -34,6 +35,24 @@ def post(uow: UnitOfWork, account: Account, posting: Posting, *, key: str, now: 
     account.updated_at = now
     uow.ledger.add(entry)
     return entry
+
+
+def repay_owed(uow: UnitOfWork, account: Account, *, key: str, now: datetime) -> LedgerEntry | None:
+    """After a credit: pay back what a refunded payment left owed, first, with an entry that says so."""
+    owed_before = account.owed_nanos
+    posting = payment_rules.repay_owed(account)
+    if posting is None:
+        return None
+    return post(
+        uow,
+        account,
+        posting,
+        key=f"{key}:owed",
+        now=now,
+        transaction_type=payment_rules.REPAY_TYPE,
+        description=f"Paid back {display_usd(posting.amount_nanos)} owed from a refunded payment",
+        data={"owedBeforeUsd": format_usd(owed_before), "owedAfterUsd": format_usd(account.owed_nanos)},
+    )
 
 
 @dataclass(frozen=True)
@@ -100,6 +119,8 @@ async def _transfer(uow: UnitOfWork, clock: Clock, transfer: Transfer, kind: str
             transaction_type=transfer.transaction_type,
             data={"externalTransactionId": transfer.external_id} if transfer.external_id else {},
         )
+        if kind == "credit":
+            repay_owed(uow, account, key=key, now=now)
         events.record(
             uow,
             "credits_added" if kind == "credit" else "credits_debited",

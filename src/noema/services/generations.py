@@ -22,6 +22,7 @@ import structlog
 from noema.domain import ledger
 from noema.domain.errors import (
     AccountNotFound,
+    AmountOwed,
     BackendProtocolError,
     Conflict,
     ExternalServiceError,
@@ -34,6 +35,7 @@ from noema.domain.generation import Generation, GenerationStatus
 from noema.domain.ids import new_id
 from noema.domain.inputs import validate_inputs
 from noema.domain.money import display_usd, format_usd
+from noema.domain.payments import owed_message
 from noema.domain.pricing import estimate_nanos, hold_for, max_cost_nanos
 from noema.domain.tools import ACCOUNT, Tool, ToolCaller
 from noema.ports import Backend, Clock, Metrics, UnitOfWorkFactory
@@ -177,6 +179,8 @@ class GenerationService:
                 raise LimitExceeded(f"At most {self.limits.per_minute} generations a minute; try again shortly.")
             # The hold is the most this run may cost, capped by what the account has free; Noema
             # stops the run when its cost reaches it, so nothing is ever charged beyond it.
+            if account.owed_nanos > 0:
+                raise AmountOwed(owed_message(account.owed_nanos), details={"owedUsd": format_usd(account.owed_nanos)})
             held = hold_for(free=account.free_nanos, estimate=estimate, ceiling=ceiling)
             if held is None:
                 raise _not_enough(account.free_nanos, account.held_nanos, estimate)

@@ -231,3 +231,6 @@ async def _move_money(uow: UnitOfWork, survivor: Account, merged: Account, now: 
         )
     survivor.exp += merged.exp
     merged.exp = 0
+    # A debt from a refunded payment follows the money: the survivor owes it now.
+    survivor.owed_nanos += merged.owed_nanos
+    merged.owed_nanos = 0

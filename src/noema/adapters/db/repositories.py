@@ -21,6 +21,7 @@ from noema.adapters.db.tables import (
     identities,
     ledger_entries,
     link_codes,
+    payments,
     sessions,
     web_sessions,
 )
@@ -71,7 +72,7 @@ class SqlAccounts(_Repo):
 
     async def move_records(self, from_id: str, to_id: str) -> None:
         """Give everything ``from_id`` owns to ``to_id`` (bulk updates, in the caller's transaction)."""
-        for table in (identities, generations, deliveries, events, api_keys, web_sessions, link_codes):
+        for table in (identities, generations, deliveries, events, api_keys, web_sessions, link_codes, payments):
             await self._s.execute(table.update().where(table.c.account_id == from_id).values(account_id=to_id))
         await self._s.execute(
             sessions.update()

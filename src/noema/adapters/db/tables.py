@@ -36,6 +36,7 @@ from noema.domain.ledger import EntryKind, LedgerEntry
 from noema.domain.linking import CodePurpose, LinkCode, WebSession
 from noema.domain.loras import Family
 from noema.domain.loras import Visibility as LoraVisibility
+from noema.domain.payments import Payment, PaymentProvider, PaymentStatus
 from noema.domain.sessions import Event, Session
 
 metadata = MetaData(
@@ -76,6 +77,7 @@ accounts = Table(
     Column("last_seen_platform", String(32)),
     Column("balance_nanos", BigInteger, nullable=False, server_default="0"),
     Column("held_nanos", BigInteger, nullable=False, server_default="0"),
+    Column("owed_nanos", BigInteger, nullable=False, server_default="0"),
     Column("exp", BigInteger, nullable=False, server_default="0"),
     Column("wallet_address", String(200)),
     Column("profile", JSON, nullable=False),
@@ -84,6 +86,7 @@ accounts = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     CheckConstraint("balance_nanos >= 0", name="balance_not_negative"),
     CheckConstraint("held_nanos >= 0 AND held_nanos <= balance_nanos", name="held_within_balance"),
+    CheckConstraint("owed_nanos >= 0", name="owed_not_negative"),
 )
 
 identities = Table(
@@ -323,6 +326,50 @@ preferences = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
+payments = Table(
+    "payments",
+    metadata,
+    _id(primary_key=True),
+    _id("account_id", ForeignKey("accounts.id"), nullable=False),
+    Column("provider", enum_column(PaymentProvider), nullable=False),
+    Column("status", enum_column(PaymentStatus), nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("credit_nanos", BigInteger, nullable=False),
+    # One row per provider payment: a second row for the same session or charge cannot exist.
+    Column("external_id", String(255)),
+    Column("payment_intent_id", String(255)),
+    Column("charge_id", String(255)),
+    Column("checkout_url", String(2000)),
+    Column("paid_at", UTCDateTime),
+    Column("refunded_minor", BigInteger, nullable=False, server_default="0"),
+    Column("disputed_minor", BigInteger, nullable=False, server_default="0"),
+    Column("dispute_fee_minor", BigInteger, nullable=False, server_default="0"),
+    Column("taken_back_nanos", BigInteger, nullable=False, server_default="0"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("provider", "external_id"),
+    UniqueConstraint("provider", "payment_intent_id"),
+    UniqueConstraint("provider", "charge_id"),
+    CheckConstraint(
+        "amount_minor > 0 AND credit_nanos >= 0 AND refunded_minor >= 0 AND disputed_minor >= 0"
+        " AND dispute_fee_minor >= 0 AND taken_back_nanos >= 0 AND taken_back_nanos <= credit_nanos",
+        name="amounts_in_range",
+    ),
+    Index("ix_payments_account_created", "account_id", "created_at"),
+)
+
+#: every provider event applied, by its id: a redelivered event finds its id here and changes nothing
+payment_events = Table(
+    "payment_events",
+    metadata,
+    Column("provider", String(32), primary_key=True),
+    Column("event_id", String(255), primary_key=True),
+    Column("event_type", String(100), nullable=False),
+    _id("payment_id"),
+    Column("received_at", UTCDateTime, nullable=False),
+)
+
 kv_store = Table(
     "kv_store",
     metadata,
@@ -346,3 +393,4 @@ def map_entities() -> None:
     mapper_registry.map_imperatively(Delivery, deliveries)
     mapper_registry.map_imperatively(LinkCode, link_codes)
     mapper_registry.map_imperatively(WebSession, web_sessions)
+    mapper_registry.map_imperatively(Payment, payments)

@@ -15,6 +15,7 @@ from noema.adapters.db.generation_repositories import (
     SqlWebSessions,
 )
 from noema.adapters.db.lora_repositories import SqlLoras
+from noema.adapters.db.payment_repositories import SqlPayments
 from noema.adapters.db.preference_repositories import SqlPreferences
 from noema.adapters.db.repositories import SqlAccounts, SqlApiKeys, SqlEvents, SqlLedger, SqlSessions
 from noema.adapters.db.tables import map_entities
@@ -36,6 +37,7 @@ class SqlUnitOfWork:
     web_sessions: SqlWebSessions
     loras: SqlLoras
     preferences: SqlPreferences
+    payments: SqlPayments
 
     def __init__(self, factory: async_sessionmaker[AsyncSession], lock: asyncio.Lock | None = None) -> None:
         self._factory = factory
@@ -58,6 +60,7 @@ class SqlUnitOfWork:
         self.generations, self.deliveries, self.kv = SqlGenerations(s), SqlDeliveries(s), SqlKeyValue(s)
         self.link_codes, self.web_sessions = SqlLinkCodes(s), SqlWebSessions(s)
         self.loras, self.preferences = SqlLoras(s), SqlPreferences(s)
+        self.payments = SqlPayments(s)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
