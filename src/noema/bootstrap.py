@@ -19,6 +19,7 @@ from noema.adapters.db.migrate import upgrade_to_head
 from noema.adapters.db.uow import SqlUnitOfWorkFactory
 from noema.adapters.local_transport import LocalFirstTransport
 from noema.adapters.metrics import PrometheusMetrics
+from noema.adapters.payments.stripe_gateway import StripeGateway
 from noema.adapters.platforms.discord import DiscordPlatform
 from noema.adapters.platforms.result_fetch import MediaSources, ResultFetcher, sources_for
 from noema.adapters.platforms.telegram import WEBHOOK_PATH, TelegramPlatform
@@ -59,6 +60,7 @@ class Container:
     sandbox: SandboxServer | None = None
     telegram: TelegramPlatform | None = None
     discord: DiscordPlatform | None = None
+    stripe: StripeGateway | None = None
     notifiers: dict[str, Notifier] = field(default_factory=dict)
     _clients: list[httpx.AsyncClient] = field(default_factory=list)
     _sandbox_started: bool = False
@@ -103,6 +105,8 @@ class Container:
             await self.sandbox.stop()
         for client in self._clients:
             await client.aclose()
+        if self.stripe is not None:
+            await self.stripe.close()
         await self.engine.dispose()
 
 
@@ -208,6 +212,17 @@ def _discord(
     )
 
 
+def _stripe(settings: Settings) -> StripeGateway | None:
+    """Card payments, when both Stripe secrets are set."""
+    if settings.stripe_secret_key is None or settings.stripe_webhook_secret is None:
+        return None
+    return StripeGateway(
+        secret_key=settings.stripe_secret_key.get_secret_value(),
+        webhook_secret=settings.stripe_webhook_secret.get_secret_value(),
+        api_base=settings.stripe_api_base,
+    )
+
+
 def build_container(settings: Settings, *, clock: Clock | None = None) -> Container:
     """The container for these settings (nothing is connected until ``start``)."""
     engine = create_engine(settings.database_url)
@@ -296,6 +311,7 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         sandbox=sandbox,
         telegram=telegram,
         discord=discord,
+        stripe=_stripe(settings),
         notifiers=notifiers,
         _clients=clients,
     )

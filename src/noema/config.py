@@ -12,6 +12,9 @@ from typing import Any
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from noema.domain.errors import InvalidInput
+from noema.domain.payments import parse_amounts
+
 ENV_PREFIX = "NOEMA_"
 _CLIENT_NAME = re.compile(r"^[a-z][a-z0-9_\-]{0,63}$")
 _DISCORD_FORMATS = {
@@ -93,6 +96,10 @@ class Settings(BaseSettings):
     discord_application_id: str | None = None
     discord_public_key: str | None = None
     discord_api_base_url: str = "https://discord.com/api/v10"
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_api_base: str | None = None  #: tests only: the fake Stripe API
+    stripe_amounts_usd: str = "5,10,25"
     discord_guild_ids: str = ""
 
     @field_validator("database_url")
@@ -190,6 +197,22 @@ class Settings(BaseSettings):
             raise ValueError("must be the REST API root, such as https://discord.com/api/v10")
         return value.rstrip("/")
 
+    @field_validator("stripe_amounts_usd")
+    @classmethod
+    def _stripe_amounts(cls, value: str) -> str:
+        try:
+            parse_amounts(value)
+        except InvalidInput as exc:
+            raise ValueError(exc.message) from None
+        return value
+
+    @field_validator("stripe_api_base")
+    @classmethod
+    def _stripe_base(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
     @field_validator("discord_guild_ids")
     @classmethod
     def _discord_guilds(cls, value: str) -> str:
@@ -242,7 +265,14 @@ class Settings(BaseSettings):
             for name in ("discord_application_id", "discord_public_key"):
                 if getattr(self, name) is None:
                     raise ValueError(f"NOEMA_{name.upper()} is required when NOEMA_DISCORD_BOT_TOKEN is set")
+        if bool(self.stripe_secret_key) != bool(self.stripe_webhook_secret):
+            raise ValueError("NOEMA_STRIPE_SECRET_KEY and NOEMA_STRIPE_WEBHOOK_SECRET are set together (or neither)")
         return self
+
+    @property
+    def stripe_amounts(self) -> tuple[int, ...]:
+        """The card top-ups offered, in USD cents."""
+        return parse_amounts(self.stripe_amounts_usd)
 
     @property
     def discord_enabled(self) -> bool:

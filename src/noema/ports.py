@@ -248,6 +248,28 @@ class PaymentRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class CheckoutSession:
+    """A hosted checkout the payer is sent to: the provider's id for it and its URL."""
+
+    id: str
+    url: str
+
+
+class CardGateway(Protocol):
+    """A card payment provider with hosted checkout (Stripe Checkout)."""
+
+    async def create_checkout(
+        self, *, payment_id: str, account_id: str, amount_cents: int, success_url: str, cancel_url: str
+    ) -> CheckoutSession:
+        """A checkout for ``amount_cents`` USD, idempotent on the payment id."""
+        ...
+
+    async def refund(self, *, payment_intent_id: str, amount_minor: int | None, idempotency_key: str) -> str:
+        """Refund (part of) a payment; returns the provider's refund id. Its webhook takes the credit back."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: repositories that share it, committed explicitly, rolled back otherwise."""
 

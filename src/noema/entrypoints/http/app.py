@@ -15,6 +15,7 @@ from noema.entrypoints.http.internal import internal_router
 from noema.entrypoints.http.middleware import RequestContextMiddleware
 from noema.entrypoints.http.public_api import public_router
 from noema.entrypoints.http.security_headers import SecurityHeadersMiddleware
+from noema.entrypoints.http.stripe_webhook import router as stripe_webhook_router
 from noema.entrypoints.http.web import install_web
 from noema.entrypoints.http.webhooks import router as webhooks_router
 from noema.entrypoints.workers import Workers
@@ -49,6 +50,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(internal_router())
     app.include_router(public_router())
     app.include_router(webhooks_router)
+    app.include_router(stripe_webhook_router)
     install_web(app)
     if container.sandbox is not None:
         app.mount(SANDBOX_MOUNT, container.sandbox.app)

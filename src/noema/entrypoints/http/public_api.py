@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from noema.entrypoints.http import public_generations, public_preferences, public_presets
+from noema.entrypoints.http import public_generations, public_payments, public_preferences, public_presets
 from noema.entrypoints.http.deps import AccountDep, ContainerDep
 from noema.entrypoints.http.schemas import StatusReportOut, status_out
 from noema.services import status
@@ -19,6 +19,7 @@ def public_router() -> APIRouter:
     router.include_router(public_generations.router)
     router.include_router(public_preferences.router)
     router.include_router(public_presets.router)
+    router.include_router(public_payments.router)
     return router
 
 

@@ -1,0 +1,1 @@
+"""Payment providers: Stripe (card payments through Checkout)."""

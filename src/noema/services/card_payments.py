@@ -1,0 +1,61 @@
+"""Card top-ups through a hosted checkout: make the payment row, open the checkout, refund.
+
+Credit is never given here: only the provider's signed confirmation (``payments.apply_event``)
+credits a payment. A refund asks the provider; its refund webhook takes the credit back, so a
+refund is counted once however many times it is asked for or reported.
+"""
+
+from __future__ import annotations
+
+from noema.domain.errors import InvalidInput, NoemaError
+from noema.domain.payments import Payment, PaymentProvider, cents_to_nanos
+from noema.ports import CardGateway, Clock, UnitOfWork, UnitOfWorkFactory
+from noema.services import payments
+
+
+async def start_checkout(
+    uow: UnitOfWorkFactory,
+    clock: Clock,
+    gateway: CardGateway,
+    *,
+    account_id: str,
+    amount_cents: int,
+    public_url: str,
+) -> Payment:
+    """A payment row, then its checkout at the provider; the payment carries the checkout URL."""
+    new = payments.NewPayment(account_id, PaymentProvider.STRIPE, "usd", amount_cents, cents_to_nanos(amount_cents))
+    payment = await payments.create(uow(), clock, new)
+    try:
+        session = await gateway.create_checkout(
+            payment_id=payment.id,
+            account_id=account_id,
+            amount_cents=amount_cents,
+            success_url=f"{public_url}/app/topup/done?payment={payment.id}",
+            cancel_url=f"{public_url}/app/account?topup=cancelled",
+        )
+    except NoemaError:
+        await payments.attach(uow(), clock, payment.id, external_id=None, url=None, failed=True)
+        raise
+    return await payments.attach(uow(), clock, payment.id, external_id=session.id, url=session.url)
+
+
+async def refund(
+    uow: UnitOfWork, gateway: CardGateway, payment_id: str, *, amount_minor: int | None = None
+) -> tuple[Payment, str]:
+    """Ask the provider to refund (part of) a paid card payment; returns the payment and the refund id."""
+    payment = await payments.get(uow, payment_id)
+    if payment.provider is not PaymentProvider.STRIPE:
+        raise InvalidInput("Only card payments are refunded here.")
+    if not payment.credited or not payment.payment_intent_id:
+        raise InvalidInput("That payment was never paid, so there is nothing to refund.")
+    left = payment.amount_minor - payment.refunded_minor - payment.disputed_minor
+    if left <= 0:
+        raise InvalidInput("That payment is already refunded (or disputed) in full.")
+    if amount_minor is not None and not 0 < amount_minor <= left:
+        raise InvalidInput(f"A refund must be between 0.01 and {left / 100:.2f} {payment.currency.upper()}.")
+    # The same refund asked twice (a retried command) is one refund at the provider.
+    key = f"refund-{payment.id}-{payment.refunded_minor}-{amount_minor or left}"
+    refund_id = await gateway.refund(
+        payment_intent_id=payment.payment_intent_id, amount_minor=amount_minor, idempotency_key=key
+    )
+    return payment, refund_id
