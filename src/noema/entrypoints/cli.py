@@ -22,8 +22,9 @@ from noema.domain.ids import parse_id
 from noema.domain.money import display_usd, format_usd, parse_usd, points
 from noema.domain.tools import Tool
 from noema.entrypoints.cli_loras import CliRuntime, loras_app
+from noema.entrypoints.cli_payments import payments_app
 from noema.ports import GenerationFilter
-from noema.services import accounts, api_keys, economy, history
+from noema.services import accounts, api_keys, economy, history, payments
 
 app = typer.Typer(
     help="Noema: ComfyUI workflows from chats, a web page and an API.",
@@ -265,20 +266,24 @@ def apikey_create(
 def ledger_verify() -> None:
     """Recompute every balance from the ledger; exit 1 with a table if any account drifted."""
 
-    async def work(c: Container) -> tuple[int, list[economy.Drift], economy.WrittenOff]:
+    async def work(c: Container) -> tuple[int, list[economy.Drift], economy.WrittenOff, list[payments.PaymentDrift]]:
         checked, drifts = await economy.verify(c.uow())
-        return checked, drifts, await economy.written_off(c.uow())
+        return checked, drifts, await economy.written_off(c.uow()), await payments.verify(c.uow())
 
-    checked, drifts, lost = _run(work)
+    checked, drifts, lost, payment_drifts = _run(work)
     if lost.nanos:
         # Not a drift (the books add up), but money the operator paid the backend and no one paid back.
         out.print(
             f"Written off: {format_usd(lost.nanos)} USD of run costs over {lost.generations} generation(s) "
             "was not charged to anyone (see each generation's shortfallUsd)."
         )
-    if not drifts:
-        out.print(f"Ledger OK: {checked} accounts, no drift.")
+    if payment_drifts:
+        _print_payment_drifts(payment_drifts)
+    if not drifts and not payment_drifts:
+        out.print(f"Ledger OK: {checked} accounts, no drift; payments agree with the ledger.")
         return
+    if not drifts:
+        raise typer.Exit(1)
     table = Table(title=f"{len(drifts)} of {checked} accounts drifted")
     for column in ("account", "stored balance", "ledger balance", "stored held", "ledger held"):
         table.add_column(column)
@@ -292,6 +297,21 @@ def ledger_verify() -> None:
         )
     out.print(table)
     raise typer.Exit(1)
+
+
+def _print_payment_drifts(drifts: list[payments.PaymentDrift]) -> None:
+    table = Table(title=f"{len(drifts)} accounts whose payments disagree with the ledger")
+    for column in ("account", "paid credit", "ledger credit", "taken back", "ledger taken back + owed"):
+        table.add_column(column)
+    for d in drifts:
+        table.add_row(
+            d.account_id,
+            format_usd(d.credited_nanos),
+            format_usd(d.ledger_credited_nanos),
+            format_usd(d.taken_back_nanos),
+            format_usd(d.ledger_taken_back_nanos),
+        )
+    out.print(table)
 
 
 @tools_app.command("list")
@@ -365,6 +385,7 @@ def generations_list(
 
 
 app.add_typer(loras_app, name="loras", context_settings={"obj": CliRuntime(run=_run, out=out, err=err)})
+app.add_typer(payments_app, name="payments", context_settings={"obj": CliRuntime(run=_run, out=out, err=err)})
 
 
 def main() -> None:

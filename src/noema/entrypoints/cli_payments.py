@@ -1,0 +1,122 @@
+"""``noema payments``: list, show and refund payments.
+
+A refund asks the provider (Stripe's refunds API); the provider's ``charge.refunded`` webhook then
+takes the credit back, exactly once however often the refund is asked for or reported.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from noema.bootstrap import Container
+from noema.domain.accounts import Platform, parse_platform
+from noema.domain.errors import InvalidInput, PaymentsDisabled
+from noema.domain.ids import parse_id
+from noema.domain.money import format_usd, parse_usd
+from noema.domain.payments import NANOS_PER_CENT, Payment
+from noema.entrypoints.cli_loras import CliRuntime
+from noema.services import accounts, card_payments, payments
+
+payments_app = typer.Typer(help="Payments: top-ups users made themselves.", no_args_is_help=True)
+
+
+async def _account_id(c: Container, ref: str) -> str:
+    platform, sep, platform_id = ref.partition(":")
+    if sep and platform in {p.value for p in Platform}:
+        return (await accounts.by_platform(c.uow(), parse_platform(platform), platform_id)).account.id
+    return (await accounts.get(c.uow(), parse_id(ref, what="The account"))).account.id
+
+
+def _amount(minor: int, currency: str) -> str:
+    return f"{minor} {currency.upper()}" if currency.upper() == "XTR" else f"{minor / 100:.2f} {currency.upper()}"
+
+
+@payments_app.command("list")
+def payments_list(
+    ctx: typer.Context,
+    account: Annotated[str | None, typer.Option("--account", help="Account id or platform:platform-id.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100, help="At most this many, newest first.")] = 50,
+) -> None:
+    """List payments: id, account, provider, status, amount paid, credit, taken back."""
+    runtime: CliRuntime = ctx.obj
+
+    async def work(c: Container) -> list[Payment]:
+        owner = await _account_id(c, account) if account else None
+        return (await payments.list_payments(c.uow(), account_id=owner, limit=limit, cursor=None)).items
+
+    table = Table(title="Payments")
+    for column in ("id", "account", "provider", "status", "paid", "credit USD", "taken back USD", "created"):
+        table.add_column(column)
+    for p in runtime.run(work):
+        table.add_row(
+            p.id,
+            p.account_id,
+            p.provider.value,
+            p.status.value,
+            _amount(p.amount_minor, p.currency),
+            format_usd(p.credit_nanos),
+            format_usd(p.taken_back_nanos),
+            p.created_at.isoformat(timespec="seconds"),
+        )
+    runtime.out.print(table)
+
+
+@payments_app.command("show")
+def payments_show(ctx: typer.Context, payment_id: Annotated[str, typer.Argument(help="The payment id.")]) -> None:
+    """Show one payment with its provider ids, refunds, disputes and credit."""
+    runtime: CliRuntime = ctx.obj
+
+    async def work(c: Container) -> Payment:
+        return await payments.get(c.uow(), parse_id(payment_id, what="The payment"))
+
+    p = runtime.run(work)
+    table = Table(show_header=False)
+    for label, value in [
+        ("Payment", p.id),
+        ("Account", p.account_id),
+        ("Provider", p.provider.value),
+        ("Status", p.status.value),
+        ("Paid", _amount(p.amount_minor, p.currency)),
+        ("Credit", f"{format_usd(p.credit_nanos)} USD"),
+        ("Refunded", _amount(p.refunded_minor, p.currency)),
+        ("Disputed", _amount(p.disputed_minor, p.currency)),
+        ("Dispute fee", _amount(p.dispute_fee_minor, p.currency)),
+        ("Taken back", f"{format_usd(p.taken_back_nanos)} USD"),
+        ("External id", p.external_id or "-"),
+        ("Payment intent", p.payment_intent_id or "-"),
+        ("Charge", p.charge_id or "-"),
+        ("Created", p.created_at.isoformat(timespec="seconds")),
+        ("Paid at", p.paid_at.isoformat(timespec="seconds") if p.paid_at else "-"),
+    ]:
+        table.add_row(label, value)
+    runtime.out.print(table)
+
+
+@payments_app.command("refund")
+def payments_refund(
+    ctx: typer.Context,
+    payment_id: Annotated[str, typer.Argument(help="The payment id.")],
+    amount: Annotated[str | None, typer.Option("--amount", help="USD to refund (default: all that is left).")] = None,
+) -> None:
+    """Refund a card payment at Stripe; its refund webhook then takes the credit back."""
+    runtime: CliRuntime = ctx.obj
+
+    async def work(c: Container) -> tuple[Payment, str]:
+        cents = None
+        if amount is not None:
+            nanos = parse_usd(amount)
+            if nanos % NANOS_PER_CENT:
+                raise InvalidInput("A refund is in whole cents.")
+            cents = nanos // NANOS_PER_CENT
+        if c.stripe is None:
+            raise PaymentsDisabled("Card payments are not set up (NOEMA_STRIPE_SECRET_KEY).")
+        pid = parse_id(payment_id, what="The payment")
+        return await card_payments.refund(c.uow(), c.stripe, pid, amount_minor=cents)
+
+    payment, refund_id = runtime.run(work)
+    runtime.out.print(
+        f"Refund {refund_id} asked for payment {payment.id}; the credit is taken back when Stripe reports it."
+    )
