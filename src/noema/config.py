@@ -270,6 +270,14 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def stripe_checkout_origin(self) -> str:
+        """Where Stripe Checkout pages live (the fake API serves them itself in tests)."""
+        if self.stripe_api_base:
+            scheme, _, rest = self.stripe_api_base.partition("://")
+            return f"{scheme}://{rest.split('/', 1)[0]}"
+        return "https://checkout.stripe.com"
+
+    @property
     def stripe_amounts(self) -> tuple[int, ...]:
         """The card top-ups offered, in USD cents."""
         return parse_amounts(self.stripe_amounts_usd)

@@ -23,6 +23,9 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests.browser.helpers import SCREENSHOTS, noema_bin
 from tests.conftest import ADMIN_KEY, run_sync
+from tests.fakes.stripe_api import SECRET_KEY as STRIPE_SECRET_KEY
+from tests.fakes.stripe_api import WEBHOOK_SECRET as STRIPE_WEBHOOK_SECRET
+from tests.fakes.stripe_api import FakeStripe
 from tests.fakes.telegram_api import FakeTelegram
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -67,7 +70,20 @@ def fake_telegram() -> Iterator[FakeTelegram]:
 
 
 @pytest.fixture(scope="session")
-def noema_server(tmp_path_factory: pytest.TempPathFactory, fake_telegram: FakeTelegram) -> Iterator[NoemaServer]:
+def fake_stripe() -> Iterator[FakeStripe]:
+    """The fake Stripe API (its own thread): Checkout pages and the webhooks it sends to the served Noema."""
+    fake = FakeStripe()
+    run_sync(fake.start())
+    try:
+        yield fake
+    finally:
+        run_sync(fake.stop())
+
+
+@pytest.fixture(scope="session")
+def noema_server(
+    tmp_path_factory: pytest.TempPathFactory, fake_telegram: FakeTelegram, fake_stripe: FakeStripe
+) -> Iterator[NoemaServer]:
     """``noema serve`` with the embedded sandbox over a SQLite file and Telegram polling the fake, ready."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (scripts/test does)")
@@ -88,6 +104,9 @@ def noema_server(tmp_path_factory: pytest.TempPathFactory, fake_telegram: FakeTe
             "NOEMA_TELEGRAM_BOT_TOKEN": fake_telegram.token,
             "NOEMA_TELEGRAM_API_BASE_URL": fake_telegram.url,
             "NOEMA_TELEGRAM_MODE": "polling",
+            "NOEMA_STRIPE_SECRET_KEY": STRIPE_SECRET_KEY,
+            "NOEMA_STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
+            "NOEMA_STRIPE_API_BASE": fake_stripe.url,
             "COLUMNS": "200",
         }
     )
@@ -109,6 +128,7 @@ def noema_server(tmp_path_factory: pytest.TempPathFactory, fake_telegram: FakeTe
             if time.monotonic() > deadline:
                 pytest.fail(f"noema serve was not ready within 60 s:\n{log.read_text()[-4000:]}")
             time.sleep(0.2)
+        fake_stripe.webhook_url = f"{url}/api/webhook/stripe"
         yield NoemaServer(url=url, env=env, log=log, cwd=root)
     finally:
         proc.terminate()

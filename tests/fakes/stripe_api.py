@@ -11,6 +11,7 @@ session's ``success_url``. Tests make any other event with ``event`` and sign it
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import html
@@ -69,6 +70,8 @@ class FakeStripe:
     """Stripe's state for the calls Noema makes, every request received, and the events it sent."""
 
     webhook_url: str | None = None
+    #: seconds between paying and sending the webhook (a browser then sees "waiting for confirmation" first)
+    webhook_delay: float = 0.0
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     charges: dict[str, dict[str, Any]] = field(default_factory=dict)
     refunds: list[dict[str, Any]] = field(default_factory=list)
@@ -77,6 +80,7 @@ class FakeStripe:
     _idempotency: dict[str, tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadedServer | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
     def url(self) -> str:
@@ -219,8 +223,17 @@ class FakeStripe:
             return HTMLResponse("No such checkout", status_code=404)
         event = self.complete(sid)
         if self.webhook_url:
-            await self.send(event)
+            if self.webhook_delay:
+                task = asyncio.create_task(self._send_later(event))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            else:
+                await self.send(event)
         return RedirectResponse(self.sessions[sid]["success_url"], status_code=303)
+
+    async def _send_later(self, event: dict[str, Any]) -> None:
+        await asyncio.sleep(self.webhook_delay)
+        await self.send(event)
 
     # -- what tests drive ---------------------------------------------------------------------
 

@@ -62,5 +62,9 @@ def create_app(container: Container) -> FastAPI:
         registry=container.registry,
     )
     # Outermost, so the 413s of the request-context middleware carry the headers too.
-    app.add_middleware(SecurityHeadersMiddleware, https=container.settings.base_url.startswith("https://"))
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        https=container.settings.base_url.startswith("https://"),
+        form_targets=(container.settings.stripe_checkout_origin,) if container.stripe is not None else (),
+    )
     return app

@@ -55,8 +55,10 @@ def docs_policy(html: bytes) -> str:
 class SecurityHeadersMiddleware:
     """Adds the security headers to every HTTP response that does not set them itself."""
 
-    def __init__(self, app: ASGIApp, *, https: bool) -> None:
+    def __init__(self, app: ASGIApp, *, https: bool, form_targets: tuple[str, ...] = ()) -> None:
         self.app = app
+        # A top-up form is answered with a redirect to the payment provider's checkout: allowed by name.
+        self.page_policy = PAGE_POLICY.replace("form-action 'self'", " ".join(("form-action 'self'", *form_targets)))
         self.common: list[tuple[bytes, bytes]] = [
             (b"x-content-type-options", b"nosniff"),
             (b"x-frame-options", b"DENY"),
@@ -76,7 +78,7 @@ class SecurityHeadersMiddleware:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = self._merge(message.get("headers") or [], PAGE_POLICY)
+                message["headers"] = self._merge(message.get("headers") or [], self.page_policy)
             await send(message)
 
         await self.app(scope, receive, with_headers)

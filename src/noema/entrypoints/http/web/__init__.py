@@ -7,14 +7,14 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from noema.adapters.platforms.web import STATIC_DIR
-from noema.entrypoints.http.web import account_routes, auth_routes, tool_routes
+from noema.entrypoints.http.web import account_routes, auth_routes, payment_routes, tool_routes
 from noema.entrypoints.http.web.context import SignInRequired
 
 
 def install_web(app: FastAPI) -> None:
     """Mount the pages and their static files."""
     router = APIRouter(include_in_schema=False)
-    for module in (auth_routes, tool_routes, account_routes):
+    for module in (auth_routes, tool_routes, account_routes, payment_routes):
         router.include_router(module.router)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -11,9 +11,18 @@ from noema.domain.errors import LimitExceeded, NoemaError
 from noema.domain.linking import CodePurpose
 from noema.entrypoints.http.errors import status_of
 from noema.entrypoints.http.web.context import UserDep, WebUser, live_rows, render
-from noema.services import api_keys, linking, status
+from noema.services import api_keys, economy, linking, payments, status
 
 router = APIRouter(include_in_schema=False)
+
+
+async def panel(user: WebUser) -> dict[str, Any]:
+    """What the account page's "Add funds" section shows: amounts offered, what is owed, your payments."""
+    c = user.container
+    page = await payments.list_payments(c.uow(), account_id=user.account_id, limit=20, cursor=None)
+    wallet = await economy.wallet(c.uow(), user.account_id)
+    amounts = c.settings.stripe_amounts if c.stripe is not None else ()
+    return {"topup_amounts": amounts, "payments": page.items, "owed_nanos": wallet.owed_nanos}
 
 
 async def _account_page(request: Request, user: WebUser, *, status_code: int = 200, **extra: Any) -> HTMLResponse:
@@ -21,13 +30,18 @@ async def _account_page(request: Request, user: WebUser, *, status_code: int = 2
     report = await status.report(c.uow(), user.account_id, c.clock.now())
     keys = await api_keys.list_keys(c.uow(), user.account_id)
     live = await live_rows(user)
+    funds = await panel(user)
     return await render(
         request,
         "account.html",
-        {"page": "account", "report": report, "keys": keys, "live": live, **extra},
+        {"page": "account", "report": report, "keys": keys, "live": live, **funds, **extra},
         user=user,
         status=status_code,
     )
+
+
+#: the account page with a message, for other web routes (a failed top-up)
+account_page_with = _account_page
 
 
 @router.get("/app/account", response_class=HTMLResponse)

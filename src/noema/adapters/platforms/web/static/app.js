@@ -57,4 +57,22 @@ onReady(function () {
     source.addEventListener("result", finish);
     source.addEventListener("failure", finish);
   }
+
+  // After a card payment: wait for Stripe's confirmation (the webhook credits, never this page), then show the balance.
+  var topup = document.getElementById("topup");
+  if (topup && topup.dataset.credited === "false") {
+    var poll = function () {
+      fetch("/app/payments/" + topup.dataset.payment + "/status", { credentials: "same-origin" })
+        .then(function (r) { return r.json(); })
+        .then(function (p) {
+          if (!p.credited) { setTimeout(poll, 1000); return; }
+          topup.dataset.credited = "true";
+          document.getElementById("topup-status").textContent = "Paid: " + p.credit + " added. Your balance is " + p.balance + ".";
+          var header = document.querySelector(".balance");
+          if (header) header.textContent = p.balance;
+        })
+        .catch(function () { setTimeout(poll, 2000); });
+    };
+    poll();
+  }
 });
