@@ -244,3 +244,19 @@ async def test_someone_elses_payments_are_not_listed(db_url: str, tmp_path: Path
         await _topup(client, mine)
         assert (await client.get("/api/v1/payments", headers=theirs)).json()["items"] == []
         assert len((await client.get("/api/v1/payments", headers=mine)).json()["items"]) == 1
+
+
+async def test_the_internal_api_lists_payments_for_the_admin_client_only(
+    db_url: str, tmp_path: Path, fake_stripe: FakeStripe
+) -> None:
+    from tests.conftest import ADMIN, PLATFORM
+
+    async with stripe_app(db_url, tmp_path, fake_stripe) as (application, client):
+        aid, headers = await funded_key(application, "0")
+        topup = await _topup(client, headers)
+        listed = await client.get("/internal/v1/data/payments", params={"masterAccountId": aid}, headers=ADMIN)
+        assert listed.status_code == 200 and [p["id"] for p in listed.json()["items"]] == [topup["paymentId"]]
+        one = await client.get(f"/internal/v1/data/payments/{topup['paymentId']}", headers=ADMIN)
+        assert one.status_code == 200 and one.json()["accountId"] == aid
+        refused = await client.get("/internal/v1/data/payments", headers=PLATFORM)
+        assert refused.status_code == 403
