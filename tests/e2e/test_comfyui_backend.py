@@ -10,6 +10,7 @@ import asyncio
 import base64
 import io
 import json
+import random
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -65,8 +66,13 @@ def workflows(folder: Path, comfy: Comfy) -> Path:
     }
     (folder / "refused.json").write_text(json.dumps(refused))
     side, batch = comfy.long_side, comfy.long_batch
+    # A colour of its own: ComfyUI caches nodes by their inputs, and a cached job would not run for long.
+    color = random.randrange(1, 0xFFFFFF)
     long = {
-        "1": {"class_type": "EmptyImage", "inputs": {"width": side, "height": side, "batch_size": batch, "color": 0}},
+        "1": {
+            "class_type": "EmptyImage",
+            "inputs": {"width": side, "height": side, "batch_size": batch, "color": color},
+        },
         "2": {"class_type": "ImageBlur", "inputs": {"image": ["1", 0], "blur_radius": 9, "sigma": 4.0}},
         "3": {
             "class_type": "ImageSharpen",
