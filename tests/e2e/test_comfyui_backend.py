@@ -260,3 +260,33 @@ async def test_the_sdxl_example_is_listed_disabled_naming_the_missing_model_and_
         assert by_id["blur"]["enabled"] is True
         r = await client.post("/api/v1/generations", headers=auth, json={"toolId": "sdxl_txt2img", "inputs": {}})
         assert r.status_code >= 400 and lacking in r.text
+
+
+@pytest.mark.parametrize("comfy", ["fake"], indirect=True)
+async def test_a_server_restart_fails_the_run_it_was_running_and_sends_the_waiting_one_again(
+    db_url: str, tmp_path: Path, comfy: Comfy
+) -> None:
+    fake = comfy.server.fake
+    assert fake is not None
+    fake.node_seconds = 1.0
+    async with running_app(db_url, tmp_path, **settings(tmp_path, comfy)) as (app, client):
+        aid, auth = await funded_key(app, "1")
+        running = await start(client, auth, "long", {})
+        queued = await start(client, auth, "blur", {"image": picture_uri()})
+
+        async def both_on_the_server() -> bool:
+            first, second = await prompt_of(app, running), await prompt_of(app, queued)
+            status = (await client.get(f"/api/v1/generations/{running}", headers=auth)).json()["status"]
+            return status == "running" and first is not None and second is not None and second in server_queue(comfy)
+
+        await until(both_on_the_server, 30)
+        lost = await prompt_of(app, queued)
+        fake.restart()
+        fake.node_seconds = 0.05
+        ended = await wait_terminal(client, running, auth, seconds=30, application=app)
+        assert ended["status"] == "failed" and "restarted" in ended["failureReason"], ended
+        assert ended["costUsd"] == "0.000000000"
+        again = await wait_terminal(client, queued, auth, seconds=30, application=app)
+        assert again["status"] == "succeeded", again
+        assert await prompt_of(app, queued) != lost  # it really went to the server a second time
+        assert await balance(app, aid) == (1_000_000_000 - int(again["costUsd"].replace(".", "")), 0)

@@ -44,6 +44,7 @@ class Run:
     prompt_id: str | None = None
     state: PromptState | None = None
     resubmitted: bool = False
+    submitted: bool = False  #: the server answered the POST (or may have queued it): ask it about the run
     cancel_requested: bool = False
     final: RunUpdate | None = None
     last_push: float = 0.0

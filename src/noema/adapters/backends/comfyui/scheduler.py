@@ -86,8 +86,8 @@ class Scheduler:
 
     # --- health ------------------------------------------------------------------------------
 
-    async def check(self, server: Server) -> None:
-        """``/system_stats`` (and ``/object_info`` when it comes up, ``/queue`` each time)."""
+    async def check(self, server: Server) -> set[str]:
+        """``/system_stats`` (and ``/object_info`` when it comes up, ``/queue`` each time); the prompts queued."""
         try:
             await server.client.system_stats()
             if not server.up:
@@ -97,18 +97,21 @@ class Scheduler:
             if server.up or not server.checked:
                 logger.warning("%s is down: %s", server.label, exc.message[:200])
             server.up, server.reason = False, exc.message[:200]
-        else:
-            server.up, server.reason = True, "up"
-            server.queued = len(queue.running) + len(queue.pending)
-        server.checked = True
+            server.checked = True
+            return set()
+        server.up, server.reason, server.checked = True, "up", True
+        server.queued = len(queue.running) + len(queue.pending)
+        return {*queue.running, *queue.pending}
 
     async def _health_forever(self, server: Server) -> None:
         while True:
-            await self.check(server)
-            if server.up and not server.socket_open:
-                # Events may be missed while the socket is down: ask the server about our runs instead.
-                for run_id in list(server.ours):
-                    await self._poll_quietly(self.runs[run_id])
+            queued = await self.check(server)
+            for run_id in list(server.ours):
+                run = self.runs[run_id]
+                # Events may be missed (a socket down, a server that restarted and lost its queue):
+                # a run of ours the server no longer has queued is looked up in its history.
+                if server.up and run.submitted and (not server.socket_open or run.prompt_id not in queued):
+                    await self._poll_quietly(run)
             self.wake()
             await asyncio.sleep(self.health_seconds)
 
@@ -163,11 +166,12 @@ class Scheduler:
             run.prompt_id, run.state = prompt_id, PromptState(prompt_id, node_count=len(prompt))
             self.by_prompt[prompt_id] = run
             await server.client.queue_prompt(prompt, prompt_id=prompt_id, strict=True)
+            run.submitted = True
         except BackendPromptInvalid as exc:
             await self.end(run, failed(run, f"ComfyUI refused the workflow: {exc.message}; nothing was charged."))
             return
         except BackendOutcomeUnknown:
-            pass  # it may be queued under our prompt id: the next look at the server tells
+            run.submitted = True  # it may be queued under our prompt id: the next look at the server tells
         except BackendUnavailable as exc:
             server.up, server.reason = False, exc.message[:200]
             self._release(run)
@@ -184,7 +188,7 @@ class Scheduler:
         """Put a run its server lost back at the head of the line (once)."""
         self._release(run)
         run.resubmitted = True
-        run.server, run.prompt_id, run.state = None, None, None
+        run.server, run.prompt_id, run.state, run.submitted = None, None, None, False
         self.waiting.appendleft(run.id)
         self.wake()
 
@@ -213,7 +217,7 @@ class Scheduler:
             if run.final is not None:
                 return run.final
             server, prompt_id = run.server, run.prompt_id
-            if server is None or prompt_id is None:
+            if server is None or prompt_id is None or not run.submitted:
                 return RunUpdate(run_id=run.id, status=RunStatus.QUEUED, live_status="being sent to a GPU server")
             result = await server.client.history(prompt_id)
             if result is None:
@@ -238,7 +242,7 @@ class Scheduler:
         run.cancel_requested = True
         if run.final is not None:
             return
-        if run.id in self.waiting or run.server is None or run.prompt_id is None:
+        if run.id in self.waiting or run.server is None or run.prompt_id is None or not run.submitted:
             if run.id in self.waiting:
                 await self.end(run, RunUpdate(run_id=run.id, status=RunStatus.CANCELLED, error="Cancelled."))
             return
