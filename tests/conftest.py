@@ -31,6 +31,7 @@ from noema.bootstrap import Container, build_container
 from noema.config import Settings
 from noema.entrypoints.http.app import create_app
 from tests.fakes.clock import FakeClock
+from tests.fakes.comfyui_peer import Server, start_real
 
 PG_ADMIN_DSN = os.environ.get("NOEMA_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 ADMIN_KEY = "admin-key-0123456789abcdef"
@@ -116,6 +117,12 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url: str = request.getfixturevalue("pg_database")
     await _truncate(url)
     return url
+
+
+@pytest.fixture(scope="session")
+def real_comfyui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The real ComfyUI peer, once per test session (contract, examples and end-to-end tests share it)."""
+    yield from start_real(tmp_path_factory.mktemp("real-comfyui"))
 
 
 @pytest.fixture

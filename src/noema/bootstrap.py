@@ -12,29 +12,44 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from noema.adapters.backends.comfydeploy import ComfyDeployBackend
+from noema.adapters.backends.comfyui.backend import ComfyUIBackend, load_workflows_dir
 from noema.adapters.backends.sandbox import SandboxConfig, SandboxServer, new_api_key, parse_faults
 from noema.adapters.clock import SystemClock
 from noema.adapters.db.engine import create_engine
 from noema.adapters.db.migrate import upgrade_to_head
 from noema.adapters.db.uow import SqlUnitOfWorkFactory
 from noema.adapters.local_transport import LocalFirstTransport
+from noema.adapters.media_store import MEDIA_PATH, MediaStore
 from noema.adapters.metrics import PrometheusMetrics
 from noema.adapters.payments.stripe_gateway import StripeGateway
 from noema.adapters.platforms.discord import DiscordPlatform
 from noema.adapters.platforms.result_fetch import MediaSources, ResultFetcher, sources_for
 from noema.adapters.platforms.telegram import WEBHOOK_PATH, TelegramPlatform
-from noema.config import BackendKind, Settings, TelegramMode, load_presets, parse_gpu_rates, parse_tool_overrides
+from noema.config import (
+    BackendKind,
+    ConfigError,
+    Settings,
+    TelegramMode,
+    load_presets,
+    parse_comfyui_servers,
+    parse_gpu_rates,
+    parse_tool_overrides,
+)
+from noema.domain.errors import InvalidWorkflow
+from noema.domain.generation import Generation
 from noema.domain.linking import GuessLimits
 from noema.domain.money import parse_usd
 from noema.domain.pricing import parse_rates
+from noema.domain.runs import RunUpdate
 from noema.domain.tools import ToolOverride, Visibility
-from noema.ports import Backend, Clock, Notifier
+from noema.ports import Backend, Clock, GenerationFilter, Notifier
 from noema.services.catalog import Catalog
 from noema.services.chat import ChatServices
 from noema.services.generations import GenerationService, Limits
 from noema.services.live_updates import LiveUpdates, LiveUpdatesNotifier
 from noema.services.loras import LoraLibrary
 from noema.services.presets import PresetBook
+from noema.services.run_updates import record_run_update
 
 SANDBOX_MOUNT = "/sandbox"
 
@@ -62,6 +77,8 @@ class Container:
     discord: DiscordPlatform | None = None
     stripe: StripeGateway | None = None
     notifiers: dict[str, Notifier] = field(default_factory=dict)
+    media_store: MediaStore | None = None
+    comfyui: ComfyUIBackend | None = None
     _clients: list[httpx.AsyncClient] = field(default_factory=list)
     _sandbox_started: bool = False
 
@@ -69,6 +86,10 @@ class Container:
     def session_timeout(self) -> timedelta:
         """How long a session may be idle before it ends."""
         return timedelta(minutes=self.settings.session_timeout_minutes)
+
+    async def record_update(self, generation_id: str | None, update: RunUpdate) -> None:
+        """Apply what a backend's own background work observed about a run (the ComfyUI sockets)."""
+        await _record_update(self, generation_id, update)
 
     @property
     def limits(self) -> Limits:
@@ -90,6 +111,8 @@ class Container:
         if self.sandbox is not None and serving:
             await self.sandbox.start()
             self._sandbox_started = True
+        if self.comfyui is not None and serving:
+            await self.comfyui.start(self.record_update)
         if self.telegram is not None and serving:
             await self.telegram.start()
         if self.discord is not None and serving:
@@ -103,11 +126,25 @@ class Container:
             await self.discord.stop()
         if self.sandbox is not None and self._sandbox_started:
             await self.sandbox.stop()
+        if self.comfyui is not None:
+            await self.comfyui.close()
         for client in self._clients:
             await client.aclose()
         if self.stripe is not None:
             await self.stripe.close()
         await self.engine.dispose()
+
+
+async def _record_update(c: Container, generation_id: str | None, update: RunUpdate) -> Generation | None:
+    if generation_id is None:  # no webhook URL named it: find it by its run id
+        async with c.uow() as tx:
+            found = await tx.generations.search(GenerationFilter(run_id=update.run_id), limit=1, cursor=None)
+        if not found.items:
+            return None
+        generation_id = found.items[0].id
+    return await record_run_update(
+        c.uow(), c.clock, generation_id, update, token=None, metrics=c.metrics, quiet_for=c.limits.quiet_for
+    )
 
 
 def _overrides(raw: str) -> dict[str, ToolOverride]:
@@ -169,8 +206,34 @@ def _backend(
     return backend, sandbox
 
 
+def _comfyui(
+    settings: Settings, store: MediaStore, clients: list[httpx.AsyncClient], rates: dict[str, int]
+) -> ComfyUIBackend:
+    try:
+        workflows = load_workflows_dir(Path(settings.comfyui_workflows_dir))
+    except InvalidWorkflow as exc:
+        raise ConfigError(f"NOEMA_COMFYUI_WORKFLOWS_DIR: {exc.message}") from None
+    http = httpx.AsyncClient(follow_redirects=False)
+    clients.append(http)
+    return ComfyUIBackend(
+        servers=parse_comfyui_servers(settings.comfyui_servers),
+        workflows=workflows,
+        http=http,
+        store=store,
+        rates=rates,
+        slots=settings.comfyui_slots,
+    )
+
+
 def _media_sources(settings: Settings, sandboxed: bool) -> MediaSources:
     """Where result files may be fetched from: the backend's own hosts (NOEMA_MEDIA_HOSTS)."""
+    if settings.backend is BackendKind.COMFYUI:
+        return sources_for(
+            backend_url=None,
+            sandbox_files_url=None,
+            configured=settings.media_hosts,
+            own_media_url=settings.base_url + MEDIA_PATH,
+        )
     return sources_for(
         backend_url=None if sandboxed else settings.comfydeploy_base_url,
         sandbox_files_url=settings.base_url + SANDBOX_MOUNT + "/files/" if sandboxed else None,
@@ -232,13 +295,17 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
     metrics = PrometheusMetrics(registry)
     local = LocalFirstTransport(settings.base_url)
     clients: list[httpx.AsyncClient] = []
-    backend, sandbox = _backend(settings, local, clients)
+    rates = parse_rates(parse_gpu_rates(settings.gpu_rates))
+    store = MediaStore(Path(settings.media_dir), settings.base_url)
+    comfyui = _comfyui(settings, store, clients, rates) if settings.backend is BackendKind.COMFYUI else None
+    backend, sandbox = (comfyui, None) if comfyui is not None else _backend(settings, local, clients)
     label = "Sandbox (not a real GPU)" if sandbox is not None else "ComfyDeploy"
+    label = comfyui.label if comfyui is not None else label
     catalog = Catalog(
         backend=backend,
         uow=uow,
         clock=clock,
-        rates=parse_rates(parse_gpu_rates(settings.gpu_rates)),
+        rates=rates,
         overrides=_overrides(settings.tool_overrides),
         ttl_seconds=settings.catalog_ttl_seconds,
         backend_label=label,
@@ -313,5 +380,7 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         discord=discord,
         stripe=_stripe(settings),
         notifiers=notifiers,
+        media_store=store,
+        comfyui=comfyui,
         _clients=clients,
     )

@@ -30,6 +30,7 @@ class ConfigError(Exception):
 class BackendKind(str, Enum):
     SANDBOX = "sandbox"
     COMFYDEPLOY = "comfydeploy"
+    COMFYUI = "comfyui"
 
 
 class TelegramMode(str, Enum):
@@ -91,6 +92,12 @@ class Settings(BaseSettings):
     telegram_api_base_url: str = "https://api.telegram.org"
     telegram_mode: TelegramMode = TelegramMode.WEBHOOK
     telegram_webhook_secret: SecretStr | None = None
+
+    comfyui_servers: str = ""  #: ``URL=GPU,URL=GPU`` (NOEMA_BACKEND=comfyui)
+    comfyui_slots: int = Field(default=2, ge=1, le=100)
+    comfyui_workflows_dir: str = "./workflows"
+    media_dir: str = "./media"
+    media_retention_days: int = Field(default=30, ge=1, le=3650)
 
     discord_bot_token: SecretStr | None = None
     discord_application_id: str | None = None
@@ -236,6 +243,12 @@ class Settings(BaseSettings):
             parse_hosts(value)
         return value
 
+    @field_validator("comfyui_servers")
+    @classmethod
+    def _comfyui_servers(cls, value: str) -> str:
+        parse_comfyui_servers(value)
+        return value
+
     @field_validator("gpu_rates")
     @classmethod
     def _rates(cls, value: str) -> str:
@@ -256,6 +269,10 @@ class Settings(BaseSettings):
             self.comfydeploy_api_key and self.comfydeploy_api_key.get_secret_value()
         ):
             raise ValueError("NOEMA_COMFYDEPLOY_API_KEY is required when NOEMA_BACKEND=comfydeploy")
+        if self.backend is BackendKind.COMFYUI and not parse_comfyui_servers(self.comfyui_servers):
+            raise ValueError(
+                "NOEMA_COMFYUI_SERVERS is required when NOEMA_BACKEND=comfyui (e.g. http://10.0.0.5:8188=A10G)"
+            )
         if self.telegram_enabled and self.telegram_mode is TelegramMode.WEBHOOK and not self.telegram_webhook_secret:
             raise ValueError(
                 "NOEMA_TELEGRAM_WEBHOOK_SECRET is required with NOEMA_TELEGRAM_MODE=webhook "
@@ -355,6 +372,24 @@ def parse_gpu_rates(raw: str) -> dict[str, str]:
             raise ValueError(f"the rate of {gpu.strip()} must be a non-negative decimal in USD per second")
         rates[gpu.strip().upper()] = rate.strip()
     return rates
+
+
+def parse_comfyui_servers(raw: str) -> list[tuple[str, str | None]]:
+    """``http://a:8188=A10G,http://b:8188`` into [(URL, GPU or None)]; each URL once, http(s) only."""
+    servers: list[tuple[str, str | None]] = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        url, sep, gpu = item.rpartition("=")
+        if not sep or "/" in gpu:
+            url, gpu = item, ""
+        url, gpu = url.strip().rstrip("/"), gpu.strip()
+        if not re.match(r"^https?://[^\s/?#=]+(/[^\s?#=]*)?$", url):
+            raise ValueError(f"{item[:60]!r} is not URL=GPU (e.g. http://10.0.0.5:8188=A10G)")
+        if gpu and not re.match(r"^[A-Za-z0-9\-]{1,32}$", gpu):
+            raise ValueError(f"the GPU of {url[:60]} must be a GPU name such as A10G")
+        if any(known == url for known, _ in servers):
+            raise ValueError(f"{url[:60]} is listed twice")
+        servers.append((url, gpu.upper() or None))
+    return servers
 
 
 def parse_tool_overrides(raw: str) -> dict[str, dict[str, Any]]:

@@ -1,7 +1,6 @@
 """The shipped example workflows, built into prompts by Noema, run on the real ComfyUI 0.3.64 peer.
 
-The peer is started once per session on a free port in a temporary folder (``../shared/peers/comfyui/
-start``, or ``NOEMA_COMFYUI_PEER_START``). It has no model files, so the SDXL example must be reported
+The peer is the session's shared one (``real_comfyui``: ``tests/fakes/comfyui_peer``). It has no model files, so the SDXL example must be reported
 as lacking its checkpoint, and the server itself must refuse it. A peer that cannot start fails these
 tests with its log; they never skip.
 """
@@ -10,14 +9,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import signal
-import socket
-import subprocess
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,69 +26,19 @@ from noema.domain.comfyui_workflows import (
     summary_from_object_info,
     with_server_bounds,
 )
+from tests.fakes.comfyui_peer import Server, log_tail
 
 pytestmark = pytest.mark.comfyui
 
 ROOT = Path(__file__).parents[2]
 EXAMPLES = ROOT / "examples" / "workflows"
-START = Path(os.environ.get("NOEMA_COMFYUI_PEER_START", ROOT.parent / "shared" / "peers" / "comfyui" / "start"))
-START_TIMEOUT = 900  # the first start on a machine builds ComfyUI's virtualenv
 RUN_TIMEOUT = 60
 
 
-@dataclass
-class Peer:
-    """A running ComfyUI server."""
-
-    url: str
-    pid: int
-    log: Path
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 @pytest.fixture(scope="session")
-def peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peer]:
-    """The real ComfyUI, started for this test session and stopped after it."""
-    folder = tmp_path_factory.mktemp("comfyui")
-    log = folder / "comfyui.log"
-    try:
-        done = subprocess.run(
-            [str(START), "--port", str(_free_port()), "--dir", str(folder)],
-            capture_output=True,
-            text=True,
-            timeout=START_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.fail(f"the ComfyUI peer did not start ({exc}); its log:\n{_tail(log)}")
-    words = done.stdout.split()
-    if done.returncode != 0 or "ready" not in words:
-        pytest.fail(f"the ComfyUI peer did not start:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}\n{_tail(log)}")
-    running = Peer(url=words[words.index("ready") + 1], pid=int(words[words.index("pid") + 1]), log=log)
-    yield running
-    os.kill(running.pid, signal.SIGTERM)
-    for _ in range(50):
-        try:
-            os.kill(running.pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
+def peer(real_comfyui: Server) -> Server:
+    """The session's real ComfyUI peer (shared with the contract and end-to-end tests)."""
+    return real_comfyui
 
 
 def example(name: str) -> WorkflowTool:
@@ -119,7 +62,7 @@ def upload(client: httpx.Client, content: bytes) -> str:
     return name
 
 
-def run(peer: Peer, prompt: dict[str, Any]) -> dict[str, Any]:
+def run(peer: Server, prompt: dict[str, Any]) -> dict[str, Any]:
     """Submit a prompt and wait for its history entry."""
     with peer.client() as client:
         answer = client.post("/prompt", json={"prompt": prompt, "client_id": "noema-test"})
@@ -132,10 +75,10 @@ def run(peer: Peer, prompt: dict[str, Any]) -> dict[str, Any]:
                 entry: dict[str, Any] = history[prompt_id]
                 return entry
             time.sleep(0.1)
-    pytest.fail(f"prompt {prompt_id} did not finish in {RUN_TIMEOUT} s; log:\n{_tail(peer.log)}")
+    pytest.fail(f"prompt {prompt_id} did not finish in {RUN_TIMEOUT} s; log:\n{log_tail(peer.log)}")
 
 
-def output_image(peer: Peer, entry: dict[str, Any]) -> Image.Image:
+def output_image(peer: Server, entry: dict[str, Any]) -> Image.Image:
     assert entry["status"]["status_str"] == "success", entry["status"]
     [files] = [o["images"] for o in entry["outputs"].values()]
     [file] = files
@@ -156,7 +99,7 @@ def output_image(peer: Peer, entry: dict[str, Any]) -> Image.Image:
     ],
 )
 def test_a_model_free_example_runs_on_the_real_comfyui_and_delivers_its_output(
-    peer: Peer, name: str, values: dict[str, Any], size: tuple[int, int], frames: int
+    peer: Server, name: str, values: dict[str, Any], size: tuple[int, int], frames: int
 ) -> None:
     with peer.client() as client:
         summary = summary_from_object_info(client.get("/object_info").json())
@@ -171,7 +114,7 @@ def test_a_model_free_example_runs_on_the_real_comfyui_and_delivers_its_output(
         assert result.convert("RGB").getpixel((2, 3)) == (255 - 20, 255 - 45, 255 - 40)
 
 
-def test_an_external_number_input_is_bounded_by_the_live_server_and_its_value_inlined(peer: Peer) -> None:
+def test_an_external_number_input_is_bounded_by_the_live_server_and_its_value_inlined(peer: Server) -> None:
     graph = {
         "1": {"class_type": "EmptyImage", "inputs": {"width": 32, "height": 32, "batch_size": 1, "color": 255}},
         "2": {"class_type": "ComfyUIDeployExternalNumberInt", "inputs": {"input_id": "radius", "default_value": 2}},
@@ -186,7 +129,7 @@ def test_an_external_number_input_is_bounded_by_the_live_server_and_its_value_in
     assert output_image(peer, run(peer, build_prompt(tool, {"radius": 4}, {}))).size == (32, 32)
 
 
-def test_sdxl_is_reported_lacking_its_checkpoint_and_the_server_refuses_it(peer: Peer) -> None:
+def test_sdxl_is_reported_lacking_its_checkpoint_and_the_server_refuses_it(peer: Server) -> None:
     tool = example("sdxl_txt2img")
     with peer.client() as client:
         summary = summary_from_object_info(client.get("/object_info").json())

@@ -38,6 +38,7 @@ class _Draft:
     tool: Tool
     price_problem: str | None = None
     broken: bool = False
+    problem: str | None = None  #: the backend cannot run it at all (no server has what it needs)
 
 
 def build_catalog(
@@ -82,6 +83,8 @@ def _finish(draft: _Draft, command: str, override: ToolOverride | None, warnings
         extra["override_warnings"] = warnings
     if draft.broken:
         return replace(tool, enabled=False, disabled_reason=_UNREADABLE, extra=extra)
+    if draft.problem is not None:
+        return replace(tool, enabled=False, disabled_reason=draft.problem, extra=extra)
     # A flat price makes the GPU rate irrelevant; without one, an unpriced tool is never offered.
     if draft.price_problem is not None and tool.flat_price_nanos is None:
         return replace(tool, enabled=False, disabled_reason=draft.price_problem, extra=extra)
@@ -133,8 +136,13 @@ def _draft(
         backend_label=backend_label,
     )
     price_problem = _price_problem(machine, gpu, rate)
+    if isinstance(deployment.expected_seconds, int | float) and deployment.expected_seconds > 0:
+        base = replace(base, expected_seconds=float(deployment.expected_seconds))
+    if isinstance(deployment.max_seconds, int | float) and deployment.max_seconds > 0:
+        base = replace(base, max_seconds=float(deployment.max_seconds))
+    problem = deployment.problem[:500] if isinstance(deployment.problem, str) and deployment.problem else None
     try:
-        return _Draft(_read_workflow(base, deployment, versions), price_problem)
+        return _Draft(_read_workflow(base, deployment, versions), price_problem, problem=problem)
     except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
         # Defensive: one malformed deployment must not take the whole catalog down with it.
         extra = {"notes": [f"unreadable deployment: {type(exc).__name__}"]}

@@ -111,6 +111,10 @@ class DeploymentInfo:
     description: str | None = None
     input_types: tuple[InputSpec, ...] | None = None
     output_types: tuple[str, ...] = ()  # class types of the output nodes
+    #: why no server can run it (self-hosted ComfyUI): the tool is listed disabled with this reason
+    problem: str | None = None
+    expected_seconds: float | None = None  #: the workflow's own estimate, if it gives one
+    max_seconds: float | None = None  #: the workflow's own time limit, if it gives one
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,8 @@ apikey_app = typer.Typer(help="Personal API keys.", no_args_is_help=True)
 ledger_app = typer.Typer(help="Check the ledger.", no_args_is_help=True)
 tools_app = typer.Typer(help="The tool catalog.", no_args_is_help=True)
 generations_app = typer.Typer(help="Generations.", no_args_is_help=True)
+media_app = typer.Typer(help="Noema's own media store (NOEMA_MEDIA_DIR).", no_args_is_help=True)
+app.add_typer(media_app, name="media")
 app.add_typer(tools_app, name="tools")
 app.add_typer(generations_app, name="generations")
 app.add_typer(accounts_app, name="accounts")
@@ -75,6 +77,9 @@ def _run(work: Callable[[Container], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(main())
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
     except NoemaError as exc:
         err.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(1) from None
@@ -102,7 +107,12 @@ def serve(
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = _settings(**overrides)
     configure_logging(settings.log_level, settings.log_format.value, secrets=settings.secret_values)
-    application = create_app(build_container(settings))
+    try:
+        container = build_container(settings)
+    except ConfigError as exc:  # e.g. a bad workflow file: named, without a traceback
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    application = create_app(container)
     uvicorn.run(
         application,
         host=host or settings.host,
@@ -332,6 +342,20 @@ def tools_refresh() -> None:
         return await c.catalog.refresh()
 
     _print_tools(_run(work))
+
+
+@media_app.command("prune")
+def media_prune() -> None:
+    """Delete stored media files older than NOEMA_MEDIA_RETENTION_DAYS."""
+
+    async def work(c: Container) -> int:
+        if c.media_store is None:
+            return 0
+        keep = timedelta(days=c.settings.media_retention_days)
+        return c.media_store.prune(c.clock.now(), keep)
+
+    removed = _run(work)
+    out.print(f"{removed} stored files removed")
 
 
 def _print_tools(tools: list[Tool]) -> None:

@@ -123,10 +123,19 @@ def parse_hosts(raw: str) -> tuple[Source, ...]:
     return tuple(Source.parse(item) for item in raw.split(",") if item.strip())
 
 
-def sources_for(*, backend_url: str | None, sandbox_files_url: str | None, configured: str | None) -> MediaSources:
+def sources_for(
+    *,
+    backend_url: str | None,
+    sandbox_files_url: str | None,
+    configured: str | None,
+    own_media_url: str | None = None,
+) -> MediaSources:
     """The backend's own host and (unless ``configured`` names others) ComfyDeploy's output buckets,
-    or the sandbox's own files; private addresses only when that backend is local."""
+    or the sandbox's own files, or Noema's own ``/media/`` (self-hosted ComfyUI: its servers stay
+    private); private addresses only when that backend is local (Noema's own URLs are served in-process)."""
     extra = parse_hosts(configured) if configured is not None else ()
+    if own_media_url is not None:
+        return MediaSources((Source.parse(own_media_url), *extra), allow_private=True)
     if sandbox_files_url is not None:
         return MediaSources((Source.parse(sandbox_files_url), *extra), allow_private=True)
     own = Source.parse(backend_url or "")

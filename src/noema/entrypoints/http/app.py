@@ -12,6 +12,7 @@ from noema.bootstrap import SANDBOX_MOUNT, Container
 from noema.entrypoints.http import ops
 from noema.entrypoints.http.errors import install_error_handlers
 from noema.entrypoints.http.internal import internal_router
+from noema.entrypoints.http.media import router as media_router
 from noema.entrypoints.http.middleware import RequestContextMiddleware
 from noema.entrypoints.http.public_api import public_router
 from noema.entrypoints.http.security_headers import SecurityHeadersMiddleware
@@ -51,6 +52,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(public_router())
     app.include_router(webhooks_router)
     app.include_router(stripe_webhook_router)
+    app.include_router(media_router)
     install_web(app)
     if container.sandbox is not None:
         app.mount(SANDBOX_MOUNT, container.sandbox.app)

@@ -101,6 +101,10 @@ class ComfyUIClient:
         """Every node class the server has, with its inputs (bounds, defaults, COMBO options)."""
         return parse_object_info(await self._json(_Call("GET", "/object_info")))
 
+    async def object_info_raw(self) -> Any:
+        """``/object_info`` as the server sent it (for ``summary_from_object_info``)."""
+        return await self._json(_Call("GET", "/object_info"))
+
     async def queue(self) -> QueueState:
         """The prompt ids running and waiting on the server (everyone's, not only ours)."""
         return parse_queue(await self._json(_Call("GET", "/queue")))
@@ -125,11 +129,15 @@ class ComfyUIClient:
         subfolder = data.get("subfolder") or ""
         return f"{subfolder}/{stored}" if isinstance(subfolder, str) and subfolder else stored
 
-    async def queue_prompt(self, graph: Mapping[str, Any], prompt_id: str | None = None) -> str:
+    async def queue_prompt(
+        self, graph: Mapping[str, Any], prompt_id: str | None = None, *, strict: bool = False
+    ) -> str:
         """Queue a workflow (API format) under our client id; returns its prompt id.
 
         Raises ``BackendPromptInvalid`` with the server's ``node_errors`` in words when it fails
         validation. Never repeated once sent: a second POST would run (and cost) a second time.
+        ``strict``: a 200 that still names ``node_errors`` (some outputs dropped) is a refusal too:
+        the prompt is taken off the server's queue (interrupted if it already began) and refused.
         """
         body: dict[str, Any] = {"prompt": dict(graph), "client_id": self.client_id}
         if prompt_id is not None:
@@ -148,6 +156,16 @@ class ComfyUIClient:
         queued = data.get("prompt_id") if isinstance(data, Mapping) else None
         if not isinstance(queued, str) or not queued:
             raise BackendProtocolError(f"{self.label} accepted the prompt but returned no prompt_id.")
+        if strict and isinstance(data, Mapping) and data.get("node_errors"):
+            await self.delete_queued(queued)
+            await self.interrupt(queued)
+            node_errors = data.get("node_errors")
+            raise BackendPromptInvalid(
+                validation_sentence(data),
+                status=200,
+                body=response.text,
+                node_errors=dict(node_errors) if isinstance(node_errors, Mapping) else {},
+            )
         if isinstance(data, Mapping) and data.get("node_errors"):
             # Some outputs passed validation, so it runs, without the outputs that failed.
             logger.warning(
