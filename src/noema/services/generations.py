@@ -177,10 +177,10 @@ class GenerationService:
                 self.limits.per_minute
             ):
                 raise LimitExceeded(f"At most {self.limits.per_minute} generations a minute; try again shortly.")
-            # The hold is the most this run may cost, capped by what the account has free; Noema
-            # stops the run when its cost reaches it, so nothing is ever charged beyond it.
             if account.owed_nanos > 0:
                 raise AmountOwed(owed_message(account.owed_nanos), details={"owedUsd": format_usd(account.owed_nanos)})
+            # The hold is the most this run may cost, capped by what the account has free; Noema
+            # stops the run when its cost reaches it, so nothing is ever charged beyond it.
             held = hold_for(free=account.free_nanos, estimate=estimate, ceiling=ceiling)
             if held is None:
                 raise _not_enough(account.free_nanos, account.held_nanos, estimate)
