@@ -10,19 +10,11 @@ import uuid
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
+# The one list of what is served inline (the rest downloads): the same for sandbox files and Noema's media.
+from noema.adapters.media_store import INLINE_TYPES
+
 #: What ``POST /api/file/upload`` accepts (ComfyDeploy's rule).
 ALLOWED_UPLOAD_PREFIXES = ("image/", "video/", "application/", "audio/")
-#: The only files served inline, by extension; everything else (HTML, SVG, scripts …) is an attachment.
-INLINE_TYPES = {
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".webp": "image/webp",
-    ".gif": "image/gif",
-    ".mp4": "video/mp4",
-    ".webm": "video/webm",
-    ".txt": "text/plain; charset=utf-8",
-}
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_NAME_CHARS = 100
 
