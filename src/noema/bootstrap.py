@@ -25,6 +25,8 @@ from noema.adapters.payments.stripe_gateway import StripeGateway
 from noema.adapters.platforms.discord import DiscordPlatform
 from noema.adapters.platforms.result_fetch import MediaSources, ResultFetcher, sources_for
 from noema.adapters.platforms.telegram import WEBHOOK_PATH, TelegramPlatform
+from noema.adapters.platforms.telegram.payments import StarsOffer
+from noema.adapters.platforms.telegram.stars_gateway import TelegramStarsGateway
 from noema.config import (
     BackendKind,
     ConfigError,
@@ -41,6 +43,7 @@ from noema.domain.linking import GuessLimits
 from noema.domain.money import parse_usd
 from noema.domain.pricing import parse_rates
 from noema.domain.runs import RunUpdate
+from noema.domain.stars import parse_packages, parse_rate
 from noema.domain.tools import ToolOverride, Visibility
 from noema.ports import Backend, Clock, GenerationFilter, Notifier
 from noema.services.catalog import Catalog
@@ -76,6 +79,7 @@ class Container:
     telegram: TelegramPlatform | None = None
     discord: DiscordPlatform | None = None
     stripe: StripeGateway | None = None
+    stars: TelegramStarsGateway | None = None
     notifiers: dict[str, Notifier] = field(default_factory=dict)
     media_store: MediaStore | None = None
     comfyui: ComfyUIBackend | None = None
@@ -253,6 +257,20 @@ def _telegram(settings: Settings, chat: ChatServices, media: ResultFetcher) -> T
         webhook_secret=secret.get_secret_value() if secret else None,
         chat=chat,
         media=media,
+        stars=StarsOffer(
+            packages=parse_packages(settings.stars_packages),
+            nanos_per_star=parse_rate(settings.stars_usd),
+            support_text=settings.paysupport_text,
+        ),
+    )
+
+
+def _stars(settings: Settings) -> TelegramStarsGateway | None:
+    """Stars refunds go through the bot's own token, so they are on whenever Telegram is."""
+    if settings.telegram_bot_token is None:
+        return None
+    return TelegramStarsGateway(
+        token=settings.telegram_bot_token.get_secret_value(), api_root=settings.telegram_api_base_url
     )
 
 
@@ -379,6 +397,7 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         telegram=telegram,
         discord=discord,
         stripe=_stripe(settings),
+        stars=_stars(settings),
         notifiers=notifiers,
         media_store=store,
         comfyui=comfyui,

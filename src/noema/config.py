@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from noema.domain.errors import InvalidInput
 from noema.domain.payments import parse_amounts
+from noema.domain.stars import parse_packages, parse_rate
 
 ENV_PREFIX = "NOEMA_"
 _CLIENT_NAME = re.compile(r"^[a-z][a-z0-9_\-]{0,63}$")
@@ -107,6 +108,12 @@ class Settings(BaseSettings):
     stripe_webhook_secret: SecretStr | None = None
     stripe_api_base: str | None = None  #: tests only: the fake Stripe API
     stripe_amounts_usd: str = "5,10,25"
+    stars_packages: str = "50,100,250,500"  #: Telegram Stars packages /topup offers
+    stars_usd: str = "0.013"  #: USD of credit per Telegram Star
+    paysupport_text: str = (
+        "For help with a payment, write to the operator of this bot and include the payment id"
+        " from your receipt. Refunds of Telegram Stars are made by the operator."
+    )
     discord_guild_ids: str = ""
 
     @field_validator("database_url")
@@ -209,6 +216,24 @@ class Settings(BaseSettings):
     def _stripe_amounts(cls, value: str) -> str:
         try:
             parse_amounts(value)
+        except InvalidInput as exc:
+            raise ValueError(exc.message) from None
+        return value
+
+    @field_validator("stars_packages")
+    @classmethod
+    def _stars_packages(cls, value: str) -> str:
+        try:
+            parse_packages(value)
+        except InvalidInput as exc:
+            raise ValueError(exc.message) from None
+        return value
+
+    @field_validator("stars_usd")
+    @classmethod
+    def _stars_usd(cls, value: str) -> str:
+        try:
+            parse_rate(value)
         except InvalidInput as exc:
             raise ValueError(exc.message) from None
         return value

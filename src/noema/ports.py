@@ -270,6 +270,14 @@ class CardGateway(Protocol):
         ...
 
 
+class StarsGateway(Protocol):
+    """Telegram's Stars payments API, for what Noema starts itself (refunds)."""
+
+    async def refund(self, *, user_id: int, charge_id: str) -> None:
+        """Refund a Stars payment in full (refundStarPayment); raises NoemaError when Telegram refuses."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: repositories that share it, committed explicitly, rolled back otherwise."""
 

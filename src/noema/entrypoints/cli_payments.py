@@ -16,9 +16,9 @@ from noema.domain.accounts import Platform, parse_platform
 from noema.domain.errors import InvalidInput, PaymentsDisabled
 from noema.domain.ids import parse_id
 from noema.domain.money import format_usd, parse_usd
-from noema.domain.payments import NANOS_PER_CENT, Payment
+from noema.domain.payments import NANOS_PER_CENT, Payment, PaymentProvider
 from noema.entrypoints.cli_loras import CliRuntime
-from noema.services import accounts, card_payments, payments
+from noema.services import accounts, card_payments, payments, stars_payments
 
 payments_app = typer.Typer(help="Payments: top-ups users made themselves.", no_args_is_help=True)
 
@@ -101,10 +101,17 @@ def payments_refund(
     payment_id: Annotated[str, typer.Argument(help="The payment id.")],
     amount: Annotated[str | None, typer.Option("--amount", help="USD to refund (default: all that is left).")] = None,
 ) -> None:
-    """Refund a card payment at Stripe; its refund webhook then takes the credit back."""
+    """Refund a card payment at Stripe (its webhook takes the credit back) or a Stars payment at Telegram."""
     runtime: CliRuntime = ctx.obj
 
     async def work(c: Container) -> tuple[Payment, str]:
+        pid = parse_id(payment_id, what="The payment")
+        if (await payments.get(c.uow(), pid)).provider is PaymentProvider.TELEGRAM_STARS:
+            if amount is not None:
+                raise InvalidInput("Telegram Stars payments are refunded in full; leave out --amount.")
+            if c.stars is None:
+                raise PaymentsDisabled("Telegram is not set up (NOEMA_TELEGRAM_BOT_TOKEN).")
+            return await stars_payments.refund(c.uow, c.clock, c.stars, pid), ""
         cents = None
         if amount is not None:
             nanos = parse_usd(amount)
@@ -113,10 +120,15 @@ def payments_refund(
             cents = nanos // NANOS_PER_CENT
         if c.stripe is None:
             raise PaymentsDisabled("Card payments are not set up (NOEMA_STRIPE_SECRET_KEY).")
-        pid = parse_id(payment_id, what="The payment")
         return await card_payments.refund(c.uow(), c.stripe, pid, amount_minor=cents)
 
     payment, refund_id = runtime.run(work)
+    if not refund_id:
+        runtime.out.print(
+            f"Payment {payment.id} refunded by Telegram; "
+            f"{format_usd(payment.taken_back_nanos)} USD of credit taken back."
+        )
+        return
     runtime.out.print(
         f"Refund {refund_id} asked for payment {payment.id}; the credit is taken back when Stripe reports it."
     )

@@ -37,6 +37,7 @@ class StatusReport:
     level_bar: str
     wallet_address: str | None
     live_tasks: list[LiveTask] = field(default_factory=list)
+    owed_nanos: int = 0  #: taken back from a refunded payment and not yet paid; new runs wait for it
 
 
 async def report(uow: UnitOfWork, account_id: str, now: datetime) -> StatusReport:
@@ -58,6 +59,7 @@ async def report(uow: UnitOfWork, account_id: str, now: datetime) -> StatusRepor
             level_progress=round(level.progress, 4),
             level_bar=level.bar,
             wallet_address=account.wallet_address,
+            owed_nanos=account.owed_nanos,
             live_tasks=[
                 LiveTask(
                     id_hash=short_id(g.id),

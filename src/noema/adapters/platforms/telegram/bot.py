@@ -20,13 +20,14 @@ from noema.adapters.platforms.result_fetch import ResultFetcher
 from noema.adapters.platforms.telegram.handlers import BUILTINS, TelegramHandlers
 from noema.adapters.platforms.telegram.limiter import ChatRateLimiter
 from noema.adapters.platforms.telegram.notifier import TelegramNotifier
+from noema.adapters.platforms.telegram.payments import StarsOffer
 from noema.domain.errors import InvalidInput
 from noema.domain.tools import Tool
 from noema.services.chat import MENU_LIMIT, ChatServices
 
 log = structlog.get_logger(__name__)
 WEBHOOK_PATH = "/api/webhook/telegram"
-ALLOWED_UPDATES = ["message", "callback_query"]
+ALLOWED_UPDATES = ["message", "callback_query", "pre_checkout_query"]
 
 
 class TelegramPlatform:
@@ -42,6 +43,7 @@ class TelegramPlatform:
         webhook_secret: str | None,
         chat: ChatServices,
         media: ResultFetcher,
+        stars: StarsOffer,
     ) -> None:
         builder = (
             Application.builder()
@@ -57,7 +59,7 @@ class TelegramPlatform:
         self.polling, self.webhook_url, self.webhook_secret = polling, webhook_url, webhook_secret
         self.chat = chat
         self.notifier = TelegramNotifier(self.app.bot, media=media, uow=chat.uow, clock=chat.clock)
-        TelegramHandlers(chat).install(self.app)
+        TelegramHandlers(chat, stars).install(self.app)
         self._menu_task: asyncio.Task[None] | None = None
         self._running = False
 

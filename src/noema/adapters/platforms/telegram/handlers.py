@@ -12,16 +12,17 @@ from html import escape
 from typing import Any
 
 import structlog
-from telegram import Message, Update, User
+from telegram import InlineKeyboardMarkup, Message, Update, User
 from telegram.constants import ChatType, ParseMode
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
 from noema.adapters.platforms.telegram import texts
 from noema.adapters.platforms.telegram.images import ImageSource, download, image_of
+from noema.adapters.platforms.telegram.payments import StarsOffer, TelegramPayments, topup_button
 from noema.adapters.platforms.wording import OOPS
 from noema.domain.accounts import Platform
 from noema.domain.chat_commands import ParsedCommand, parse_command, split_inputs
-from noema.domain.errors import InvalidInput, NoemaError, ToolDisabled, ToolNotFound
+from noema.domain.errors import InsufficientFunds, InvalidInput, NoemaError, ToolDisabled, ToolNotFound
 from noema.domain.ids import parse_id
 from noema.domain.linking import CODE_LIFETIME
 from noema.domain.presets import Preset
@@ -41,6 +42,8 @@ BUILTINS = {
     "account": "Your account record",
     "set": "Your default inputs for a tool: /set txt2img steps=30",
     "settings": "Show your defaults for a tool",
+    "topup": "Add credit with Telegram Stars",
+    "paysupport": "Help with a payment",
 }
 _Handler = Callable[[Message, "Caller", ParsedCommand], Awaitable[None]]
 
@@ -60,8 +63,9 @@ class Caller:
 class TelegramHandlers:
     """The bot's commands and buttons over the chat services."""
 
-    def __init__(self, chat: ChatServices) -> None:
+    def __init__(self, chat: ChatServices, stars: StarsOffer) -> None:
         self.chat = chat
+        self.payments = TelegramPayments(chat, stars)
         self._builtins: dict[str, _Handler] = {
             "start": self._help,
             "help": self._help,
@@ -73,12 +77,15 @@ class TelegramHandlers:
             "account": self._account,
             "set": self._set,
             "settings": self._settings,
+            "topup": self.payments.topup,
+            "paysupport": self.payments.paysupport,
         }
 
     def install(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         """Route commands (in text or in a photo's caption) and button presses here."""
         app.add_handler(MessageHandler(filters.COMMAND | filters.CaptionRegex(r"^/"), self.on_message))
         app.add_handler(CallbackQueryHandler(self.on_button))
+        self.payments.install(app)
 
     async def on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A command: a built-in one or a tool."""
@@ -114,6 +121,10 @@ class TelegramHandlers:
             elif action == "info":
                 generation = await history.get(self.chat.uow(), parse_id(gid), account_id=caller.account_id)
                 await _reply(message, texts.info(generation))
+            elif action == "topup":
+                await message.reply_text("Top up with Telegram Stars:", reply_markup=self.payments.packages())
+            elif action == "stars":
+                await self.payments.invoice(message, caller, gid)
         except NoemaError as exc:
             await _reply(message, escape(exc.message))
         except Exception:
@@ -135,7 +146,8 @@ class TelegramHandlers:
 
     async def _status(self, message: Message, caller: Caller, _parsed: ParsedCommand) -> None:
         now = self.chat.clock.now()
-        await _reply(message, texts.status_text(await status.report(self.chat.uow(), caller.account_id, now), now))
+        report = await status.report(self.chat.uow(), caller.account_id, now)
+        await _reply(message, texts.status_text(report, now), markup=topup_button())
 
     async def _cancel(self, message: Message, caller: Caller, parsed: ParsedCommand) -> None:
         g = await self.chat.cancel(caller.account_id, parsed.args.split()[0] if parsed.args else None)
@@ -268,7 +280,8 @@ class TelegramHandlers:
             await self.chat.run(caller.visit, caller.user, asked)
         except NoemaError as exc:
             text = texts.tool_usage(tool, exc.message) if isinstance(exc, InvalidInput) else escape(exc.message)
-            await ack.edit_text(text, parse_mode=ParseMode.HTML)
+            markup = topup_button() if isinstance(exc, InsufficientFunds) else None
+            await ack.edit_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
 
 
 def _missing(tool: Tool, prompt: str, source: ImageSource | None) -> str | None:
@@ -286,5 +299,5 @@ def _key(message: Message) -> str:
     return f"telegram:{message.chat.id}:{message.message_id}"
 
 
-async def _reply(message: Message, text: str) -> Message:
-    return await message.reply_text(text, parse_mode=ParseMode.HTML, do_quote=True)
+async def _reply(message: Message, text: str, *, markup: InlineKeyboardMarkup | None = None) -> Message:
+    return await message.reply_text(text, parse_mode=ParseMode.HTML, do_quote=True, reply_markup=markup)

@@ -125,6 +125,8 @@ def status_text(report: StatusReport, now: datetime) -> str:
         f"<b>{report.points:,}</b> points · {display_usd(report.balance_nanos - report.held_nanos)}",
         f"Level {report.level} {report.level_bar} {round(report.level_progress * 100)}%  ({report.exp:,} EXP)",
     ]
+    if report.owed_nanos:
+        lines.append(f"⚠️ Owed from a refunded payment: {display_usd(report.owed_nanos)} (top up to run again)")
     if report.held_nanos:
         lines.append(f"Held for running tasks: {display_usd(report.held_nanos)}")
     if not report.live_tasks:

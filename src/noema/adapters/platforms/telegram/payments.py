@@ -1,0 +1,188 @@
+"""Telegram Stars in the chat: /topup packages, invoices, pre-checkout answers, receipts, refunds.
+
+Every invoice's payload is a payment row made first; the credit is given only on Telegram's
+``successful_payment`` (exactly once per charge id, in ``stars_payments``), never on a button press.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from html import escape
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LabeledPrice, Message, Update
+from telegram.constants import ParseMode
+from telegram.ext import Application, ContextTypes, MessageHandler, PreCheckoutQueryHandler, filters
+
+from noema.adapters.platforms.wording import OOPS
+from noema.domain.accounts import Platform
+from noema.domain.errors import AccountNotFound, InvalidInput, NoemaError
+from noema.domain.money import display_usd
+from noema.domain.stars import CURRENCY, credit_for
+from noema.services import accounts, economy, stars_payments
+from noema.services.chat import ChatServices, ChatUser
+
+if TYPE_CHECKING:
+    from noema.adapters.platforms.telegram.handlers import Caller
+
+log = structlog.get_logger(__name__)
+TRY_AGAIN = "Payments are busy right now; nothing was charged. Please try again in a minute."
+
+
+@dataclass(frozen=True)
+class StarsOffer:
+    """What /topup offers: star packages, the credit per star (nanos), and the /paysupport text."""
+
+    packages: tuple[int, ...]
+    nanos_per_star: int
+    support_text: str
+
+
+def topup_button() -> InlineKeyboardMarkup:
+    """The "Top up" button under /status and under an insufficient-funds message."""
+    return InlineKeyboardMarkup([[InlineKeyboardButton("⭐ Top up with Stars", callback_data="topup:")]])
+
+
+class TelegramPayments:
+    """The Stars commands, buttons and payment updates over ``stars_payments``."""
+
+    def __init__(self, chat: ChatServices, offer: StarsOffer) -> None:
+        self.chat, self.offer = chat, offer
+
+    def install(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        """Answer pre-checkout queries, credit successful payments, take back refunded ones."""
+        app.add_handler(PreCheckoutQueryHandler(self.on_pre_checkout))
+        app.add_handler(MessageHandler(filters.SUCCESSFUL_PAYMENT, self.on_paid))
+        app.add_handler(MessageHandler(filters.StatusUpdate.REFUNDED_PAYMENT, self.on_refunded))
+
+    def packages(self) -> InlineKeyboardMarkup:
+        """One button per package, each showing the credit it buys."""
+        rows = [
+            [
+                InlineKeyboardButton(
+                    f"⭐ {stars} → {display_usd(credit_for(stars, self.offer.nanos_per_star))}",
+                    callback_data=f"stars:{stars}",
+                )
+            ]
+            for stars in self.offer.packages
+        ]
+        return InlineKeyboardMarkup(rows)
+
+    async def topup(self, message: Message, _caller: Caller, _parsed: object = None) -> None:
+        """/topup: the packages."""
+        await message.reply_text(
+            "Choose how many Telegram Stars to pay; each button shows the credit it buys.",
+            reply_markup=self.packages(),
+            do_quote=True,
+        )
+
+    async def paysupport(self, message: Message, _caller: Caller, _parsed: object = None) -> None:
+        """/paysupport: the operator's text, as Telegram's payment rules require."""
+        await message.reply_text(escape(self.offer.support_text), parse_mode=ParseMode.HTML, do_quote=True)
+
+    async def invoice(self, message: Message, caller: Caller, raw: str) -> None:
+        """A package chosen: the payment row first, then the invoice carrying its id."""
+        if not raw.isdigit() or int(raw) not in self.offer.packages:
+            raise InvalidInput("That package is not offered any more; send /topup for the current ones.")
+        stars = int(raw)
+        payment = await stars_payments.offer(
+            self.chat.uow,
+            self.chat.clock,
+            account_id=caller.account_id,
+            stars=stars,
+            nanos_per_star=self.offer.nanos_per_star,
+        )
+        credit = display_usd(payment.credit_nanos)
+        await message.get_bot().send_invoice(
+            chat_id=message.chat.id,
+            title=f"{credit} of Noema credit",
+            description=f"{stars} Telegram Stars buy {credit} of credit for generations.",
+            payload=payment.id,
+            currency=CURRENCY,
+            prices=[LabeledPrice(f"{credit} credit", stars)],
+            provider_token="",
+        )
+
+    async def _payer(self, user_id: int) -> str | None:
+        try:
+            found = await accounts.by_platform(self.chat.uow(), Platform.TELEGRAM, str(user_id))
+        except AccountNotFound:
+            return None
+        return found.account.id
+
+    async def on_pre_checkout(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Answer at once: ok when the invoice's row exists, is unexpired and its account may pay."""
+        query = update.pre_checkout_query
+        if query is None:
+            return
+        try:
+            reason = await stars_payments.pre_check(
+                self.chat.uow,
+                self.chat.clock,
+                payload=query.invoice_payload,
+                payer_account_id=await self._payer(query.from_user.id),
+                stars=query.total_amount if query.currency == CURRENCY else -1,
+            )
+        except Exception:
+            log.exception("telegram_pre_checkout_failed")
+            reason = TRY_AGAIN
+        if reason is None:
+            await query.answer(ok=True)
+        else:
+            await query.answer(ok=False, error_message=reason)
+
+    async def on_paid(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Credit the payment exactly once, then send the receipt with the new balance."""
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None or message.successful_payment is None:
+            return
+        paid = message.successful_payment
+        try:
+            who = await self._enter(user)
+            charge = stars_payments.Charge(
+                account_id=who,
+                payload=paid.invoice_payload,
+                charge_id=paid.telegram_payment_charge_id,
+                stars=paid.total_amount,
+                currency=paid.currency,
+                nanos_per_star=self.offer.nanos_per_star,
+            )
+            payment = await stars_payments.settle(self.chat.uow, self.chat.clock, charge)
+            wallet = await economy.wallet(self.chat.uow(), payment.account_id)
+            owed = f"\nStill owed: {display_usd(wallet.owed_nanos)}" if wallet.owed_nanos else ""
+            text = (
+                f"✅ Payment received: {paid.total_amount} ⭐ → {display_usd(payment.credit_nanos)} of credit.\n"
+                f"Balance: {display_usd(wallet.balance_nanos - wallet.held_nanos)}{owed}\n"
+                f"Receipt: payment <code>{payment.id}</code>"
+            )
+        except NoemaError as exc:
+            log.warning("telegram_payment_not_credited", error=exc.code)
+            text = escape(exc.message)
+        except Exception:
+            log.exception("telegram_payment_failed")
+            text = OOPS
+        await message.reply_text(text, parse_mode=ParseMode.HTML, do_quote=True)
+
+    async def on_refunded(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Telegram refunded a payment: take its credit back, once (what the balance lacks is owed)."""
+        message = update.effective_message
+        if message is None or message.refunded_payment is None:
+            return
+        refund = message.refunded_payment
+        try:
+            payment = await stars_payments.refunded(
+                self.chat.uow, self.chat.clock, charge_id=refund.telegram_payment_charge_id, stars=refund.total_amount
+            )
+        except Exception:
+            log.exception("telegram_refund_failed")
+            return
+        if payment is not None:
+            await message.reply_text(
+                f"↩️ {refund.total_amount} ⭐ refunded: {display_usd(payment.credit_nanos)} of credit taken back.",
+                do_quote=True,
+            )
+
+    async def _enter(self, user: Any) -> str:
+        who = ChatUser(Platform.TELEGRAM, str(user.id), user.full_name, user.username)
+        return (await self.chat.enter(who, "payment")).account_id

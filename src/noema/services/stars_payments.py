@@ -1,0 +1,161 @@
+"""Telegram Stars top-ups over the payments core: offer, pre-check, credit once per charge, refund.
+
+The invoice's payload is the id of a payment row made first. A successful payment is credited
+through ``payments.apply_event`` keyed by Telegram's ``telegram_payment_charge_id``, so the same
+update delivered twice (or to two replicas at once) credits once. A charge that does not fit its
+row (unknown or foreign payload, or an invoice already paid once and paid again) gets a row of its
+own: the money was taken, so the payer is credited.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from noema.domain import stars as rules
+from noema.domain.accounts import Platform
+from noema.domain.errors import AccountNotFound, Conflict, InvalidInput, NoemaError
+from noema.domain.ids import new_id
+from noema.domain.payments import Payment, PaymentProvider
+from noema.ports import Clock, StarsGateway, UnitOfWorkFactory
+from noema.services import payments
+
+PROVIDER = PaymentProvider.TELEGRAM_STARS
+
+
+async def offer(uow: UnitOfWorkFactory, clock: Clock, *, account_id: str, stars: int, nanos_per_star: int) -> Payment:
+    """The payment row an invoice for ``stars`` will carry as its payload."""
+    new = payments.NewPayment(account_id, PROVIDER, rules.CURRENCY, stars, rules.credit_for(stars, nanos_per_star))
+    return await payments.create(uow(), clock, new)
+
+
+async def pre_check(
+    uow: UnitOfWorkFactory, clock: Clock, *, payload: str, payer_account_id: str | None, stars: int
+) -> str | None:
+    """Why this pre-checkout must be refused, or None when the invoice may be paid."""
+    async with uow() as u:
+        payment = await u.payments.get(payload[:36]) if payload else None
+        if payment is not None and payment.provider is not PROVIDER:
+            payment = None
+        if payment is not None:
+            account = await u.accounts.get(payment.account_id)
+            if account is None or account.merged_into is not None or account.status.value != "active":
+                return "This account cannot top up at the moment. /paysupport can help."
+        return rules.refusal(payment, payer_account_id=payer_account_id, stars=stars, now=clock.now())
+
+
+@dataclass(frozen=True)
+class Charge:
+    """A ``successful_payment``: who paid (their account), what, the payload and Telegram's charge id."""
+
+    account_id: str
+    payload: str
+    charge_id: str
+    stars: int
+    currency: str
+    nanos_per_star: int
+
+
+async def settle(uow: UnitOfWorkFactory, clock: Clock, charge: Charge) -> Payment:
+    """Credit a successful payment exactly once per charge id; returns the credited payment."""
+    if charge.currency != rules.CURRENCY or charge.stars <= 0 or not charge.charge_id:
+        raise InvalidInput("Not a Telegram Stars payment.")
+    for _attempt in range(3):
+        try:
+            payment_id = await _row_for(uow, clock, charge)
+            break
+        except Conflict:  # another replica made the row for this charge first: use it
+            continue
+    else:
+        raise Conflict("The same payment is being recorded concurrently; it will be retried.")
+    event = payments.ProviderEvent(
+        PROVIDER,
+        event_id=f"paid:{charge.charge_id}",
+        event_type="successful_payment",
+        payment_id=payment_id,
+        external_id=charge.charge_id,
+        paid=True,
+        amount_minor=charge.stars,
+        currency=rules.CURRENCY,
+    )
+    applied = await payments.apply_event(uow(), clock, event)
+    assert applied.payment is not None  # the row exists: it was found or made above
+    return applied.payment
+
+
+async def _row_for(uow: UnitOfWorkFactory, clock: Clock, charge: Charge) -> str:
+    """The payment row this charge credits: its invoice's, or a new one when that does not fit."""
+    async with uow() as u:
+        known = await u.payments.find(PROVIDER, external_id=charge.charge_id)
+        if known is not None:
+            return known.id
+        row = await u.payments.get(charge.payload[:36]) if charge.payload else None
+        if (
+            row is not None
+            and row.provider is PROVIDER
+            and row.account_id == charge.account_id
+            and not row.credited
+            and row.external_id is None
+        ):
+            return row.id
+        if await u.accounts.get(charge.account_id) is None:
+            raise AccountNotFound()
+        now = clock.now()
+        credit = (
+            row.credit_nanos * charge.stars // row.amount_minor
+            if row is not None and row.provider is PROVIDER and row.amount_minor > 0
+            else rules.credit_for(charge.stars, charge.nanos_per_star)
+        )
+        extra = Payment(
+            id=new_id(),
+            account_id=charge.account_id,
+            provider=PROVIDER,
+            currency=rules.CURRENCY,
+            amount_minor=charge.stars,
+            credit_nanos=credit,
+            created_at=now,
+            updated_at=now,
+            external_id=charge.charge_id,
+        )
+        u.payments.add(extra)
+        await u.commit()
+        return extra.id
+
+
+async def refunded(uow: UnitOfWorkFactory, clock: Clock, *, charge_id: str, stars: int) -> Payment | None:
+    """Take back the credit of a refunded Stars payment (``refunded_payment``), once; None: not ours."""
+    found = await payments.apply_event(uow(), clock, _refund_event(charge_id, stars))
+    return found.payment
+
+
+def _refund_event(charge_id: str, stars: int) -> payments.ProviderEvent:
+    return payments.ProviderEvent(
+        PROVIDER,
+        event_id=f"refund:{charge_id}",
+        event_type="refunded_payment",
+        external_id=charge_id,
+        refunded_minor=stars,
+    )
+
+
+async def refund(uow: UnitOfWorkFactory, clock: Clock, gateway: StarsGateway, payment_id: str) -> Payment:
+    """Refund a paid Stars payment at Telegram (refundStarPayment), then take its credit back."""
+    payment = await payments.get(uow(), payment_id)
+    if payment.provider is not PROVIDER:
+        raise InvalidInput("That is not a Telegram Stars payment.")
+    if not payment.credited or not payment.external_id:
+        raise InvalidInput("That payment was never paid, so there is nothing to refund.")
+    if payment.refunded_minor >= payment.amount_minor:
+        raise InvalidInput("That payment is already refunded.")
+    async with uow() as u:
+        identities = [i for i in await u.accounts.identities(payment.account_id) if i.platform is Platform.TELEGRAM]
+    last: NoemaError = InvalidInput("The payer's Telegram account is not known, so Telegram cannot refund it.")
+    for identity in identities:
+        try:
+            await gateway.refund(user_id=int(identity.platform_id), charge_id=payment.external_id)
+            break
+        except NoemaError as exc:  # another of the account's Telegram users may be the payer
+            last = exc
+    else:
+        raise last
+    applied = await payments.apply_event(uow(), clock, _refund_event(payment.external_id, payment.amount_minor))
+    return applied.payment or payment
