@@ -27,6 +27,7 @@ from telegram import Bot
 from tests.fakes import telegram_api_bot as bot_methods
 from tests.fakes import telegram_api_media as media_methods
 from tests.fakes import telegram_api_messages as message_methods
+from tests.fakes import telegram_api_payments as payment_methods
 from tests.fakes import telegram_api_users as users
 from tests.fakes.telegram_api_core import ApiResult, BotApiError, RecordedCall, UploadedFile, read_request
 from tests.fakes.telegram_api_server import ThreadedServer
@@ -67,6 +68,9 @@ METHODS: dict[str, Callable[..., Any]] = {
     "sendVideo": media_methods.send_video,
     "sendMediaGroup": media_methods.send_media_group,
     "getFile": media_methods.get_file,
+    "sendInvoice": payment_methods.send_invoice,
+    "answerPreCheckoutQuery": payment_methods.answer_pre_checkout_query,
+    "refundStarPayment": payment_methods.refund_star_payment,
 }
 _CANONICAL = {name.lower(): name for name in METHODS}  # Telegram's method names are case-insensitive
 
@@ -146,6 +150,20 @@ class FakeTelegram:
     def callback_query(self, chat_id: int, message_id: int, data: str, *, user_id: int | None = None) -> dict[str, Any]:
         """A user presses the inline button with this callback_data; returns the queued Update."""
         return users.callback_query(self.state, chat_id, message_id, data, user_id=user_id)
+
+    def pre_checkout_query(self, user_id: int, payload: str, stars: int) -> dict[str, Any]:
+        """A user confirms a Stars invoice; the answer lands in ``state.pre_checkout_answers[id]``."""
+        return payment_methods.pre_checkout_query(self.state, user_id, payload, stars)
+
+    def successful_payment(
+        self, user_id: int, payload: str, stars: int, charge_id: str | None = None
+    ) -> dict[str, Any]:
+        """Telegram took a user's stars (a new charge id unless one is given)."""
+        return payment_methods.successful_payment(self.state, user_id, payload, stars, charge_id)
+
+    def refunded_payment(self, user_id: int, payload: str, stars: int, charge_id: str) -> dict[str, Any]:
+        """Telegram refunded a Stars payment."""
+        return payment_methods.refunded_payment(self.state, user_id, payload, stars, charge_id)
 
     def webhook_headers(self) -> dict[str, str]:
         """The headers Telegram sends with a webhook delivery (the secret token when one is set)."""

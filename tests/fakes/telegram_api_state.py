@@ -125,6 +125,9 @@ class BotState:
         self.pending_updates: list[dict[str, Any]] = []
         self.callback_answers: dict[str, dict[str, Any] | None] = {}
         self.reactions: dict[tuple[int, int], list[dict[str, Any]]] = {}
+        self.pre_checkout_answers: dict[str, dict[str, Any]] = {}
+        self.charges: dict[str, int] = {}  #: Stars charge id -> the user who paid
+        self.refunded: set[str] = set()
         self.long_poll_cap = long_poll_cap
         self.poll_generation = 0
         self.closing = False

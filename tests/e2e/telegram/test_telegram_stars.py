@@ -1,0 +1,99 @@
+"""Telegram Stars end to end against the fake Bot API: /topup → invoice → pre-checkout → payment →
+credited once → receipt; duplicates, expired invoices, refunds; the ledger verifies clean after each."""
+
+from __future__ import annotations
+
+import asyncio
+
+from noema.domain.money import parse_usd
+from noema.services import economy, payments, stars_payments
+from tests.e2e.telegram.harness import TelegramRig
+
+USER = 4242
+
+
+async def _verify_clean(rig: TelegramRig) -> None:
+    _checked, drifts = await economy.verify(rig.container.uow())
+    assert drifts == []
+    assert await payments.verify(rig.container.uow()) == []
+
+
+async def _invoice(rig: TelegramRig, stars: int = 100) -> str:
+    """The user sends /topup and picks a package; returns the invoice's payload."""
+    msg = await rig.say(USER, "/topup")
+    offer = rig.replies(USER, msg["message_id"])[-1]
+    buttons = [b for row in (offer.reply_markup or {})["inline_keyboard"] for b in row]
+    assert [b["callback_data"] for b in buttons] == ["stars:50", "stars:100", "stars:250", "stars:500"]
+    assert "$1.30" in buttons[1]["text"]  # 100 stars at 0.013 USD
+    await rig.press(USER, offer.message_id, f"stars:{stars}")
+    invoice = rig.fake.calls_to("sendInvoice")[-1]
+    assert invoice.params["currency"] == "XTR" and invoice.params["provider_token"] in ("", None)
+    return str(invoice.params["payload"])
+
+
+async def _pay(rig: TelegramRig, payload: str, stars: int = 100, charge: str | None = None) -> dict:
+    update = rig.fake.successful_payment(USER, payload, stars, charge)
+    assert (await rig.post(update)).status_code == 200
+    return update
+
+
+async def test_topup_invoice_precheckout_payment_credits_once_with_a_receipt(rig: TelegramRig) -> None:
+    payload = await _invoice(rig)
+    query = rig.fake.pre_checkout_query(USER, payload, 100)
+    assert (await rig.post(query)).status_code == 200
+    assert rig.fake.state.pre_checkout_answers[query["pre_checkout_query"]["id"]]["ok"] is True
+    update = await _pay(rig, payload)
+    await rig.post(update)  # Telegram delivers the same update again
+    account = await rig.account_id(USER)
+    assert (await rig.wallet(account))[0] == parse_usd("1.30")
+    receipt = rig.replies(USER, update["message"]["message_id"])[0]
+    assert "Payment received" in (receipt.text or "") and "$1.30" in (receipt.text or "")
+    await _verify_clean(rig)
+
+
+async def test_the_same_payment_delivered_concurrently_credits_once(rig: TelegramRig) -> None:
+    payload = await _invoice(rig)
+    update = rig.fake.successful_payment(USER, payload, 100)
+    results = await asyncio.gather(*(rig.post(update) for _ in range(4)))
+    assert all(r.status_code == 200 for r in results)
+    assert (await rig.wallet(await rig.account_id(USER)))[0] == parse_usd("1.30")
+    await _verify_clean(rig)
+
+
+async def test_an_unknown_payload_or_an_invoice_paid_again_is_still_credited(rig: TelegramRig) -> None:
+    payload = await _invoice(rig)
+    await _pay(rig, payload)
+    await _pay(rig, payload)  # the same invoice paid again: a new charge id
+    await _pay(rig, "no-such-row", stars=50)
+    assert (await rig.wallet(await rig.account_id(USER)))[0] == parse_usd("3.25")
+    await _verify_clean(rig)
+
+
+async def test_a_pre_checkout_for_an_unknown_invoice_is_refused_with_a_reason(rig: TelegramRig) -> None:
+    query = rig.fake.pre_checkout_query(USER, "not-a-payment", 100)
+    await rig.post(query)
+    answer = rig.fake.state.pre_checkout_answers[query["pre_checkout_query"]["id"]]
+    assert answer["ok"] is False and "not known" in answer["error_message"]
+
+
+async def test_a_refund_after_spending_leaves_an_owed_amount_that_the_next_topup_pays(rig: TelegramRig) -> None:
+    payload = await _invoice(rig)
+    update = await _pay(rig, payload)
+    charge = update["message"]["successful_payment"]["telegram_payment_charge_id"]
+    account = await rig.account_id(USER)
+    c = rig.container
+    await economy.debit(c.uow(), c.clock, economy.Transfer(account_id=account, amount_nanos=parse_usd("1.00")))
+    paid = (await payments.list_payments(c.uow(), account_id=account, limit=5, cursor=None)).items[0]
+    assert c.stars is not None
+    await stars_payments.refund(c.uow, c.clock, c.stars, paid.id)
+    assert charge in rig.fake.state.refunded
+    await rig.post(rig.fake.refunded_payment(USER, payload, 100, charge))  # Telegram's update: taken once
+    owed = (await economy.wallet(c.uow(), account)).owed_nanos
+    assert owed == parse_usd("1.00")
+    status = await rig.say(USER, "/status")
+    assert "Owed" in (rig.replies(USER, status["message_id"])[0].text or "")
+    await _verify_clean(rig)
+    await _pay(rig, await _invoice(rig))
+    wallet = await economy.wallet(c.uow(), account)
+    assert (wallet.owed_nanos, wallet.balance_nanos) == (0, parse_usd("0.30"))
+    await _verify_clean(rig)
