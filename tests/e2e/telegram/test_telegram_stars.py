@@ -97,3 +97,29 @@ async def test_a_refund_after_spending_leaves_an_owed_amount_that_the_next_topup
     wallet = await economy.wallet(c.uow(), account)
     assert (wallet.owed_nanos, wallet.balance_nanos) == (0, parse_usd("0.30"))
     await _verify_clean(rig)
+
+
+async def test_a_payment_that_cannot_be_credited_yet_fails_the_webhook_and_telegrams_redelivery_credits_it(
+    rig: TelegramRig,
+) -> None:
+    from sqlalchemy import text
+
+    payload = await _invoice(rig)
+    update = rig.fake.successful_payment(USER, payload, 100)
+    engine = rig.container.engine
+    async with engine.begin() as conn:  # the database loses a table the credit needs (an outage)
+        await conn.execute(text("ALTER TABLE payment_events RENAME TO payment_events_away"))
+    try:
+        failed = await rig.post(update)
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text("ALTER TABLE payment_events_away RENAME TO payment_events"))
+    # Not 200: Telegram keeps the update and sends it again; nothing was credited and no receipt sent.
+    assert failed.status_code >= 500
+    account = await rig.account_id(USER)
+    assert (await rig.wallet(account))[0] == 0
+    assert rig.replies(USER, update["message"]["message_id"]) == []
+    assert (await rig.post(update)).status_code == 200
+    assert (await rig.wallet(account))[0] == parse_usd("1.30")
+    assert "Payment received" in (rig.replies(USER, update["message"]["message_id"])[0].text or "")
+    await _verify_clean(rig)

@@ -20,8 +20,8 @@ from noema.adapters.platforms.result_fetch import ResultFetcher
 from noema.adapters.platforms.telegram.handlers import BUILTINS, TelegramHandlers
 from noema.adapters.platforms.telegram.limiter import ChatRateLimiter
 from noema.adapters.platforms.telegram.notifier import TelegramNotifier
-from noema.adapters.platforms.telegram.payments import StarsOffer
-from noema.domain.errors import InvalidInput
+from noema.adapters.platforms.telegram.payments import CREDIT_FAILED, StarsOffer
+from noema.domain.errors import ExternalServiceError, InvalidInput
 from noema.domain.tools import Tool
 from noema.services.chat import MENU_LIMIT, ChatServices
 
@@ -103,7 +103,11 @@ class TelegramPlatform:
             update = Update.de_json(data, self.app.bot)
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInput(f"The Telegram update could not be read ({type(exc).__name__}).") from None
+        CREDIT_FAILED.set(False)
         await self.app.process_update(update)
+        if CREDIT_FAILED.get():
+            # A paid charge was not credited: fail the webhook so Telegram sends the update again.
+            raise ExternalServiceError("A Telegram payment could not be credited yet; Telegram will retry.")
 
     def secret_matches(self, header: str | None) -> bool:
         """Whether a webhook request carries our secret token (compared in constant time)."""

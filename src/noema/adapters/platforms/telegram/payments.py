@@ -6,6 +6,7 @@ Every invoice's payload is a payment row made first; the credit is given only on
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from html import escape
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,6 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LabeledPrice, M
 from telegram.constants import ParseMode
 from telegram.ext import Application, ContextTypes, MessageHandler, PreCheckoutQueryHandler, filters
 
-from noema.adapters.platforms.wording import OOPS
 from noema.domain.accounts import Platform
 from noema.domain.errors import AccountNotFound, InvalidInput, NoemaError
 from noema.domain.money import display_usd
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 TRY_AGAIN = "Payments are busy right now; nothing was charged. Please try again in a minute."
+#: Set when a paid charge could not be credited: the webhook then answers 500 so that Telegram
+#: delivers the same update again (crediting is keyed by the charge id, so the retry credits once).
+CREDIT_FAILED: ContextVar[bool] = ContextVar("telegram_credit_failed", default=False)
 
 
 @dataclass(frozen=True)
@@ -160,8 +163,10 @@ class TelegramPayments:
             log.warning("telegram_payment_not_credited", error=exc.code)
             text = escape(exc.message)
         except Exception:
-            log.exception("telegram_payment_failed")
-            text = OOPS
+            # The money was taken: never drop it. No reply now; Telegram's redelivery credits it.
+            log.exception("telegram_payment_failed", charge_id=paid.telegram_payment_charge_id)
+            CREDIT_FAILED.set(True)
+            return
         await message.reply_text(text, parse_mode=ParseMode.HTML, do_quote=True)
 
     async def on_refunded(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
