@@ -244,6 +244,35 @@ async def test_a_running_run_is_interrupted_and_gone_from_the_servers_queue(
         assert "execution_interrupted" in dict(entry["status"]["messages"])
 
 
+async def test_a_run_past_its_max_seconds_is_interrupted_on_the_server_and_ends_timed_out_charging_nothing(
+    db_url: str, tmp_path: Path, comfy: Comfy
+) -> None:
+    if comfy.server.fake is not None:
+        comfy.server.fake.node_seconds = 10.0
+    limit = json.dumps({"long": {"max_seconds": 2}})
+    more = settings(tmp_path, comfy, tool_overrides=limit, poll_seconds=0.5, workers_enabled=True)
+    async with running_app(db_url, tmp_path, **more) as (app, client):
+        aid, auth = await funded_key(app, "1")
+        gid = await start(client, auth, "long", {})
+        body = await wait_terminal(client, gid, auth, seconds=60)
+        assert body["status"] == "timed_out", body
+        assert "took longer than 2 seconds" in body["failureReason"], body["failureReason"]
+        assert body["costUsd"] == "0.000000000"
+        assert await balance(app, aid) == (1_000_000_000, 0)
+        prompt_id = await prompt_of(app, gid)
+
+        async def interrupted() -> bool:
+            entry = server_history(comfy).get(str(prompt_id))
+            return entry is not None and "execution_interrupted" in dict(entry["status"]["messages"])
+
+        await until(interrupted, 30)  # stopped at the server, not left to run on for nothing
+        assert prompt_id not in server_queue(comfy)
+        again = (await client.get(f"/api/v1/generations/{gid}", headers=auth)).json()
+        assert again["status"] == "timed_out" and again["costUsd"] == "0.000000000"
+        c: Container = app.state.container
+        assert await economy.verify(c.uow()) == (1, [])
+
+
 async def test_the_sdxl_example_is_listed_disabled_naming_the_missing_model_and_the_server(
     db_url: str, tmp_path: Path, comfy: Comfy
 ) -> None:
