@@ -11,6 +11,7 @@ import base64
 import io
 import json
 import random
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -319,3 +320,41 @@ async def test_a_server_restart_fails_the_run_it_was_running_and_sends_the_waiti
         assert again["status"] == "succeeded", again
         assert await prompt_of(app, queued) != lost  # it really went to the server a second time
         assert await balance(app, aid) == (1_000_000_000 - int(again["costUsd"].replace(".", "")), 0)
+
+
+async def test_the_web_form_runs_blur_on_the_server_and_its_card_shows_the_picture_from_noemas_media(
+    db_url: str, tmp_path: Path, comfy: Comfy
+) -> None:
+    async with running_app(db_url, tmp_path, **settings(tmp_path, comfy)) as (app, client):
+        aid, auth = await funded_key(app, "1")
+        page = await client.get("/")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf is not None
+        key = auth["Authorization"].removeprefix("Bearer ")
+        signed = await client.post("/signin", data={"api_key": key, "csrf": csrf.group(1)})
+        assert signed.status_code == 303, signed.text
+        tools = await client.get("/app")
+        assert tools.status_code == 200 and "/blur" in tools.text
+        token = re.search(r'name="csrf" value="([^"]+)"', tools.text)
+        assert token is not None
+        picture = base64.b64decode(picture_uri().split(",", 1)[1])
+        r = await client.post(
+            "/app/run",
+            data={"tool": "blur", "radius": "3", "csrf": token.group(1)},
+            files={"image": ("photo.png", picture, "image/png")},
+        )
+        assert r.status_code == 303, r.text
+        card_url = r.headers["location"] + "/card"
+
+        async def done() -> bool:
+            return 'data-terminal="true"' in (await client.get(card_url)).text
+
+        await until(done, 60)
+        card = (await client.get(card_url)).text
+        assert 'data-status="succeeded"' in card, card
+        src = re.search(r'<img src="([^"]+)"', card)
+        assert src is not None and src.group(1).startswith("http://noema.test/media/")
+        served = await client.get(src.group(1))
+        assert served.status_code == 200 and Image.open(io.BytesIO(served.content)).size == (24, 16)
+        spent, held = await balance(app, aid)
+        assert spent < 1_000_000_000 and held == 0
