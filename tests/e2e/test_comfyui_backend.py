@@ -11,6 +11,7 @@ import base64
 import io
 import json
 import random
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -244,6 +245,35 @@ async def test_a_running_run_is_interrupted_and_gone_from_the_servers_queue(
         assert "execution_interrupted" in dict(entry["status"]["messages"])
 
 
+async def test_a_run_past_its_max_seconds_is_interrupted_on_the_server_and_ends_timed_out_charging_nothing(
+    db_url: str, tmp_path: Path, comfy: Comfy
+) -> None:
+    if comfy.server.fake is not None:
+        comfy.server.fake.node_seconds = 10.0
+    limit = json.dumps({"long": {"max_seconds": 2}})
+    more = settings(tmp_path, comfy, tool_overrides=limit, poll_seconds=0.5, workers_enabled=True)
+    async with running_app(db_url, tmp_path, **more) as (app, client):
+        aid, auth = await funded_key(app, "1")
+        gid = await start(client, auth, "long", {})
+        body = await wait_terminal(client, gid, auth, seconds=60)
+        assert body["status"] == "timed_out", body
+        assert "took longer than 2 seconds" in body["failureReason"], body["failureReason"]
+        assert body["costUsd"] == "0.000000000"
+        assert await balance(app, aid) == (1_000_000_000, 0)
+        prompt_id = await prompt_of(app, gid)
+
+        async def interrupted() -> bool:
+            entry = server_history(comfy).get(str(prompt_id))
+            return entry is not None and "execution_interrupted" in dict(entry["status"]["messages"])
+
+        await until(interrupted, 30)  # stopped at the server, not left to run on for nothing
+        assert prompt_id not in server_queue(comfy)
+        again = (await client.get(f"/api/v1/generations/{gid}", headers=auth)).json()
+        assert again["status"] == "timed_out" and again["costUsd"] == "0.000000000"
+        c: Container = app.state.container
+        assert await economy.verify(c.uow()) == (1, [])
+
+
 async def test_the_sdxl_example_is_listed_disabled_naming_the_missing_model_and_the_server(
     db_url: str, tmp_path: Path, comfy: Comfy
 ) -> None:
@@ -290,3 +320,41 @@ async def test_a_server_restart_fails_the_run_it_was_running_and_sends_the_waiti
         assert again["status"] == "succeeded", again
         assert await prompt_of(app, queued) != lost  # it really went to the server a second time
         assert await balance(app, aid) == (1_000_000_000 - int(again["costUsd"].replace(".", "")), 0)
+
+
+async def test_the_web_form_runs_blur_on_the_server_and_its_card_shows_the_picture_from_noemas_media(
+    db_url: str, tmp_path: Path, comfy: Comfy
+) -> None:
+    async with running_app(db_url, tmp_path, **settings(tmp_path, comfy)) as (app, client):
+        aid, auth = await funded_key(app, "1")
+        page = await client.get("/")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf is not None
+        key = auth["Authorization"].removeprefix("Bearer ")
+        signed = await client.post("/signin", data={"api_key": key, "csrf": csrf.group(1)})
+        assert signed.status_code == 303, signed.text
+        tools = await client.get("/app")
+        assert tools.status_code == 200 and "/blur" in tools.text
+        token = re.search(r'name="csrf" value="([^"]+)"', tools.text)
+        assert token is not None
+        picture = base64.b64decode(picture_uri().split(",", 1)[1])
+        r = await client.post(
+            "/app/run",
+            data={"tool": "blur", "radius": "3", "csrf": token.group(1)},
+            files={"image": ("photo.png", picture, "image/png")},
+        )
+        assert r.status_code == 303, r.text
+        card_url = r.headers["location"] + "/card"
+
+        async def done() -> bool:
+            return 'data-terminal="true"' in (await client.get(card_url)).text
+
+        await until(done, 60)
+        card = (await client.get(card_url)).text
+        assert 'data-status="succeeded"' in card, card
+        src = re.search(r'<img src="([^"]+)"', card)
+        assert src is not None and src.group(1).startswith("http://noema.test/media/")
+        served = await client.get(src.group(1))
+        assert served.status_code == 200 and Image.open(io.BytesIO(served.content)).size == (24, 16)
+        spent, held = await balance(app, aid)
+        assert spent < 1_000_000_000 and held == 0

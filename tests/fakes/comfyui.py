@@ -41,6 +41,7 @@ class FakeComfyUI:
         self.context = Context(root)
         self.worker = Worker(self.context, self._send, node_seconds=node_seconds)
         self.view_delay = 0.0  #: seconds /view waits before answering
+        self.refuse_sockets = False  #: turn every websocket away (a proxy that lost its upgrade path)
         self.number = 0
         self.sockets: dict[str, WebSocket] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -171,6 +172,9 @@ class FakeComfyUI:
         return routes
 
     async def websocket(self, ws: WebSocket) -> None:
+        if self.refuse_sockets:
+            await ws.close(1013)
+            return
         await ws.accept()
         sid = ws.query_params.get("clientId") or uuid.uuid4().hex
         self.sockets[sid] = ws

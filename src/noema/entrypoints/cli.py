@@ -21,6 +21,7 @@ from noema.domain.generation import LIVE, Generation
 from noema.domain.ids import parse_id
 from noema.domain.money import display_usd, format_usd, parse_usd, points
 from noema.domain.tools import Tool
+from noema.entrypoints.cli_backends import backends_app
 from noema.entrypoints.cli_loras import CliRuntime, loras_app
 from noema.entrypoints.cli_payments import payments_app
 from noema.ports import GenerationFilter
@@ -410,6 +411,7 @@ def generations_list(
 
 app.add_typer(loras_app, name="loras", context_settings={"obj": CliRuntime(run=_run, out=out, err=err)})
 app.add_typer(payments_app, name="payments", context_settings={"obj": CliRuntime(run=_run, out=out, err=err)})
+app.add_typer(backends_app, name="backends", context_settings={"obj": CliRuntime(run=_run, out=out, err=err)})
 
 
 def main() -> None:

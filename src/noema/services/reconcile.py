@@ -85,7 +85,7 @@ async def _reconcile_one(
     if fresh.over_time(now):
         status = GenerationStatus.TIMED_OUT
         reason = (
-            f"The run took longer than {int(fresh.max_runtime_seconds // 60)} minutes "
+            f"The run took longer than {limit_in_words(fresh.max_runtime_seconds)} "
             "and was stopped; nothing was charged."
         )
     elif fresh.over_budget(now):
@@ -106,6 +106,15 @@ async def _reconcile_one(
         reason=reason,
         at_hold=status is GenerationStatus.CANCELLED,
     )
+
+
+def limit_in_words(seconds: float) -> str:
+    """A time limit as a person says it: whole minutes when it is some, else seconds (never "0 minutes")."""
+    whole = max(1, round(seconds))
+    if whole >= 60 and whole % 60 == 0:
+        minutes = whole // 60
+        return f"{minutes} minute" + ("s" if minutes != 1 else "")
+    return f"{whole} second" + ("s" if whole != 1 else "")
 
 
 async def _stop(backend: Backend, generation: Generation, *, metrics: Metrics) -> None:

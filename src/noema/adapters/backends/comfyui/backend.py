@@ -27,6 +27,7 @@ from noema.adapters.backends.comfyui.runs import (
     waiting_update,
 )
 from noema.adapters.backends.comfyui.scheduler import OnUpdate, Scheduler
+from noema.adapters.backends.comfyui.status import CLIENT_PREFIX, ServerStatus, server_status
 from noema.adapters.media_store import MediaStore
 from noema.domain.comfyui_workflows import WorkflowTool, build_prompt, load_workflow, server_can_run, with_server_bounds
 from noema.domain.errors import BackendRejected, InvalidWorkflow
@@ -75,7 +76,7 @@ class ComfyUIBackend:
         slots: int = 2,
         health_seconds: float = 3.0,
     ) -> None:
-        client_id = f"noema-{uuid.uuid4().hex[:12]}"
+        client_id = f"{CLIENT_PREFIX}{uuid.uuid4().hex[:12]}"
         pool = [Server(url, gpu, ComfyUIClient(url, http=http, client_id=client_id)) for url, gpu in servers]
         self.workflows = dict(workflows)
         self.store = store
@@ -100,6 +101,10 @@ class ComfyUIBackend:
         for server in self.servers:
             if not server.checked:
                 await self.scheduler.check(server)
+
+    async def status(self) -> list[ServerStatus]:
+        """Each server as it answers now (for ``noema backends``)."""
+        return [await server_status(server, self.workflows) for server in self.servers]
 
     # --- runs --------------------------------------------------------------------------------
 

@@ -56,6 +56,7 @@ class QueueState:
 
     running: tuple[str, ...] = ()
     pending: tuple[str, ...] = ()
+    client_ids: tuple[str, ...] = ()  #: the ``client_id`` each queued prompt was sent with ("" if none)
 
     def __contains__(self, prompt_id: object) -> bool:
         return prompt_id in self.running or prompt_id in self.pending

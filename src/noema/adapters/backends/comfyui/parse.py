@@ -166,10 +166,20 @@ def _reason(err: Mapping[str, Any]) -> str:
 
 
 def parse_queue(data: Any) -> QueueState:
-    """``GET /queue`` → the running and pending prompt ids."""
+    """``GET /queue`` → the running and pending prompt ids (and who sent each)."""
     if not isinstance(data, Mapping):
         raise BackendProtocolError("ComfyUI answered /queue with something other than an object.")
-    return QueueState(running=_queue_ids(data.get("queue_running")), pending=_queue_ids(data.get("queue_pending")))
+    running, pending = data.get("queue_running"), data.get("queue_pending")
+    items = [*running, *pending] if isinstance(running, list) and isinstance(pending, list) else []
+    return QueueState(
+        running=_queue_ids(running), pending=_queue_ids(pending), client_ids=tuple(_client_id(i) for i in items)
+    )
+
+
+def _client_id(item: Any) -> str:
+    extra = item[3] if isinstance(item, list) and len(item) >= 4 else None
+    value = extra.get("client_id") if isinstance(extra, Mapping) else None
+    return value if isinstance(value, str) else ""
 
 
 def _queue_ids(items: Any) -> tuple[str, ...]:

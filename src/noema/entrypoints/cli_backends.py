@@ -1,0 +1,75 @@
+"""``noema backends``: each ComfyUI server (up or down and why, GPU, queue, Noema's runs, tools), or the one backend.
+
+The command reaches the container through the ``CliRuntime`` that ``noema.entrypoints.cli`` puts in
+the command context, like ``noema loras``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import typer
+from rich.table import Table
+
+from noema.adapters.backends.comfyui.status import ServerStatus
+from noema.bootstrap import Container
+from noema.domain.errors import ExternalServiceError
+from noema.entrypoints.cli_loras import CliRuntime
+
+backends_app = typer.Typer(help="The backends Noema runs tools on, and whether they answer.")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A backend that is not a ComfyUI pool: its name and whether it answers (None: it does)."""
+
+    label: str
+    problem: str | None
+
+
+@backends_app.callback(invoke_without_command=True)
+def backends(ctx: typer.Context) -> None:
+    """List each ComfyUI server: up or down and why, GPU, queue, Noema's runs there, the tools it can run."""
+    runtime: CliRuntime = ctx.obj
+
+    async def work(c: Container) -> list[ServerStatus] | Answer:
+        if c.comfyui is not None:
+            return await c.comfyui.status()
+        label = c.backend.label
+        try:
+            await c.backend.list_machines()
+        except ExternalServiceError as exc:
+            return Answer(label, exc.message[:200])
+        return Answer(label, None)
+
+    found = runtime.run(work)
+    if isinstance(found, Answer):
+        state = "answers" if found.problem is None else f"does not answer: {found.problem}"
+        runtime.out.print(f"{found.label}: {state}")
+        return
+    table = Table(title=f"{len(found)} ComfyUI servers")
+    for column in ("server", "state", "GPU", "running", "pending", "Noema's", "tools"):
+        table.add_column(column, overflow="fold")
+    for s in found:
+        table.add_row(
+            s.url,
+            "up" if s.up else f"down: {s.reason}",
+            _gpu(s),
+            str(s.running) if s.up else "-",
+            str(s.pending) if s.up else "-",
+            str(s.noema) if s.up else "-",
+            _tools(s),
+        )
+    runtime.out.print(table)
+
+
+def _gpu(s: ServerStatus) -> str:
+    configured = s.gpu or "none (no price)"
+    return f"{configured} [{', '.join(s.devices)}]" if s.devices else configured
+
+
+def _tools(s: ServerStatus) -> str:
+    if not s.up:
+        return "none while down"
+    lines = [name if problem is None else f"{name}: cannot ({problem})" for name, problem in s.tools]
+    return "\n".join(lines) or "no workflows"
