@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from decimal import Decimal
 
 import httpx
@@ -96,6 +98,25 @@ async def test_the_sixth_wrong_code_gets_429_and_even_the_right_code_waits_for_t
         linked = await browser.post("/app/link", data={"csrf": csrf, "code": fresh})
         assert linked.status_code == 200 and "Linked" in linked.text, linked.text[:300]
     assert await _usd(app, chat) == 3
+
+
+async def test_thirty_wrong_codes_sent_at_once_are_counted_one_after_another_and_only_five_are_tried(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    web = await _account(client, "web", usd="1")
+    async with _signed_in(app, client, web) as (browser, csrf):
+        letters = "ABCDEFGH"
+        guesses = [f"ABCD-AA{letters[i // 8]}{letters[i % 8]}" for i in range(30)]  # well formed, all wrong
+        answers = await asyncio.gather(
+            *(browser.post("/app/link", data={"csrf": csrf, "code": code}) for code in guesses)
+        )
+    codes = sorted(r.status_code for r in answers)
+    # Concurrent guesses must not all read "no failures yet": exactly five are tried, the rest wait.
+    assert codes == [400] * 5 + [429] * 25, codes
+    c: Container = app.state.container
+    async with c.uow() as uow:
+        recent = await uow.link_codes.failures_since(c.clock.now() - timedelta(minutes=10), account_id=web)
+    assert len(recent) == 5
 
 
 async def test_a_merge_without_the_issuers_own_proof_is_refused_and_moves_no_money(

@@ -155,6 +155,10 @@ async def redeem_link(
     code_hash = _hash(normalise_code(raw_code))
     async with uow:
         now = clock.now()
+        # The guesser's row lock makes its concurrent guesses count one after another (PostgreSQL;
+        # SQLite's BEGIN IMMEDIATE already does): thirty at once must not all read "none wrong yet".
+        if await uow.accounts.get(account_id, for_update=True) is None:
+            raise AccountNotFound()
         await _check_guesses(uow, account_id, now, limits or GuessLimits())
         code = await uow.link_codes.get(code_hash, for_update=True)
         if code is None or code.purpose is not CodePurpose.LINK or not code.usable(now):
