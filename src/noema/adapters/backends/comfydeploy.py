@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
@@ -30,7 +29,8 @@ from noema.adapters.backends.comfydeploy_parse import (
     parse_workflow_version,
     readable_reason,
 )
-from noema.domain.errors import BackendOutcomeUnknown, BackendProtocolError, BackendRejected, BackendUnavailable
+from noema.adapters.backends.http_calls import Call, Transient, guarded, outcome_unknown, send
+from noema.domain.errors import BackendProtocolError, BackendRejected
 from noema.domain.runs import (
     DeploymentInfo,
     MachineInfo,
@@ -55,8 +55,6 @@ _T = TypeVar("_T")
 
 PAGE_SIZE = 100  #: the server's default page for machines, workflows and versions
 _MAX_PAGES = 50  # a bound in case a server ignores ``offset`` and keeps sending full pages
-# The request cannot have reached the server: repeating it cannot queue a run twice.
-_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # 5xx answers to a queue that mean "no run will execute", so another deployment may be tried (never
 # this one again: that is the caller's failover, not a retry). ComfyDeploy's ``_create_run`` inserts
 # the run row and then, on any exception while spawning it, marks that row ``failed`` before
@@ -64,32 +62,6 @@ _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # run to execute. A 502 or 504 (or any other 5xx) comes from a gateway in front of it that stopped
 # waiting while the handler may still have been creating and spawning the run: its outcome is unknown.
 _SERVER_FAILED = frozenset({500, 501, 503})
-
-
-@dataclass(frozen=True)
-class _Call:
-    """One logical request. As text it names only method and path: it goes into error messages."""
-
-    method: str
-    path: str
-    idempotent: bool = True
-    params: Mapping[str, str | int] | None = field(default=None, repr=False)
-    json: Any = field(default=None, repr=False)
-    files: Mapping[str, tuple[str, bytes, str]] | None = field(default=None, repr=False)
-    #: answers that mean "done" despite their status (the cancel quirk)
-    tolerate: Callable[[httpx.Response], bool] | None = field(default=None, repr=False)
-
-    def __str__(self) -> str:
-        return f"{self.method} {self.path}"
-
-
-class _Transient(Exception):
-    """A failure worth another attempt: never sent, or the server asked us to come back later."""
-
-    def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
 
 
 class ComfyDeployBackend:
@@ -138,7 +110,7 @@ class ComfyDeployBackend:
             body["webhook"] = webhook_url
             body["webhook_intermediate_status"] = True
         # Not idempotent: a second POST would queue (and bill) a second run.
-        call = _Call("POST", "/run/deployment/queue", idempotent=False, json=body)
+        call = Call("POST", "/run/deployment/queue", idempotent=False, json=body)
         data = await self._json(call)
         run_id = data.get("run_id") if isinstance(data, Mapping) else None
         if not isinstance(run_id, str) or not run_id.strip():
@@ -147,18 +119,18 @@ class ComfyDeployBackend:
 
     async def get_run(self, run_id: str) -> RunUpdate:
         """The run's current status, progress and outputs."""
-        return parse_run(await self._json(_Call("GET", f"/run/{_segment(run_id)}")), confirmed=True)
+        return parse_run(await self._json(Call("GET", f"/run/{_segment(run_id)}")), confirmed=True)
 
     async def cancel_run(self, run_id: str) -> None:
         """Ask ComfyDeploy to stop a run; a run it no longer knows counts as stopped."""
         # Cancelling twice is harmless, so this may be retried.
-        await self._request(_Call("POST", f"/run/{_segment(run_id)}/cancel", tolerate=_run_is_gone))
+        await self._request(Call("POST", f"/run/{_segment(run_id)}/cancel", tolerate=_run_is_gone))
 
     # --- catalog --------------------------------------------------------------------------
 
     async def list_deployments(self) -> list[DeploymentInfo]:
         """Every deployment the key can run, of every environment."""
-        items = await self._json_list(_Call("GET", "/deployments"))
+        items = await self._json_list(Call("GET", "/deployments"))
         return _parse_each(items, parse_deployment, "deployment")
 
     async def list_machines(self) -> list[MachineInfo]:
@@ -177,7 +149,7 @@ class ComfyDeployBackend:
     async def upload_file(self, *, filename: str, content: bytes, content_type: str) -> UploadedFile:
         """Store a file at ComfyDeploy and return its id and URL (usable as an input value)."""
         # Retrying an upload at worst stores a second copy: acceptable, so it counts as idempotent.
-        call = _Call("POST", "/file/upload", files={"file": (filename, content, content_type)})
+        call = Call("POST", "/file/upload", files={"file": (filename, content, content_type)})
         data = await self._json(call)
         file_id = data.get("file_id") if isinstance(data, Mapping) else None
         url = data.get("file_url") if isinstance(data, Mapping) else None
@@ -192,7 +164,7 @@ class ComfyDeployBackend:
         previous: list[Any] | None = None
         for page in range(_MAX_PAGES):
             params = {"limit": PAGE_SIZE, "offset": page * PAGE_SIZE}
-            batch = await self._json_list(_Call("GET", path, params=params))
+            batch = await self._json_list(Call("GET", path, params=params))
             if batch == previous:  # the server ignores offset: we already have everything
                 break
             items.extend(batch)
@@ -201,74 +173,51 @@ class ComfyDeployBackend:
             previous = batch
         return items
 
-    async def _json_list(self, call: _Call) -> list[Any]:
+    async def _json_list(self, call: Call) -> list[Any]:
         data = await self._json(call)
         if not isinstance(data, list):
             raise BackendProtocolError(f"{self.label} answered {call} with something other than a list.")
         return data
 
-    async def _json(self, call: _Call) -> Any:
+    async def _json(self, call: Call) -> Any:
         response = await self._request(call)
         try:
             return response.json()
         except ValueError as exc:
             raise BackendProtocolError(f"{self.label} answered {call} with something that is not JSON.") from exc
 
-    async def _request(self, call: _Call) -> httpx.Response:
+    async def _request(self, call: Call) -> httpx.Response:
         """Send with retries; translate every failure into the error tree."""
-        try:
-            response = await self._retrying(self._send_once, call)
-        except _Transient as exc:
-            raise BackendUnavailable(f"{self.label} is unavailable ({exc.reason} on {call}).") from exc
-        except httpx.HTTPError as exc:
-            raise BackendUnavailable(f"{self.label} could not be reached ({type(exc).__name__}).") from exc
+        response = await guarded(self.label, self._retrying, self._send_once, call)
         if response.is_success or (call.tolerate is not None and call.tolerate(response)):
             return response
         raise self._rejection(call, response)
 
-    async def _send_once(self, call: _Call) -> httpx.Response:
+    async def _send_once(self, call: Call) -> httpx.Response:
         """One attempt: rate-limited, authenticated, with the per-request timeout."""
         async with self._limiter:
-            try:
-                response = await self._client.request(
-                    call.method,
-                    self._base_url + call.path,
-                    params=call.params,
-                    json=call.json,
-                    files=call.files,
-                    headers=self._headers,
-                    timeout=self._timeout,
-                )
-            except _NEVER_SENT as exc:
-                raise _Transient(f"could not connect: {type(exc).__name__}") from exc
-            except httpx.UnsupportedProtocol:
-                raise  # a misconfigured base URL: repeating will not help
-            except httpx.TransportError as exc:
-                if call.idempotent:
-                    raise _Transient(f"no answer: {type(exc).__name__}") from exc
-                raise self._unknown(call, type(exc).__name__) from exc
+            response = await send(
+                self._client,
+                call,
+                base_url=self._base_url,
+                label=self.label,
+                timeout=self._timeout,
+                headers=self._headers,
+            )
         status = response.status_code
         if call.tolerate is not None and call.tolerate(response):
             return response
         if status == 429:  # turned away before any work: safe to repeat, even a queue
-            raise _Transient(f"HTTP {status}", retry_after=_retry_after_seconds(response))
+            raise Transient(f"HTTP {status}", retry_after=_retry_after_seconds(response))
         if status >= 500 and call.idempotent:
-            raise _Transient(f"HTTP {status}")
+            raise Transient(f"HTTP {status}")
         if status >= 500 and status not in _SERVER_FAILED:
-            raise self._unknown(call, f"HTTP {status}")
+            raise outcome_unknown(self.label, call, f"HTTP {status}")
         return response  # a queue's 500/503 becomes a BackendRejected in ``_request``: not repeated
-
-    def _unknown(self, call: _Call, what: str) -> BackendOutcomeUnknown:
-        """A non-idempotent request that may have been acted on: never repeated, here or elsewhere."""
-        logger.warning("%s: outcome of %s unknown (%s); not repeated", self.label, call, what)
-        return BackendOutcomeUnknown(
-            f"{self.label} did not answer {call} ({what}); whether it acted is unknown, so the request "
-            "was not repeated."
-        )
 
     def _backoff(self, exc: Exception) -> bool | float:
         """stamina's hook: retry only transient failures; a Retry-After sets the wait."""
-        if not isinstance(exc, _Transient):
+        if not isinstance(exc, Transient):
             return False
         if exc.retry_after is None:
             return True
@@ -282,7 +231,7 @@ class ComfyDeployBackend:
         )
         return wait
 
-    def _rejection(self, call: _Call, response: httpx.Response) -> BackendRejected:
+    def _rejection(self, call: Call, response: httpx.Response) -> BackendRejected:
         status = response.status_code
         detail = self._redact(_detail_of(response) or "")
         if status == 401:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -28,41 +27,18 @@ from noema.adapters.backends.comfyui.parse import (
     parse_system_stats,
     validation_sentence,
 )
+from noema.adapters.backends.http_calls import NEVER_SENT, Call, Transient, guarded, outcome_unknown, send
 from noema.domain.errors import (
-    BackendOutcomeUnknown,
     BackendPromptInvalid,
     BackendProtocolError,
     BackendRejected,
-    BackendUnavailable,
 )
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-# The request cannot have reached the server: repeating it cannot queue a prompt twice.
-_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 DEFAULT_VIEW_LIMIT = 200 * 1024 * 1024  #: bytes; a bigger output is refused, not buffered
 _SAFE_NAME = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-
-
-@dataclass(frozen=True)
-class _Call:
-    """One logical request. As text it names only method and path: it goes into error messages."""
-
-    method: str
-    path: str
-    idempotent: bool = True
-    params: Mapping[str, str] | None = field(default=None, repr=False)
-    json: Any = field(default=None, repr=False)
-    files: Mapping[str, tuple[str, bytes, str]] | None = field(default=None, repr=False)
-    data: Mapping[str, str] | None = field(default=None, repr=False)
-
-    def __str__(self) -> str:
-        return f"{self.method} {self.path}"
-
-
-class _Transient(Exception):
-    """A failure worth another attempt: never sent, no answer to an idempotent call, or a 5xx to one."""
 
 
 class ComfyUIClient:
@@ -89,25 +65,25 @@ class ComfyUIClient:
         self._view_limit = view_limit_bytes
         self._retrying = stamina.AsyncRetryingCaller(
             attempts=retry_attempts, timeout=None, wait_initial=0.2, wait_max=retry_max_wait_seconds, wait_jitter=0.5
-        ).on(_Transient)
+        ).on(Transient)
 
     # --- the server ------------------------------------------------------------------------
 
     async def system_stats(self) -> SystemStats:
         """Version and devices; also the health check."""
-        return parse_system_stats(await self._json(_Call("GET", "/system_stats")))
+        return parse_system_stats(await self._json(Call("GET", "/system_stats")))
 
     async def object_info(self) -> dict[str, NodeInfo]:
         """Every node class the server has, with its inputs (bounds, defaults, COMBO options)."""
-        return parse_object_info(await self._json(_Call("GET", "/object_info")))
+        return parse_object_info(await self._json(Call("GET", "/object_info")))
 
     async def object_info_raw(self) -> Any:
         """``/object_info`` as the server sent it (for ``summary_from_object_info``)."""
-        return await self._json(_Call("GET", "/object_info"))
+        return await self._json(Call("GET", "/object_info"))
 
     async def queue(self) -> QueueState:
         """The prompt ids running and waiting on the server (everyone's, not only ours)."""
-        return parse_queue(await self._json(_Call("GET", "/queue")))
+        return parse_queue(await self._json(Call("GET", "/queue")))
 
     # --- prompts ---------------------------------------------------------------------------
 
@@ -116,7 +92,7 @@ class ComfyUIClient:
         # ComfyUI keeps an existing file of the same name when the bytes are equal and renames
         # otherwise: a unique name of our own makes the stored name predictable and retries harmless.
         unique = f"noema-{uuid.uuid4().hex[:16]}-{_safe_filename(name)}"
-        call = _Call(
+        call = Call(
             "POST",
             "/upload/image",
             files={"image": (unique, content, content_type)},
@@ -142,7 +118,7 @@ class ComfyUIClient:
         body: dict[str, Any] = {"prompt": dict(graph), "client_id": self.client_id}
         if prompt_id is not None:
             body["prompt_id"] = prompt_id
-        call = _Call("POST", "/prompt", idempotent=False, json=body)
+        call = Call("POST", "/prompt", idempotent=False, json=body)
         response = await self._request(call, accept=(400,))
         data = _json_of(response, self.label, call)
         if response.status_code == 400:
@@ -175,71 +151,51 @@ class ComfyUIClient:
 
     async def history(self, prompt_id: str) -> PromptResult | None:
         """The finished prompt, or None while it is not finished (or the server does not know it)."""
-        return parse_history(prompt_id, await self._json(_Call("GET", f"/history/{_segment(prompt_id)}")))
+        return parse_history(prompt_id, await self._json(Call("GET", f"/history/{_segment(prompt_id)}")))
 
     async def delete_queued(self, prompt_id: str) -> None:
         """Remove a waiting prompt from the server's queue (a running one is not affected)."""
-        await self._request(_Call("POST", "/queue", json={"delete": [prompt_id]}))
+        await self._request(Call("POST", "/queue", json={"delete": [prompt_id]}))
 
     async def interrupt(self, prompt_id: str) -> None:
         """Stop this prompt if it is the one running; no effect on any other."""
-        await self._request(_Call("POST", "/interrupt", json={"prompt_id": prompt_id}))
+        await self._request(Call("POST", "/interrupt", json={"prompt_id": prompt_id}))
 
     async def view(self, filename: str, subfolder: str = "", type: str = "output") -> bytes:
         """The bytes of one output file, streamed and refused past the size limit."""
         params = {"filename": filename, "subfolder": subfolder, "type": type}
-        return await self._guard(_Call("GET", "/view", params=params), self._download)
+        return await self._guard(Call("GET", "/view", params=params), self._download)
 
     # --- transport -------------------------------------------------------------------------
 
-    async def _json(self, call: _Call) -> Any:
+    async def _json(self, call: Call) -> Any:
         return _json_of(await self._request(call), self.label, call)
 
-    async def _request(self, call: _Call, *, accept: tuple[int, ...] = ()) -> httpx.Response:
+    async def _request(self, call: Call, *, accept: tuple[int, ...] = ()) -> httpx.Response:
         response = await self._guard(call, self._send_once)
         if response.is_success or response.status_code in accept:
             return response
         raise self._rejection(call, response)
 
-    async def _guard(self, call: _Call, attempt: Callable[[_Call], Awaitable[_T]]) -> _T:
+    async def _guard(self, call: Call, attempt: Callable[[Call], Awaitable[_T]]) -> _T:
         """Run ``attempt(call)`` with retries; translate every transport failure into the error tree."""
-        try:
-            return await self._retrying(attempt, call)
-        except _Transient as exc:
-            raise BackendUnavailable(f"{self.label} is unavailable ({exc} on {call}).") from exc
-        except httpx.HTTPError as exc:
-            raise BackendUnavailable(f"{self.label} could not be reached ({type(exc).__name__}).") from exc
+        return await guarded(self.label, self._retrying, attempt, call)
 
-    async def _send_once(self, call: _Call) -> httpx.Response:
-        try:
-            response = await self._http.request(
-                call.method,
-                self.base_url + call.path,
-                params=call.params,
-                json=call.json,
-                files=call.files,
-                data=call.data,
-                timeout=self._timeout,
-            )
-        except _NEVER_SENT as exc:
-            raise _Transient(f"could not connect: {type(exc).__name__}") from exc
-        except httpx.TransportError as exc:
-            if call.idempotent:
-                raise _Transient(f"no answer: {type(exc).__name__}") from exc
-            raise self._unknown(call, type(exc).__name__) from exc
+    async def _send_once(self, call: Call) -> httpx.Response:
+        response = await send(self._http, call, base_url=self.base_url, label=self.label, timeout=self._timeout)
         if response.status_code >= 500:
             if call.idempotent:
-                raise _Transient(f"HTTP {response.status_code}")
-            raise self._unknown(call, f"HTTP {response.status_code}")
+                raise Transient(f"HTTP {response.status_code}")
+            raise outcome_unknown(self.label, call, f"HTTP {response.status_code}")
         return response
 
-    async def _download(self, call: _Call) -> bytes:
+    async def _download(self, call: Call) -> bytes:
         try:
             async with self._http.stream(
                 "GET", self.base_url + call.path, params=call.params, timeout=self._timeout
             ) as response:
                 if response.status_code >= 500:
-                    raise _Transient(f"HTTP {response.status_code}")
+                    raise Transient(f"HTTP {response.status_code}")
                 if not response.is_success:
                     await response.aread()
                     raise self._rejection(call, response)
@@ -254,27 +210,21 @@ class ComfyUIClient:
                         raise self._too_big(call)
                     chunks.append(chunk)
                 return b"".join(chunks)
-        except _NEVER_SENT as exc:
-            raise _Transient(f"could not connect: {type(exc).__name__}") from exc
+        except NEVER_SENT as exc:
+            raise Transient(f"could not connect: {type(exc).__name__}") from exc
         except httpx.TransportError as exc:
-            raise _Transient(f"no answer: {type(exc).__name__}") from exc
+            raise Transient(f"no answer: {type(exc).__name__}") from exc
 
-    def _too_big(self, call: _Call) -> BackendProtocolError:
+    def _too_big(self, call: Call) -> BackendProtocolError:
         return BackendProtocolError(f"{self.label} answered {call} with more than {self._view_limit} bytes.")
 
-    def _unknown(self, call: _Call, what: str) -> BackendOutcomeUnknown:
-        logger.warning("%s: outcome of %s unknown (%s); not repeated", self.label, call, what)
-        return BackendOutcomeUnknown(
-            f"{self.label} did not answer {call} ({what}); whether it acted is unknown, so it was not repeated."
-        )
-
-    def _rejection(self, call: _Call, response: httpx.Response) -> BackendRejected:
+    def _rejection(self, call: Call, response: httpx.Response) -> BackendRejected:
         status = response.status_code
         logger.warning("%s refused %s with HTTP %s", self.label, call, status)
         return BackendRejected(f"{self.label} refused {call} (HTTP {status}).", status=status, body=response.text)
 
 
-def _json_of(response: httpx.Response, label: str, call: _Call) -> Any:
+def _json_of(response: httpx.Response, label: str, call: Call) -> Any:
     try:
         return response.json()
     except ValueError as exc:
