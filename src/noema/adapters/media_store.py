@@ -7,6 +7,7 @@ name of any other shape is simply not found (no path can reach outside the root)
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import shutil
@@ -14,8 +15,8 @@ from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 
 MEDIA_PATH = "/media/"
-_KEY = re.compile(r"^[0-9a-f]{32}$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,119}$")
+_KEY = re.compile(r"[0-9a-f]{32}")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,119}")
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 #: Extensions served inline, with their content type; anything else is served as an attachment.
@@ -45,8 +46,11 @@ class MediaStore:
         self.root = root
         self.prefix = base_url.rstrip("/") + MEDIA_PATH
 
-    def save(self, content: bytes, filename: str) -> str:
-        """Store the bytes and return their URL."""
+    async def save(self, content: bytes, filename: str) -> str:
+        """Store the bytes and return their URL (written off the event loop: outputs can be large)."""
+        return await asyncio.to_thread(self._write, content, filename)
+
+    def _write(self, content: bytes, filename: str) -> str:
         key = secrets.token_hex(16)
         name = safe_filename(filename)
         folder = self.root / key
@@ -56,7 +60,7 @@ class MediaStore:
 
     def path(self, key: str, filename: str) -> Path | None:
         """The file stored under ``key/filename``, or None (also for any malformed key or name)."""
-        if not _KEY.match(key) or not _NAME.match(filename):
+        if not _KEY.fullmatch(key) or not _NAME.fullmatch(filename):
             return None
         found = self.root / key / filename
         return found if found.is_file() else None
@@ -65,13 +69,13 @@ class MediaStore:
         """Whether the URL is one of this store's."""
         return url.startswith(self.prefix)
 
-    def read(self, url: str) -> tuple[str, bytes] | None:
-        """(filename, bytes) of one of this store's URLs, or None."""
+    async def read(self, url: str) -> tuple[str, bytes] | None:
+        """(filename, bytes) of one of this store's URLs, or None (read off the event loop)."""
         if not self.owns(url):
             return None
         key, _, filename = url[len(self.prefix) :].partition("/")
         found = self.path(key, filename)
-        return (filename, found.read_bytes()) if found is not None else None
+        return (filename, await asyncio.to_thread(found.read_bytes)) if found is not None else None
 
     def prune(self, now: datetime, keep: timedelta) -> int:
         """Delete every stored file older than ``keep``; returns how many keys were removed."""
@@ -80,7 +84,7 @@ class MediaStore:
         cutoff = (now - keep).timestamp()
         removed = 0
         for folder in self.root.iterdir():
-            if folder.is_dir() and _KEY.match(folder.name) and folder.stat().st_mtime < cutoff:
+            if folder.is_dir() and _KEY.fullmatch(folder.name) and folder.stat().st_mtime < cutoff:
                 shutil.rmtree(folder, ignore_errors=True)
                 removed += 1
         return removed

@@ -114,7 +114,7 @@ class ComfyUIBackend:
         if tool is None:
             raise BackendRejected(f"There is no workflow {deployment_id[:60]!r} on the ComfyUI servers.", status=404)
         values = dict(inputs)
-        images = image_inputs(tool, values, self.store)
+        images = await image_inputs(tool, values, self.store)
         build_prompt(tool, values, {name: "check.png" for name in images})  # raises InvalidInput on bad values
         run = Run(new_run_id(), tool, values, images, generation_of(webhook_url))
         self.scheduler.runs[run.id] = run
@@ -141,7 +141,7 @@ class ComfyUIBackend:
 
     async def upload_file(self, *, filename: str, content: bytes, content_type: str) -> UploadedFile:
         """Keep the file in Noema's media store; it goes to the chosen server when the run is submitted."""
-        url = self.store.save(content, filename)
+        url = await self.store.save(content, filename)
         return UploadedFile(file_id=url.rsplit("/", 2)[-2], url=url)
 
     # --- the catalog -------------------------------------------------------------------------

@@ -106,7 +106,9 @@ def input_spec(spec: ToolInput) -> InputSpec:
     )
 
 
-def image_inputs(tool: WorkflowTool, values: Mapping[str, Any], store: MediaStore) -> dict[str, tuple[str, bytes, str]]:
+async def image_inputs(
+    tool: WorkflowTool, values: Mapping[str, Any], store: MediaStore
+) -> dict[str, tuple[str, bytes, str]]:
     """The bytes of each image input: a file in Noema's media store, or a data: URI."""
     images: dict[str, tuple[str, bytes, str]] = {}
     for spec in tool.inputs:
@@ -116,7 +118,7 @@ def image_inputs(tool: WorkflowTool, values: Mapping[str, Any], store: MediaStor
         if isinstance(value, str) and value.startswith("data:"):
             images[spec.name] = _decode(spec.name, value)
             continue
-        stored = store.read(value) if isinstance(value, str) else None
+        stored = await store.read(value) if isinstance(value, str) else None
         if stored is None:
             raise InvalidInput(
                 f"The input {spec.name!r} must be an uploaded picture; links to other sites are not fetched.",
@@ -189,7 +191,7 @@ async def final_update(run: Run, result: PromptResult, client: ComfyUIClient, st
         if output.type == "temp":  # previews are not results
             continue
         content = await client.view(output.filename, output.subfolder, output.type)
-        url = store.save(content, output.filename)
+        url = await store.save(content, output.filename)
         name = url.rsplit("/", 1)[-1]
         kind = OutputKind(output.kind.value)
         outputs.append(RunOutput(kind=kind, url=url, filename=name, mime_type=_mime(name), node_id=output.node_id))
