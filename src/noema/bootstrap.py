@@ -17,6 +17,7 @@ from noema.adapters.backends.sandbox import SandboxConfig, SandboxServer, new_ap
 from noema.adapters.clock import SystemClock
 from noema.adapters.db.engine import create_engine
 from noema.adapters.db.migrate import upgrade_to_head
+from noema.adapters.db.outbox_signal import OutboxSignal
 from noema.adapters.db.uow import SqlUnitOfWorkFactory
 from noema.adapters.local_transport import LocalFirstTransport
 from noema.adapters.media_store import MEDIA_PATH, MediaStore
@@ -308,7 +309,7 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
     """The container for these settings (nothing is connected until ``start``)."""
     engine = create_engine(settings.database_url)
     clock = clock or SystemClock()
-    uow = SqlUnitOfWorkFactory(engine)
+    uow = SqlUnitOfWorkFactory(engine, OutboxSignal())
     registry = CollectorRegistry()
     metrics = PrometheusMetrics(registry)
     local = LocalFirstTransport(settings.base_url)

@@ -54,6 +54,16 @@ class Delivery:
     sent_at: datetime | None = None
     updated_at: datetime | None = None
 
+    @property
+    def lane(self) -> str:
+        """The conversation it goes to: rows of one lane are sent one at a time, in order.
+
+        A chat (Telegram ``chat_id``, Discord ``channel_id``) is one lane, so progress edits never
+        overtake a result and two results' parts never interleave; a target without one is its own.
+        """
+        where = self.target.get("chat_id") or self.target.get("channel_id") or self.generation_id
+        return f"{self.platform}:{where}"
+
     def succeeded(self, now: datetime) -> None:
         """It reached the user."""
         self.status, self.sent_at, self.updated_at, self.last_error = DeliveryStatus.SENT, now, now, None

@@ -8,10 +8,15 @@ from typing import Any
 
 import structlog
 
+from noema.adapters.db.outbox_signal import OutboxSignal
 from noema.bootstrap import Container
 from noema.services import delivery, reconcile, sessions
 
 log = structlog.get_logger(__name__)
+#: The delivery worker wakes when an outbox row is committed; this poll is only the backstop.
+DELIVERY_BACKSTOP_SECONDS = 1.0
+#: Rows being sent (or queued behind their chat's earlier ones) at once, across all chats.
+DELIVERY_IN_FLIGHT = 64
 
 
 async def every(name: str, seconds: float, step: Callable[[], Awaitable[object]]) -> None:
@@ -35,7 +40,25 @@ def worker_loops(c: Container) -> dict[str, Callable[[], Coroutine[Any, Any, Non
         await every("session_expiry", 30, lambda: sessions.expire_inactive(c.uow(), c.clock, timeout=c.session_timeout))
 
     async def deliver() -> None:
-        await every("delivery", 0.5, lambda: delivery.deliver_due(c.uow, c.clock, c.notifiers, metrics=c.metrics))
+        signal = c.uow.signal or OutboxSignal()  # one nobody notifies is a plain poll
+        dispatcher = delivery.Dispatcher(
+            c.uow, c.clock, c.notifiers, metrics=c.metrics, max_in_flight=DELIVERY_IN_FLIGHT, on_free=signal.notify
+        )
+        try:
+            while True:
+                try:
+                    claimed = await dispatcher.pump()
+                except Exception:
+                    log.exception("worker_step_failed", worker="delivery")
+                    claimed = 0
+                if claimed == 0 or dispatcher.room <= 0:  # else more may be due at once: claim again
+                    await signal.wait(DELIVERY_BACKSTOP_SECONDS)
+        finally:
+            await dispatcher.close()
+
+    async def listen_for_outbox() -> None:
+        if c.uow.signal is not None:
+            await c.uow.signal.listen(c.engine.url)
 
     async def reconcile_runs() -> None:
         await every(
@@ -53,12 +76,15 @@ def worker_loops(c: Container) -> dict[str, Callable[[], Coroutine[Any, Any, Non
 
         await every("catalog_refresh", min(30.0, settings.catalog_ttl_seconds), step)
 
-    return {
+    loops: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
         "session_expiry": expire_sessions,
         "delivery": deliver,
         "reconcile": reconcile_runs,
         "catalog_refresh": refresh_catalog,
     }
+    if c.engine.dialect.name == "postgresql":  # other replicas' commits wake this one's delivery worker
+        loops["outbox_listen"] = listen_for_outbox
+    return loops
 
 
 class Workers:

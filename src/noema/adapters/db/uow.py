@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+from sqlalchemy import event, inspect, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from noema.adapters.db.generation_repositories import (
     SqlDeliveries,
@@ -15,11 +18,15 @@ from noema.adapters.db.generation_repositories import (
     SqlWebSessions,
 )
 from noema.adapters.db.lora_repositories import SqlLoras
+from noema.adapters.db.outbox_signal import NOTIFY_SQL, OutboxSignal
 from noema.adapters.db.payment_repositories import SqlPayments
 from noema.adapters.db.preference_repositories import SqlPreferences
 from noema.adapters.db.repositories import SqlAccounts, SqlApiKeys, SqlEvents, SqlLedger, SqlSessions
 from noema.adapters.db.tables import map_entities
+from noema.domain.delivery import Delivery, DeliveryStatus
 from noema.domain.errors import Conflict
+
+_OUTBOX = "noema_outbox_written"  #: session.info flag: this transaction wrote a pending delivery
 
 
 class SqlUnitOfWork:
@@ -39,9 +46,18 @@ class SqlUnitOfWork:
     preferences: SqlPreferences
     payments: SqlPayments
 
-    def __init__(self, factory: async_sessionmaker[AsyncSession], lock: asyncio.Lock | None = None) -> None:
+    def __init__(
+        self,
+        factory: async_sessionmaker[AsyncSession],
+        lock: asyncio.Lock | None = None,
+        signal: OutboxSignal | None = None,
+        *,
+        postgres: bool = False,
+    ) -> None:
         self._factory = factory
         self._lock = lock
+        self._signal = signal
+        self._postgres = postgres
         self._session: AsyncSession | None = None
 
     @property
@@ -74,25 +90,39 @@ class SqlUnitOfWork:
                 self._lock.release()
 
     async def commit(self) -> None:
-        """Make the staged changes permanent; a unique or check violation becomes Conflict."""
+        """Make the staged changes permanent; a unique or check violation becomes Conflict.
+
+        A commit that wrote a pending delivery wakes the delivery workers (see ``outbox_signal``).
+        """
+        session = self.session
         try:
-            await self.session.commit()
+            await session.flush()
+            outbox = session.info.pop(_OUTBOX, False)
+            if outbox and self._postgres:  # other replicas hear it when (and only if) this commits
+                await session.execute(text(NOTIFY_SQL))
+            await session.commit()
         except IntegrityError as exc:
-            await self.session.rollback()
+            await self.rollback()
             raise Conflict("That conflicts with a change made at the same time; try again.") from exc
+        if outbox and self._signal is not None:
+            self._signal.notify()
 
     async def rollback(self) -> None:
         """Drop the staged changes."""
+        self.session.info.pop(_OUTBOX, None)
         await self.session.rollback()
 
 
 class SqlUnitOfWorkFactory:
     """Makes units of work over one engine."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, signal: OutboxSignal | None = None) -> None:
         map_entities()
         self.engine = engine
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
+        self.signal = signal
+        self._sessions = async_sessionmaker(
+            engine, expire_on_commit=False, autoflush=True, sync_session_class=_NoemaSession
+        )
         # SQLite has one writer at a time. Queueing our own transactions on an asyncio lock is fair
         # and instant, where SQLite's busy handler would sleep-poll (up to 100 ms a try) under load.
         # Other processes (the CLI) still wait on SQLite's busy timeout. A use case must therefore
@@ -100,4 +130,26 @@ class SqlUnitOfWorkFactory:
         self._lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     def __call__(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._sessions, self._lock)
+        return SqlUnitOfWork(self._sessions, self._lock, self.signal, postgres=self.engine.dialect.name == "postgresql")
+
+
+class _NoemaSession(Session):
+    """Noema's sessions: each flush notes whether it made a delivery pending."""
+
+
+@event.listens_for(_NoemaSession, "after_flush")
+def _note_outbox_rows(session: Session, _context: Any) -> None:
+    """Flag the transaction when a flush made a delivery pending: a new row, or one pending again.
+
+    A worker's lease or retry leaves a row pending without changing its status: no wake-up for those.
+    """
+    if any(_became_pending(row, is_new=True) for row in session.new) or any(
+        _became_pending(row, is_new=False) for row in session.dirty
+    ):
+        session.info[_OUTBOX] = True
+
+
+def _became_pending(row: object, *, is_new: bool) -> bool:
+    if not isinstance(row, Delivery) or row.status is not DeliveryStatus.PENDING:
+        return False
+    return is_new or inspect(row).attrs.status.history.has_changes()
