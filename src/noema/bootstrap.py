@@ -15,7 +15,7 @@ from noema.adapters.backends.comfydeploy import ComfyDeployBackend
 from noema.adapters.backends.comfyui.backend import ComfyUIBackend, load_workflows_dir
 from noema.adapters.backends.sandbox import SandboxConfig, SandboxServer, new_api_key, parse_faults
 from noema.adapters.clock import SystemClock
-from noema.adapters.db.engine import create_engine
+from noema.adapters.db.engine import Pool, create_engine
 from noema.adapters.db.migrate import upgrade_to_head
 from noema.adapters.db.outbox_signal import OutboxSignal
 from noema.adapters.db.uow import SqlUnitOfWorkFactory
@@ -49,6 +49,7 @@ from noema.domain.tools import ToolOverride, Visibility
 from noema.ports import Backend, Clock, GenerationFilter, Notifier
 from noema.services.catalog import Catalog
 from noema.services.chat import ChatServices
+from noema.services.deferred_webhooks import DeferredWebhooks
 from noema.services.generations import GenerationService, Limits
 from noema.services.live_updates import LiveUpdates, LiveUpdatesNotifier
 from noema.services.loras import LoraLibrary
@@ -84,6 +85,7 @@ class Container:
     notifiers: dict[str, Notifier] = field(default_factory=dict)
     media_store: MediaStore | None = None
     comfyui: ComfyUIBackend | None = None
+    deferred_webhooks: DeferredWebhooks = field(default_factory=DeferredWebhooks)
     _clients: list[httpx.AsyncClient] = field(default_factory=list)
     _sandbox_started: bool = False
 
@@ -307,7 +309,10 @@ def _stripe(settings: Settings) -> StripeGateway | None:
 
 def build_container(settings: Settings, *, clock: Clock | None = None) -> Container:
     """The container for these settings (nothing is connected until ``start``)."""
-    engine = create_engine(settings.database_url)
+    engine = create_engine(
+        settings.database_url,
+        pool=Pool(settings.db_pool_size, settings.db_pool_overflow, settings.db_pool_timeout),
+    )
     clock = clock or SystemClock()
     uow = SqlUnitOfWorkFactory(engine, OutboxSignal())
     registry = CollectorRegistry()

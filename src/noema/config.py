@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "sqlite+aiosqlite:///./noema.db"
+    #: PostgreSQL connections one process keeps (NOEMA_DB_POOL_SIZE) and may open beyond them at a peak;
+    #: a request that finds none free within NOEMA_DB_POOL_TIMEOUT seconds gets 503 + Retry-After.
+    db_pool_size: int = Field(default=20, ge=1, le=500)
+    db_pool_overflow: int = Field(default=10, ge=0, le=500)
+    db_pool_timeout: float = Field(default=5.0, gt=0, le=120)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     public_url: str | None = None

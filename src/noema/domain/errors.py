@@ -108,6 +108,13 @@ class LimitExceeded(DomainError):
     retry_after: int | None = None  #: seconds, when known (HTTP sends it as Retry-After)
 
 
+class Busy(NoemaError):
+    """Noema is busy right now; nothing was changed. Try again in a moment."""
+
+    code = "BUSY"
+    retry_after: int = 2  #: seconds (HTTP sends it as Retry-After)
+
+
 class Unauthenticated(DomainError):
     """Authentication is required."""
 

@@ -56,6 +56,15 @@ def worker_loops(c: Container) -> dict[str, Callable[[], Coroutine[Any, Any, Non
         finally:
             await dispatcher.close()
 
+    async def apply_deferred_webhooks() -> None:
+        async def step() -> None:
+            if len(c.deferred_webhooks):
+                await c.deferred_webhooks.apply(
+                    c.uow, c.clock, c.backend, metrics=c.metrics, quiet_for=c.limits.quiet_for
+                )
+
+        await every("deferred_webhooks", 1.0, step)
+
     async def listen_for_outbox() -> None:
         if c.uow.signal is not None:
             await c.uow.signal.listen(c.engine.url)
@@ -81,6 +90,7 @@ def worker_loops(c: Container) -> dict[str, Callable[[], Coroutine[Any, Any, Non
         "delivery": deliver,
         "reconcile": reconcile_runs,
         "catalog_refresh": refresh_catalog,
+        "deferred_webhooks": apply_deferred_webhooks,
     }
     if c.engine.dialect.name == "postgresql":  # other replicas' commits wake this one's delivery worker
         loops["outbox_listen"] = listen_for_outbox

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+@dataclass(frozen=True)
+class Pool:
+    """How many PostgreSQL connections a process keeps, may add at a peak, and how long one waits for one."""
+
+    size: int = 20
+    overflow: int = 10
+    timeout: float = 5.0
+
+
+def create_engine(url: str, *, echo: bool = False, pool: Pool = Pool()) -> AsyncEngine:
     """An engine for ``url``; on SQLite every transaction takes the write lock up front.
 
     SQLite's default deferred transactions fail with "database is locked" when two readers both
@@ -19,7 +29,14 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
         _serialise_sqlite(engine)
         return engine
-    return create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_async_engine(
+        url,
+        echo=echo,
+        pool_size=pool.size,
+        max_overflow=pool.overflow,
+        pool_timeout=pool.timeout,
+        pool_pre_ping=True,
+    )
 
 
 def _serialise_sqlite(engine: AsyncEngine) -> None:

@@ -6,7 +6,8 @@ import asyncio
 from typing import Any
 
 from sqlalchemy import event, inspect, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
@@ -24,7 +25,7 @@ from noema.adapters.db.preference_repositories import SqlPreferences
 from noema.adapters.db.repositories import SqlAccounts, SqlApiKeys, SqlEvents, SqlLedger, SqlSessions
 from noema.adapters.db.tables import map_entities
 from noema.domain.delivery import Delivery, DeliveryStatus
-from noema.domain.errors import Conflict
+from noema.domain.errors import Busy, Conflict
 
 _OUTBOX = "noema_outbox_written"  #: session.info flag: this transaction wrote a pending delivery
 
@@ -88,6 +89,10 @@ class SqlUnitOfWork:
         finally:
             if self._lock is not None:
                 self._lock.release()
+        error = exc[1] if len(exc) > 1 else None
+        if isinstance(error, BaseException) and _is_overload(error):
+            # Nothing was committed: the caller is told to come back (503 + Retry-After), not a 500.
+            raise Busy() from error
 
     async def commit(self) -> None:
         """Make the staged changes permanent; a unique or check violation becomes Conflict.
@@ -131,6 +136,14 @@ class SqlUnitOfWorkFactory:
 
     def __call__(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self._sessions, self._lock, self.signal, postgres=self.engine.dialect.name == "postgresql")
+
+
+def _is_overload(error: BaseException) -> bool:
+    """Every pooled connection was busy past the pool's timeout, or the server had no resources to spare."""
+    if isinstance(error, PoolTimeout):
+        return True
+    sqlstate = getattr(getattr(error, "orig", None), "sqlstate", None)  # PostgreSQL's class 53: insufficient resources
+    return isinstance(error, DBAPIError) and isinstance(sqlstate, str) and sqlstate.startswith("53")
 
 
 class _NoemaSession(Session):

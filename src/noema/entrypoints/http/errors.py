@@ -23,6 +23,7 @@ _STATUS: list[tuple[type[e.NoemaError], int]] = [
     (e.InvalidTransition, 409),
     (e.DomainError, 400),
     (e.BackendUnavailable, 503),
+    (e.Busy, 503),
     (e.ExternalServiceError, 502),
 ]
 _HTTP_CODES = {
@@ -106,7 +107,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if status >= 500:
             log.warning("request_failed", code=exc.code, error=exc.message, path=request.url.path)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        if isinstance(exc, e.LimitExceeded) and exc.retry_after is not None:
+        if isinstance(exc, e.LimitExceeded | e.Busy) and exc.retry_after is not None:
             headers = {"Retry-After": str(exc.retry_after)}
         return error_response(request, status, exc.code, exc.message, exc.details, headers)
 

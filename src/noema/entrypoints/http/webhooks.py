@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from noema.adapters.backends.comfydeploy_parse import parse_run
 from noema.adapters.platforms import discord
 from noema.adapters.platforms.telegram import WEBHOOK_PATH
-from noema.domain.errors import BackendProtocolError, Forbidden, InvalidInput, NotFound, Unauthenticated
+from noema.domain.errors import BackendProtocolError, Busy, Forbidden, InvalidInput, NotFound, Unauthenticated
 from noema.domain.ids import parse_id
 from noema.entrypoints.http.deps import ContainerDep
 from noema.services import run_updates
@@ -35,9 +35,13 @@ async def comfydeploy_webhook(
         update = parse_run(payload)
     except (ValueError, BackendProtocolError) as exc:
         raise InvalidInput(f"The webhook body is not a run update: {str(exc)[:200]}") from None
-    await run_updates.record_webhook(
-        c.uow, c.clock, c.backend, gid, update, token=token, metrics=c.metrics, quiet_for=c.limits.quiet_for
-    )
+    try:
+        await run_updates.record_webhook(
+            c.uow, c.clock, c.backend, gid, update, token=token, metrics=c.metrics, quiet_for=c.limits.quiet_for
+        )
+    except Busy:
+        c.deferred_webhooks.defer(gid, update, token)  # applied when there is room; 503 tells the sender too
+        raise
     c.metrics.webhook_applied(time.perf_counter() - started)
     return {"status": "ok"}
 
