@@ -17,15 +17,14 @@ from noema.adapters.db.uow import SqlUnitOfWorkFactory
 from noema.adapters.metrics import PrometheusMetrics
 from noema.bootstrap import Container
 from noema.domain.accounts import Platform
-from noema.domain.delivery import Delivery, DeliveryKind
-from noema.domain.generation import Generation, GenerationStatus
+from noema.domain.delivery import Delivery
+from noema.domain.generation import Generation
 from noema.domain.ids import new_id
 from noema.entrypoints.workers import worker_loops
 from noema.ports import Notifier
 from noema.services import accounts, delivery
-from noema.services.settlement import enqueue
 from tests.fakes.clock import FakeClock
-from tests.fakes.generations import make_generation
+from tests.integration.test_outbox_wakeup import stage_result
 
 
 class LaneRecorder(Notifier):
@@ -61,21 +60,8 @@ async def _results(c: Container, clock: FakeClock, chats: int, per_chat: int) ->
     made: dict[int, list[str]] = defaultdict(list)
     for _ in range(per_chat):
         for chat in range(1, chats + 1):
-            g = make_generation(
-                GenerationStatus.SUCCEEDED,
-                id=new_id(),
-                account_id=aid,
-                platform="telegram",
-                hold_nanos=0,
-                requested_at=clock.now(),
-                updated_at=clock.now(),
-                delivery={"chat_id": chat},
-            )
-            async with c.uow() as uow:
-                uow.generations.add(g)
-                await enqueue(uow, g, DeliveryKind.RESULT, clock.now())
-                await uow.commit()
-            made[chat].append(g.id)
+            gid = await stage_result(c.uow, clock, account_id=aid, chat_id=chat)
+            made[chat].append(gid)
             clock.advance(seconds=1)
     return made
 

@@ -17,6 +17,7 @@ from noema.domain.delivery import DeliveryKind
 from noema.domain.errors import NotifierError
 from noema.domain.generation import GenerationStatus
 from noema.domain.ids import new_id
+from noema.ports import UnitOfWorkFactory
 from noema.services import delivery
 from noema.services.settlement import enqueue
 from tests.fakes.clock import FakeClock
@@ -25,7 +26,10 @@ from tests.fakes.notifier import ScriptedNotifier
 from tests.integration.test_delivery_db import _finished_generation
 
 
-async def _stage_result(uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, *, account_id: str, commit: bool) -> str:
+async def stage_result(
+    uow_factory: UnitOfWorkFactory, clock: FakeClock, *, account_id: str, commit: bool = True, chat_id: int = 1
+) -> str:
+    """A finished Telegram generation and its pending result row (committed unless told not to)."""
     g = make_generation(
         GenerationStatus.SUCCEEDED,
         id=new_id(),
@@ -34,7 +38,7 @@ async def _stage_result(uow_factory: SqlUnitOfWorkFactory, clock: FakeClock, *, 
         hold_nanos=0,
         requested_at=clock.now(),
         updated_at=clock.now(),
-        delivery={"chat_id": 1},
+        delivery={"chat_id": chat_id},
     )
     async with uow_factory() as uow:
         uow.generations.add(g)
@@ -66,9 +70,9 @@ async def test_a_rolled_back_delivery_wakes_nobody(container: Container, clock: 
     assert signal is not None
     account_id = await _account(container, clock)
     await signal.wait(0)
-    await _stage_result(container.uow, clock, account_id=account_id, commit=False)
+    await stage_result(container.uow, clock, account_id=account_id, commit=False)
     assert not await signal.wait(0)
-    await _stage_result(container.uow, clock, account_id=account_id, commit=True)
+    await stage_result(container.uow, clock, account_id=account_id, commit=True)
     assert await signal.wait(0)
 
 
@@ -96,9 +100,9 @@ async def test_another_replica_is_woken_through_postgres_notify(pg_database: str
 
         found = await accounts.find_or_create(writer, clock, platform=Platform.TELEGRAM, platform_id=new_id()[:8])
         await other.wait(0)
-        await _stage_result(writer, clock, account_id=found.account.id, commit=False)
+        await stage_result(writer, clock, account_id=found.account.id, commit=False)
         assert not await other.wait(0.5), "NOTIFY is sent only when the transaction commits"
-        await _stage_result(writer, clock, account_id=found.account.id, commit=True)
+        await stage_result(writer, clock, account_id=found.account.id, commit=True)
         assert await other.wait(10), "the other replica must hear the commit"
     finally:
         listening.cancel()
