@@ -427,6 +427,10 @@ class KeyValueRepository(Protocol):
         """The stored JSON value, or None."""
         ...
 
+    async def get_for_update(self, key: str, *, default: Any, now: datetime) -> Any:
+        """The stored value, locked until the transaction ends (``default`` is stored first if absent)."""
+        ...
+
     async def put(self, key: str, value: Any, *, now: datetime) -> None:
         """Store a JSON value."""
         ...
