@@ -143,11 +143,11 @@ class ChatServices:
         return page.items
 
     async def cancel(self, account_id: str, short: str | None) -> Generation:
-        """Cancel the live generation with this short id, or the only live one when none is named."""
+        """Cancel the live generation with this short (or full) id, or the only live one when none is named."""
         live = await self.live_generations(account_id)
         if short:
             wanted = short.strip().lower()
-            chosen = [g for g in live if short_id(g.id) == wanted]
+            chosen = [g for g in live if wanted in (short_id(g.id), g.id)]
             if not chosen:
                 raise GenerationNotFound(f"No running generation has the id {wanted[:10]!r}; /status lists them.")
         elif len(live) == 1:
