@@ -18,6 +18,7 @@ from noema.domain.ledger import LedgerEntry
 from noema.domain.linking import LinkCode, WebSession
 from noema.domain.loras import Lora
 from noema.domain.payments import CREDIT_TYPE, REPAY_TYPE, TAKE_BACK_TYPE, Payment, PaymentProvider
+from noema.domain.platform_updates import PlatformUpdate
 from noema.domain.runs import (
     DeploymentInfo,
     MachineInfo,
@@ -307,6 +308,8 @@ class UnitOfWork(Protocol):
     def loras(self) -> LoraRepository: ...
     @property
     def payments(self) -> PaymentRepository: ...
+    @property
+    def platform_updates(self) -> PlatformUpdateRepository: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
 
@@ -422,9 +425,23 @@ class PreferenceRepository(Protocol):
         ...
 
 
+class PlatformUpdateRepository(Protocol):
+    async def seen(self, update: PlatformUpdate) -> bool:
+        """Whether this update was answered already."""
+        ...
+
+    async def record(self, update: PlatformUpdate, *, at: datetime) -> bool:
+        """Remember the update as answered (with the answer's own changes); False when it already was."""
+        ...
+
+
 class KeyValueRepository(Protocol):
     async def get(self, key: str) -> Any:
         """The stored JSON value, or None."""
+        ...
+
+    async def get_for_update(self, key: str, *, default: Any, now: datetime) -> Any:
+        """The stored value, locked until the transaction ends (``default`` is stored first if absent)."""
         ...
 
     async def put(self, key: str, value: Any, *, now: datetime) -> None:

@@ -217,6 +217,22 @@ def test_input_types_win_over_the_graph_when_both_exist() -> None:
     assert [i.name for i in tool.inputs] == ["input_text"]
 
 
+def test_inputs_comfydeploy_leaves_out_of_input_types_like_the_seed_are_found_in_the_graph() -> None:
+    api = {
+        "1": graph_node(EXT + "Text", input_id="input_text"),
+        "2": graph_node(EXT + "Seed", input_id="input_seed", default_value=-1, display_name="Seed"),
+        "3": graph_node(EXT + "Audio", input_id="input_audio"),
+    }
+    listed = (spec("input_text", "Text", "a cat", type="string", display_name="Prompt"),)
+    tool = one_tool(deployment(workflow_version_id="v-1", input_types=listed), {"v-1": version(api)})
+    assert [i.name for i in tool.inputs] == ["input_text", "input_seed", "input_audio"]
+    prompt, seed, audio = tool.inputs
+    assert (prompt.default, prompt.display_name) == ("a cat", "Prompt")  # what input_types says wins
+    assert (seed.type, seed.default, seed.display_name, seed.required) == (InputType.SEED, -1, "Seed", False)
+    assert audio.type is InputType.AUDIO
+    assert tool.extra["input_source"] == "input_types"
+
+
 def test_a_default_wired_to_another_node_is_no_default() -> None:
     tool = graph_tool({"1": graph_node(EXT + "Image", input_id="input_image", default_value=["7", 0])})
     assert tool.inputs[0].required

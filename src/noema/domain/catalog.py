@@ -18,6 +18,7 @@ from noema.domain.catalog_graph import (
     output_kinds,
     primary_input_of,
     tool_inputs,
+    unlisted_graph_inputs,
 )
 from noema.domain.catalog_names import assign_commands, command_name
 from noema.domain.catalog_overrides import apply_override, explicit_command, match_overrides
@@ -155,6 +156,8 @@ def _read_workflow(base: Tool, deployment: DeploymentInfo, versions: Mapping[str
     version = _find_version(deployment, versions, notes)
     if deployment.input_types is not None:
         source, specs = "input_types", list(deployment.input_types)
+        if version is not None:
+            specs += unlisted_graph_inputs(version.workflow_api, specs)
     elif version is not None:
         source, specs = "workflow_api", input_specs_from_graph(version.workflow_api, notes)
     else:

@@ -45,6 +45,28 @@ INPUT_CLASSES: dict[str, tuple[InputType, bool]] = {
 }
 _NUMERIC = frozenset({InputType.NUMBER, InputType.INTEGER, InputType.SLIDER, InputType.SEED})
 
+#: ComfyDeploy's own node class → ``type`` map (its API server's ``custom_input_nodes``). A deployment's
+#: ``input_types`` lists only nodes of these classes: an input of any other class (the seed, audio,
+#: files) is there only in the workflow's graph.
+COMFYDEPLOY_INPUT_TYPES: dict[str, str] = {
+    EXTERNAL_PREFIX + "Text": "string",
+    EXTERNAL_PREFIX + "TextAny": "string",
+    EXTERNAL_PREFIX + "TextSingleLine": "string",
+    EXTERNAL_PREFIX + "Image": "string",
+    EXTERNAL_PREFIX + "ImageAlpha": "string",
+    EXTERNAL_PREFIX + "ImageBatch": "string",
+    EXTERNAL_PREFIX + "Number": "float",
+    EXTERNAL_PREFIX + "NumberInt": "integer",
+    EXTERNAL_PREFIX + "NumberSlider": "float",
+    EXTERNAL_PREFIX + "NumberSliderInt": "integer",
+    EXTERNAL_PREFIX + "Boolean": "boolean",
+    EXTERNAL_PREFIX + "Enum": "string",
+    EXTERNAL_PREFIX + "Lora": "string",
+    EXTERNAL_PREFIX + "Checkpoint": "string",
+    EXTERNAL_PREFIX + "Video": "string",
+    "ComfyDeployWebscoketImageInput": "binary",
+}
+
 #: Output node class → what it delivers. Previews (PreviewImage …) are absent on purpose: never uploaded.
 OUTPUT_CLASSES: dict[str, OutputKind] = {
     "ComfyDeployOutputImage": OutputKind.IMAGE,
@@ -86,6 +108,16 @@ def input_specs_from_graph(workflow_api: Any, notes: list[str]) -> list[InputSpe
             continue
         specs.append(_spec_from_node_inputs(input_id, class_type, inputs))
     return specs
+
+
+def unlisted_graph_inputs(workflow_api: Any, listed: Iterable[Any]) -> list[InputSpec]:
+    """The graph's input nodes ``input_types`` cannot list (a class without a ComfyDeploy type), not listed yet."""
+    named = {spec.input_id for spec in listed if isinstance(spec, InputSpec)}
+    return [
+        spec
+        for spec in input_specs_from_graph(workflow_api, [])
+        if spec.class_type not in COMFYDEPLOY_INPUT_TYPES and spec.input_id not in named
+    ]
 
 
 def _spec_from_node_inputs(input_id: str, class_type: str, inputs: Mapping[Any, Any]) -> InputSpec:

@@ -17,6 +17,7 @@ from noema.domain.errors import GenerationNotFound, InvalidInput, ToolNotFound
 from noema.domain.generation import LIVE, Generation
 from noema.domain.ids import parse_id, short_id
 from noema.domain.linking import CodePurpose, GuessLimits
+from noema.domain.platform_updates import PlatformUpdate
 from noema.domain.preferences import settable
 from noema.domain.tools import ACCOUNT, Tool, may_run, rank_for_menu
 from noema.ports import Backend, Clock, GenerationFilter, Metrics, UnitOfWorkFactory
@@ -59,6 +60,7 @@ class ChatRun:
     idempotency_key: str | None = None
     preset: str | None = None  #: run this preset (``tool`` is then its first candidate, for the prompt's input)
     features: tuple[str, ...] = ()
+    answers: PlatformUpdate | None = None  #: the update that asked (recorded as answered with the generation)
 
 
 @dataclass
@@ -109,6 +111,7 @@ class ChatServices:
             "delivery": run.delivery,
             "session_id": visit.session_id,
             "idempotency_key": run.idempotency_key,
+            "answers": run.answers,
         }
         if run.preset is not None:
             request = await self.presets.request(
@@ -120,6 +123,17 @@ class ChatServices:
             )
         return await self.generations.request(request)
 
+    async def answered(self, update: PlatformUpdate) -> bool:
+        """Whether the platform delivered this update before and it was answered (then nothing is sent again)."""
+        async with self.uow() as uow:
+            return await uow.platform_updates.seen(update)
+
+    async def mark_answered(self, update: PlatformUpdate) -> None:
+        """Remember an update as answered (a tool run already did so with its generation: nothing changes)."""
+        async with self.uow() as uow:
+            if await uow.platform_updates.record(update, at=self.clock.now()):
+                await uow.commit()
+
     async def live_generations(self, account_id: str) -> list[Generation]:
         """The account's generations that have not ended, newest first."""
         async with self.uow() as uow:
@@ -129,11 +143,11 @@ class ChatServices:
         return page.items
 
     async def cancel(self, account_id: str, short: str | None) -> Generation:
-        """Cancel the live generation with this short id, or the only live one when none is named."""
+        """Cancel the live generation with this short (or full) id, or the only live one when none is named."""
         live = await self.live_generations(account_id)
         if short:
             wanted = short.strip().lower()
-            chosen = [g for g in live if short_id(g.id) == wanted]
+            chosen = [g for g in live if wanted in (short_id(g.id), g.id)]
             if not chosen:
                 raise GenerationNotFound(f"No running generation has the id {wanted[:10]!r}; /status lists them.")
         elif len(live) == 1:

@@ -36,6 +36,7 @@ from noema.domain.ids import new_id
 from noema.domain.inputs import validate_inputs
 from noema.domain.money import display_usd, format_usd
 from noema.domain.payments import owed_message
+from noema.domain.platform_updates import PlatformUpdate
 from noema.domain.pricing import estimate_nanos, hold_for, max_cost_nanos
 from noema.domain.tools import ACCOUNT, Tool, ToolCaller
 from noema.ports import Backend, Clock, Metrics, UnitOfWorkFactory
@@ -62,6 +63,7 @@ class GenerationRequest:
     files: Mapping[str, tuple[str, bytes, str]] = field(default_factory=dict)  #: input -> (name, bytes, mime)
     fallbacks: tuple[str, ...] = ()  #: tools to try, in order, when the backend cannot run ``tool_ref``
     caller: ToolCaller = ACCOUNT  #: whose visibility rule applies (an account unless the admin client asks)
+    answers: PlatformUpdate | None = None  #: the chat update asking; recorded as answered with the generation
 
 
 @dataclass(frozen=True)
@@ -232,6 +234,8 @@ class GenerationService:
                 platform=req.platform,
                 data={"generationId": generation.id, "tool": tool.command, "estimatedCostUsd": format_usd(estimate)},
             )
+            if req.answers is not None:  # a redelivery of the update now finds it answered
+                await uow.platform_updates.record(req.answers, at=now)
             await uow.commit()
             self.metrics.generation_status(GenerationStatus.PENDING.value)
             return generation, token

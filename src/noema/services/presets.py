@@ -15,7 +15,7 @@ from typing import Any
 from noema.domain.errors import Conflict, InvalidInput, ToolNotFound
 from noema.domain.presets import Preset, Selection, order, preset_from_json
 from noema.domain.tools import ACCOUNT, ToolCaller
-from noema.ports import Clock, UnitOfWorkFactory
+from noema.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from noema.services.catalog import Catalog
 from noema.services.generations import GenerationRequest
 
@@ -56,7 +56,7 @@ class PresetBook:
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
         async with self.uow() as uow:
-            stored = dict(await uow.kv.get(STORED_KEY) or {})
+            stored = await self._locked(uow)
             stored[command] = body
             await uow.kv.put(STORED_KEY, stored, now=self.clock.now())
             await uow.commit()
@@ -65,11 +65,16 @@ class PresetBook:
     async def remove(self, command: str) -> None:
         """Delete a stored preset."""
         async with self.uow() as uow:
-            stored = dict(await uow.kv.get(STORED_KEY) or {})
+            stored = await self._locked(uow)
             if stored.pop(command, None) is None:
                 raise ToolNotFound(f"There is no stored preset called {command[:40]!r}.")
             await uow.kv.put(STORED_KEY, stored, now=self.clock.now())
             await uow.commit()
+
+    async def _locked(self, uow: UnitOfWork) -> dict[str, Any]:
+        """The stored presets, their row locked: two definitions at once both land, one after the other."""
+        stored = await uow.kv.get_for_update(STORED_KEY, default={}, now=self.clock.now())
+        return dict(stored) if isinstance(stored, dict) else {}
 
     async def _stored(self) -> dict[str, Any]:
         async with self.uow() as uow:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Select, exists, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from noema.adapters.db.inserts import insert_if_absent
 from noema.adapters.db.pagination import paginate
 from noema.adapters.db.tables import deliveries, generations, kv_store, link_failures
 from noema.domain.delivery import Delivery, DeliveryStatus
@@ -181,6 +182,11 @@ class SqlKeyValue:
     async def get(self, key: str) -> Any:
         """The stored JSON value, or None."""
         return (await self._s.execute(select(KV.value).where(KV.key == key))).scalar_one_or_none()
+
+    async def get_for_update(self, key: str, *, default: Any, now: datetime) -> Any:
+        """The stored value, its row locked until the transaction ends (``default`` is stored first if absent)."""
+        await insert_if_absent(self._s, kv_store, {"key": key, "value": default, "updated_at": now})
+        return (await self._s.execute(select(KV.value).where(KV.key == key).with_for_update())).scalar_one()
 
     async def put(self, key: str, value: Any, *, now: datetime) -> None:
         """Store a JSON value (replacing the old one)."""

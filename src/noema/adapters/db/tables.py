@@ -370,6 +370,15 @@ payment_events = Table(
     Column("received_at", UTCDateTime, nullable=False),
 )
 
+#: chat updates already answered, by the platform's id: one delivered again is answered with silence
+platform_updates = Table(
+    "platform_updates",
+    metadata,
+    Column("platform", String(32), primary_key=True),
+    Column("update_id", String(64), primary_key=True),
+    Column("handled_at", UTCDateTime, nullable=False),
+)
+
 kv_store = Table(
     "kv_store",
     metadata,

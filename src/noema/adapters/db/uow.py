@@ -21,6 +21,7 @@ from noema.adapters.db.generation_repositories import (
 from noema.adapters.db.lora_repositories import SqlLoras
 from noema.adapters.db.outbox_signal import NOTIFY_SQL, OutboxSignal
 from noema.adapters.db.payment_repositories import SqlPayments
+from noema.adapters.db.platform_update_repositories import SqlPlatformUpdates
 from noema.adapters.db.preference_repositories import SqlPreferences
 from noema.adapters.db.repositories import SqlAccounts, SqlApiKeys, SqlEvents, SqlLedger, SqlSessions
 from noema.adapters.db.tables import map_entities
@@ -46,6 +47,7 @@ class SqlUnitOfWork:
     loras: SqlLoras
     preferences: SqlPreferences
     payments: SqlPayments
+    platform_updates: SqlPlatformUpdates
 
     def __init__(
         self,
@@ -77,7 +79,7 @@ class SqlUnitOfWork:
         self.generations, self.deliveries, self.kv = SqlGenerations(s), SqlDeliveries(s), SqlKeyValue(s)
         self.link_codes, self.web_sessions = SqlLinkCodes(s), SqlWebSessions(s)
         self.loras, self.preferences = SqlLoras(s), SqlPreferences(s)
-        self.payments = SqlPayments(s)
+        self.payments, self.platform_updates = SqlPayments(s), SqlPlatformUpdates(s)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

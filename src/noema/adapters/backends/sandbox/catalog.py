@@ -155,6 +155,27 @@ class Catalog:
         return None
 
 
+#: Fields of the real ``MachineModel`` that the server always sends and a sandbox machine has no value for.
+_UNUSED_MACHINE_FIELDS = (
+    "build_log",
+    "auth_token",
+    "snapshot",
+    "models",
+    "ws_gpu",
+    "pod_id",
+    "build_machine_instance_id",
+    "modal_app_id",
+    "target_workflow_id",
+    "dependencies",
+    "object_info",
+    "object_info_str",
+    "filename_list_cache",
+    "extensions",
+    "import_failed_logs",
+    "machine_version_id",
+)
+
+
 def machine_json(machine: Machine) -> dict[str, Any]:
     """A ``MachineModel`` as ``GET /api/machines`` returns it."""
     return {
@@ -170,6 +191,7 @@ def machine_json(machine: Machine) -> dict[str, Any]:
         "machine_version": None,
         "created_at": CATALOG_CREATED_AT,
         "updated_at": CATALOG_CREATED_AT,
+        **dict.fromkeys(_UNUSED_MACHINE_FIELDS),
     }
 
 
@@ -230,10 +252,14 @@ def deployment_json(deployment: Deployment) -> dict[str, Any]:
         "created_at": CATALOG_CREATED_AT,
         "updated_at": CATALOG_CREATED_AT,
         "workflow": {"id": deployment.workflow_id, "name": deployment.name},
-        "output_types": [{"class_type": deployment.output.class_type, "output_id": deployment.output.output_id}],
+        # Only ComfyDeploy's own output nodes carry an output_id; the published model requires one.
+        "output_types": [{"class_type": output.class_type, "output_id": output.output_id}]
+        if (output := deployment.output).output_id is not None
+        else [],
     }
-    if deployment.input_types_shape is InputTypesShape.LISTED:
-        body["input_types"] = graphs.input_types(deployment.api_graph())
+    listed = graphs.input_types(deployment.api_graph())
+    if deployment.input_types_shape is InputTypesShape.LISTED and listed:  # upstream sends no empty list
+        body["input_types"] = listed
     elif deployment.input_types_shape is InputTypesShape.NULL:
         body["input_types"] = None
     return body

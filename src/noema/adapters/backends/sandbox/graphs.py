@@ -11,10 +11,10 @@ import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from noema.domain.catalog_graph import COMFYDEPLOY_INPUT_TYPES
+
 if TYPE_CHECKING:
     from noema.adapters.backends.sandbox.catalog import InputDef
-
-EXTERNAL_PREFIX = "ComfyUIDeployExternal"
 
 
 class _NoDefault:
@@ -25,22 +25,6 @@ class _NoDefault:
 
 
 NO_DEFAULT: Any = _NoDefault()
-
-# ComfyDeploy's own map from input class to ``type``; the seed class is missing from it upstream,
-# so its inputs come back with ``"type": null`` there too.
-INPUT_TYPE_BY_CLASS: dict[str, str] = {
-    "ComfyUIDeployExternalText": "string",
-    "ComfyUIDeployExternalTextAny": "string",
-    "ComfyUIDeployExternalTextSingleLine": "string",
-    "ComfyUIDeployExternalImage": "string",
-    "ComfyUIDeployExternalImageAlpha": "string",
-    "ComfyUIDeployExternalNumber": "float",
-    "ComfyUIDeployExternalNumberInt": "integer",
-    "ComfyUIDeployExternalNumberSlider": "float",
-    "ComfyUIDeployExternalNumberSliderInt": "integer",
-    "ComfyUIDeployExternalBoolean": "boolean",
-    "ComfyUIDeployExternalEnum": "string",
-}
 
 
 def input_node_inputs(spec: InputDef) -> dict[str, Any]:
@@ -121,17 +105,18 @@ def ui_graph(api: dict[str, Any], *, note: str) -> dict[str, Any]:
 
 
 def input_types(api: dict[str, Any]) -> list[dict[str, Any]]:
-    """A deployment's ``input_types``, built from the external input nodes of its API graph."""
+    """A deployment's ``input_types``: the input nodes of its API graph whose class ComfyDeploy has a type for."""
     result: list[dict[str, Any]] = []
     for node in api.values():
         class_type: str = node["class_type"]
-        if not class_type.startswith(EXTERNAL_PREFIX):
+        kind = COMFYDEPLOY_INPUT_TYPES.get(class_type)
+        if kind is None:
             continue
         inputs: dict[str, Any] = node["inputs"]
         item: dict[str, Any] = {
             **inputs,
             "class_type": class_type,
-            "type": INPUT_TYPE_BY_CLASS.get(class_type),
+            "type": kind,
             "input_id": inputs["input_id"],
             "default_value": inputs.get("default_value"),
             "min_value": inputs.get("min_value"),

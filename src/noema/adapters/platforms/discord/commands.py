@@ -24,12 +24,14 @@ STRING, INTEGER, BOOLEAN, NUMBER, ATTACHMENT = 3, 4, 5, 10, 11
 _JS_SAFE = 2**53 - 1
 PROMPT, IMAGE = "prompt", "image"
 BUILTINS = {
+    "help": "How to use Noema",
     "run": "Run any tool: pick it, write a prompt, attach an image",
     "tools": "Every tool you can run",
     "status": "Balance, level and running tasks",
     "cancel": "Stop a running generation",
     "link": "Join this account with another platform",
     "apikey": "A personal key for the API (only you see it)",
+    "account": "Your account record",
     "set": "Keep default inputs for a tool: steps=30 sampler=ddim (or clear)",
     "settings": "Show your default inputs for a tool",
 }
@@ -54,7 +56,7 @@ def _describe(text: str | None, fallback: str) -> str:
 
 
 def builtin_commands() -> list[dict[str, Any]]:
-    """``/run``, ``/tools``, ``/status``, ``/cancel``, ``/link``, ``/apikey``, ``/set`` and ``/settings``."""
+    """The built-in commands (``BUILTINS``) with their options."""
     options: dict[str, list[dict[str, Any]]] = {
         "run": [
             _option("tool", STRING, "The tool to run", required=True, autocomplete=True),

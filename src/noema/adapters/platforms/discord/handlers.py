@@ -23,7 +23,7 @@ from noema.domain.accounts import Platform
 from noema.domain.errors import NoemaError
 from noema.domain.ids import parse_id
 from noema.domain.linking import CODE_LIFETIME
-from noema.services import api_keys, history, preferences, status
+from noema.services import accounts, api_keys, history, preferences, status
 from noema.services.chat import ChatServices, Visit
 
 log = structlog.get_logger(__name__)
@@ -38,6 +38,8 @@ class DiscordHandlers:
         self.reply = Responder(rest)
         self.runs = ToolRuns(chat, fetcher)
         self._private: dict[str, _Private] = {
+            "help": self._help,
+            "account": self._account,
             "tools": self._tools,
             "status": self._status,
             "cancel": self._cancel,
@@ -77,6 +79,8 @@ class DiscordHandlers:
             )
         if action == "info":
             return Answer(deferred(ephemeral=True), lambda: self._privately(ix, self._info))
+        if action == "cancel":
+            return Answer(deferred(ephemeral=True), lambda: self._privately(ix, self._cancel_button))
         return Answer(quick("That button does not do anything any more."))
 
     async def _privately(self, ix: Interaction, handler: _Private) -> None:
@@ -122,6 +126,13 @@ class DiscordHandlers:
         tools.sort(key=lambda t: not t.command.startswith(typed))
         return [{"name": f"{t.command} — {t.display_name}"[:100], "value": t.command} for t in tools[:25]]
 
+    async def _help(self, _ix: Interaction, _visit: Visit) -> dict[str, Any]:
+        return texts.message(texts.help_text(await self.chat.menu(limit=1)))
+
+    async def _account(self, _ix: Interaction, visit: Visit) -> dict[str, Any]:
+        found = await accounts.get(self.chat.uow(), visit.account_id)
+        return texts.message(embeds=[texts.account_embed(found.account, found.identities)])
+
     async def _tools(self, _ix: Interaction, _visit: Visit) -> dict[str, Any]:
         tools = await self.chat.catalog.listed()
         return texts.message(embeds=[texts.tools_embed(tools, tools[0].backend_label if tools else "")])
@@ -134,6 +145,11 @@ class DiscordHandlers:
         wanted = ix.options.get("id")
         generation = await self.chat.cancel(visit.account_id, str(wanted).strip() if wanted else None)
         return texts.message(texts.cancelled(generation))
+
+    async def _cancel_button(self, ix: Interaction, visit: Visit) -> dict[str, Any]:
+        """The Cancel button under a run's progress: /cancel of that run (only its owner has it running)."""
+        generation_id = parse_id(ix.custom_id.partition(":")[2], what="generation id")
+        return texts.message(texts.cancelled(await self.chat.cancel(visit.account_id, generation_id)))
 
     async def _link(self, ix: Interaction, visit: Visit) -> dict[str, Any]:
         code = ix.options.get("code")

@@ -74,7 +74,7 @@ class DiscordNotifier:
         """Deliver one outbox row; Discord's refusals become NotifierError (retryable or not)."""
         to = _Target.of(delivery.target)
         if delivery.kind is DeliveryKind.PROGRESS:
-            await self._progress(to, delivery.payload)
+            await self._progress(to, delivery.payload, generation)
             return
         if delivery.kind is DeliveryKind.FAILURE:
             parts = [
@@ -84,10 +84,12 @@ class DiscordNotifier:
             parts = await self._result(to, delivery.payload, generation.id)
         await self._send_parts(delivery.id, to, parts)
 
-    async def _progress(self, to: _Target, payload: dict[str, Any]) -> None:
+    async def _progress(self, to: _Target, payload: dict[str, Any], generation: Generation) -> None:
         if not to.token_alive(self._now()):
             return  # too late to edit; the result will be posted in the channel
-        body = texts.message(embeds=[texts.progress_embed(payload)])
+        # The result or failure edit replaces the components, so the Cancel button ends with the run.
+        cancel = [] if generation.is_terminal else texts.cancel_button(generation.id)
+        body = texts.message(embeds=[texts.progress_embed(payload)], components=cancel)
         try:
             await self.rest.edit_original(to.token, OutMessage(body))
         except DiscordApiError as exc:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from noema.adapters.platforms.wording import STATUS_WORDS, lora_lines, nanos_of
+from noema.adapters.platforms.wording import STATUS_WORDS, account_facts, help_lines, lora_lines, nanos_of
+from noema.domain.accounts import Account, Identity
 from noema.domain.generation import Generation
 from noema.domain.ids import short_id
 from noema.domain.money import display_usd
@@ -70,6 +71,12 @@ def buttons(generation_id: str) -> list[dict[str, Any]]:
     ]
 
 
+def cancel_button(generation_id: str) -> list[dict[str, Any]]:
+    """The Cancel button under a run's progress (the result or failure replaces it)."""
+    button = {"type": 2, "style": 4, "label": "Cancel", "emoji": {"name": "🛑"}, "custom_id": f"cancel:{generation_id}"}
+    return [{"type": 1, "components": [button]}]
+
+
 def _head(payload: dict[str, Any]) -> str:
     status = str(payload.get("status", "pending"))
     return f"{STATUS_WORDS.get(status, status)} · /{escape(str(payload.get('tool', '')))}"
@@ -127,6 +134,29 @@ def usage(tool: Tool, problem: str) -> str:
     if tool.image_input is not None:
         how += " image: (attach a picture)"
     return f"{problem}\nExample: `{how}`"
+
+
+def help_text(tools: list[Tool]) -> str:
+    """/help: what Noema does and the commands, with the top tool as the example."""
+    return "\n".join(
+        help_lines(
+            f"/{tools[0].command if tools else 'txt2img'} a red fox",
+            code=lambda text: f"`{text.replace('`', '')}`",
+            bold=lambda text: f"**{escape(text)}**",
+            image="Tools that work on a picture take it in their `image` option: attach it there",
+            options="Add options in the prompt: `steps=30 seed=7` (or use the command's own options)",
+            other="Telegram",
+        )
+    )
+
+
+def account_embed(account: Account, identities: list[Identity]) -> dict[str, Any]:
+    """/account: the account record, without secrets or internal ids beyond what the user owns."""
+    fields = [
+        {"name": label, "value": escape(value)[:1024], "inline": True}
+        for label, value in account_facts(account, identities)
+    ]
+    return {"title": "Your account", "color": BLURPLE, "fields": fields}
 
 
 def tools_embed(tools: list[Tool], backend_label: str) -> dict[str, Any]:

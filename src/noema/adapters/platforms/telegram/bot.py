@@ -17,7 +17,7 @@ from telegram.error import TelegramError
 from telegram.ext import Application
 
 from noema.adapters.platforms.result_fetch import ResultFetcher
-from noema.adapters.platforms.telegram.handlers import BUILTINS, TelegramHandlers
+from noema.adapters.platforms.telegram.handlers import BUILTINS, TelegramHandlers, platform_update
 from noema.adapters.platforms.telegram.limiter import ChatRateLimiter
 from noema.adapters.platforms.telegram.notifier import TelegramNotifier
 from noema.adapters.platforms.telegram.payments import CREDIT_FAILED, StarsOffer
@@ -103,11 +103,17 @@ class TelegramPlatform:
             update = Update.de_json(data, self.app.bot)
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInput(f"The Telegram update could not be read ({type(exc).__name__}).") from None
+        answering = platform_update(data["update_id"])
+        if await self.chat.answered(answering):
+            # Telegram missed our 200 and sent it again: it was answered, so nothing is sent twice.
+            log.info("telegram_update_repeated", update_id=data["update_id"])
+            return
         CREDIT_FAILED.set(False)
         await self.app.process_update(update)
         if CREDIT_FAILED.get():
             # A paid charge was not credited: fail the webhook so Telegram sends the update again.
             raise ExternalServiceError("A Telegram payment could not be credited yet; Telegram will retry.")
+        await self.chat.mark_answered(answering)
 
     def secret_matches(self, header: str | None) -> bool:
         """Whether a webhook request carries our secret token (compared in constant time)."""

@@ -25,6 +25,7 @@ from noema.domain.chat_commands import ParsedCommand, parse_command, split_input
 from noema.domain.errors import InsufficientFunds, InvalidInput, NoemaError, ToolDisabled, ToolNotFound
 from noema.domain.ids import parse_id
 from noema.domain.linking import CODE_LIFETIME
+from noema.domain.platform_updates import PlatformUpdate
 from noema.domain.presets import Preset
 from noema.domain.tools import THROUGH_PRESET, Tool
 from noema.services import accounts, api_keys, history, preferences, status
@@ -54,6 +55,7 @@ class Caller:
 
     user: ChatUser
     visit: Visit
+    update: PlatformUpdate | None = None  #: the update being answered (a redelivery of it is ignored)
 
     @property
     def account_id(self) -> str:
@@ -96,7 +98,7 @@ class TelegramHandlers:
         if parsed is None or not parsed.is_for(context.bot.username):
             return
         try:
-            caller = await self._enter(user, "/" + parsed.name)
+            caller = await self._enter(user, "/" + parsed.name, update)
             handler = self._builtins.get(parsed.name, self._tool)
             await handler(message, caller, parsed)
         except NoemaError as exc:
@@ -114,7 +116,7 @@ class TelegramHandlers:
         await query.answer()
         message = query.message
         try:
-            caller = await self._enter(user, f"button:{action}")
+            caller = await self._enter(user, f"button:{action}", update)
             if action in ("rerun", "reseed"):
                 key = f"telegram:button:{query.id}"
                 await self._rerun(message, caller, gid, key=key, new_seed=action == "reseed")
@@ -131,9 +133,9 @@ class TelegramHandlers:
             log.exception("telegram_button_failed", action=action[:20])
             await _reply(message, OOPS)
 
-    async def _enter(self, user: User, command: str) -> Caller:
+    async def _enter(self, user: User, command: str, update: Update) -> Caller:
         who = ChatUser(Platform.TELEGRAM, str(user.id), user.full_name, user.username)
-        return Caller(who, await self.chat.enter(who, command))
+        return Caller(who, await self.chat.enter(who, command), platform_update(update.update_id))
 
     async def _help(self, message: Message, _caller: Caller, _parsed: ParsedCommand) -> None:
         await _reply(message, texts.help_text(await self.chat.menu(limit=1)))
@@ -276,12 +278,19 @@ class TelegramHandlers:
             delivery["image_file_id"] = source.file_id
         try:
             base = run or ChatRun(tool, inputs)
-            asked = ChatRun(tool, inputs, files, delivery, key, preset=base.preset, features=base.features)
+            asked = ChatRun(
+                tool, inputs, files, delivery, key, preset=base.preset, features=base.features, answers=caller.update
+            )
             await self.chat.run(caller.visit, caller.user, asked)
         except NoemaError as exc:
             text = texts.tool_usage(tool, exc.message) if isinstance(exc, InvalidInput) else escape(exc.message)
             markup = topup_button() if isinstance(exc, InsufficientFunds) else None
             await ack.edit_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
+
+
+def platform_update(update_id: int) -> PlatformUpdate:
+    """A Telegram update by its id, as recorded once answered."""
+    return PlatformUpdate(Platform.TELEGRAM.value, str(update_id))
 
 
 def _missing(tool: Tool, prompt: str, source: ImageSource | None) -> str | None:

@@ -6,7 +6,7 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-from noema.adapters.platforms.wording import STATUS_WORDS, lora_lines, nanos_of
+from noema.adapters.platforms.wording import STATUS_WORDS, account_facts, help_lines, lora_lines, nanos_of
 from noema.domain.accounts import Account, Identity
 from noema.domain.chat_commands import example
 from noema.domain.generation import Generation
@@ -15,16 +15,6 @@ from noema.domain.money import display_usd
 from noema.domain.preferences import settable
 from noema.domain.tools import PrimaryInput, Tool
 from noema.services.status import StatusReport
-
-HELP = (
-    "<b>Noema</b> runs image, animation and video workflows for you, paid by the GPU second.\n\n"
-    "• <code>/tools</code> lists what you can run; each tool is a command, e.g. <code>/{first} a red fox</code>\n"
-    "• Reply to a photo with a tool's command to use that photo as its input\n"
-    "• Add options after the prompt: <code>steps=30 seed=7</code>\n"
-    "• <code>/status</code> your balance, level and running tasks · <code>/cancel</code> stop a run\n"
-    "• <code>/link</code> join this account with Discord or the web page · <code>/apikey</code> a key for the API\n"
-    "• <code>/account</code> your account record"
-)
 
 
 def bar(progress: float, cells: int = 10) -> str:
@@ -35,7 +25,16 @@ def bar(progress: float, cells: int = 10) -> str:
 
 def help_text(tools: list[Tool]) -> str:
     """The /start and /help message."""
-    return HELP.format(first=escape(tools[0].command if tools else "txt2img"))
+    return "\n".join(
+        help_lines(
+            f"/{tools[0].command if tools else 'txt2img'} a red fox",
+            code=lambda text: f"<code>{escape(text)}</code>",
+            bold=lambda text: f"<b>{escape(text)}</b>",
+            image="Reply to a photo with a tool's command to use that photo as its input",
+            options="Add options after the prompt: <code>steps=30 seed=7</code>",
+            other="Discord",
+        )
+    )
 
 
 def tools_text(tools: list[Tool], backend_label: str) -> str:
@@ -156,18 +155,8 @@ def preferences_text(tool: Tool, values: dict[str, Any]) -> str:
 
 def account_text(account: Account, identities: list[Identity]) -> str:
     """/account: the account record, without secrets or internal ids beyond what the user owns."""
-    platforms = ", ".join(sorted(i.platform.value for i in identities)) or "—"
-    return "\n".join(
-        [
-            "<b>Your account</b>",
-            f"Name: {escape(account.display_name or '—')}",
-            f"Username: {escape(account.username or '—')}",
-            f"Status: {escape(account.status.value)}",
-            f"Linked platforms: {escape(platforms)}",
-            f"Balance: {display_usd(account.balance_nanos)} · EXP {account.exp:,}",
-            f"Member since: {account.created_at:%Y-%m-%d}",
-        ]
-    )
+    facts = account_facts(account, identities)
+    return "\n".join(["<b>Your account</b>", *(f"{label}: {escape(value)}" for label, value in facts)])
 
 
 def link_text(code: str, minutes: int, sign_in_url: str) -> str:
