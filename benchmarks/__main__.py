@@ -10,12 +10,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import request_overhead, webhooks
+from benchmarks import delivery, request_overhead, webhooks
 from benchmarks.harness import fresh_database, quiet_production_logging
 
 
 async def bench_database(kind: str, *, quick: bool) -> None:
-    """Both benchmarks on one fresh database of this kind (each on its own started app)."""
+    """Every benchmark on one fresh database of this kind (each on its own started app)."""
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"noema-bench-{kind}-") as tmp:
         async with fresh_database(kind, Path(tmp)) as url:
@@ -25,6 +25,9 @@ async def bench_database(kind: str, *, quick: bool) -> None:
             print(flush=True)
             overhead = await request_overhead.run(url, Path(tmp) / "requests", quick=quick)
             print(request_overhead.report(overhead), flush=True)
+            print(flush=True)
+            delivered = await delivery.run(url, Path(tmp) / "delivery", quick=quick)
+            print(delivery.report(delivered), flush=True)
     print(f"({kind}: {time.perf_counter() - started:.1f} s)", flush=True)
 
 
