@@ -357,6 +357,7 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         max_loras=settings.max_loras_per_prompt,
     )
     live = LiveUpdates()
+    uow.live = live.wake
     hub = LiveUpdatesNotifier(live)
     presets = PresetBook(
         load_presets(settings.presets_file) if settings.presets_file else {}, catalog=catalog, uow=uow, clock=clock
@@ -373,6 +374,7 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         public_url=settings.base_url,
         link_limits=GuessLimits(settings.link_guesses_per_account, settings.link_guesses_overall),
     )
+    # API and web runs get no outbox rows now (LIVE_PLATFORMS); the hub still sends rows an older Noema wrote.
     notifiers: dict[str, Notifier] = {"api": hub, "web": hub}
     # Result files are fetched from the backend's URLs; the embedded sandbox's are served in-process.
     media_client = httpx.AsyncClient(transport=local, timeout=60, follow_redirects=False)

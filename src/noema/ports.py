@@ -319,6 +319,10 @@ class UnitOfWork(Protocol):
         """Make the staged changes permanent."""
         ...
 
+    def announce(self, generation_id: str) -> None:
+        """Once this commits, wake the live readers (SSE streams) of the generation in this process."""
+        ...
+
     async def rollback(self) -> None:
         """Drop the staged changes."""
         ...

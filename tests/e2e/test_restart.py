@@ -69,7 +69,7 @@ async def _listed(client: httpx.AsyncClient, aid: str, delivery_status: str) -> 
     return {g["id"] for g in response.json()["items"]}
 
 
-async def test_a_server_killed_with_sigkill_mid_run_restarts_and_every_run_ends_charged_once_and_delivered_once(
+async def test_a_server_killed_with_sigkill_mid_run_restarts_and_every_run_ends_charged_once(
     db_url: str, tmp_path: Path
 ) -> None:
     port = free_port()
@@ -160,23 +160,11 @@ async def test_a_server_killed_with_sigkill_mid_run_restarts_and_every_run_ends_
             spent = sum(int(final[gid]["costUsd"].replace(".", "")) for gid in ids)
             assert int(wallet["usdCredit"].replace(".", "")) == 5_000_000_000 - spent, wallet
 
-            # Delivered once: every run's one result (or failure) message is sent, none pending or given up.
-            deadline = loop.time() + 15
-            while True:
-                sent = await _listed(client, aid, "sent")
-                pending = await _listed(client, aid, "pending")
-                if sent == set(ids) and not pending:
-                    break
-                assert loop.time() < deadline, f"sent {sent}, pending {pending}, of {ids}\n{second.tail()}"
-                await asyncio.sleep(0.25)
-            assert await _listed(client, aid, "failed") == set()
-            messages = await _db_rows(
-                db_url, "SELECT generation_id, kind, status FROM deliveries WHERE kind != 'progress'"
-            )
-            for gid in ids:
-                mine = [(kind, status) for g, kind, status in messages if str(g) == gid]
-                expected_kind = "result" if gid in succeeded else "failure"
-                assert mine == [(expected_kind, "sent")], (gid, mine)
+            # API runs are read (and streamed), never sent: not one outbox row was written for them,
+            # before or after the kill. Delivery across restarts is proven for the chats
+            # (tests/e2e/telegram/test_telegram_delivery.py).
+            assert await _listed(client, aid, "pending") == set()
+            assert await _db_rows(db_url, "SELECT generation_id, kind, status FROM deliveries") == []
     finally:
         for process in processes:
             process.kill()

@@ -577,3 +577,24 @@ def test_config_refuses_relative_urls_and_bad_fault_probabilities(tmp_path: Path
         SandboxConfig(public_base_url="/sandbox", data_dir=tmp_path)
     with pytest.raises(ValueError, match="run_fail"):
         SandboxConfig(public_base_url=BASE_URL, data_dir=tmp_path, faults={"run_fail": 2.0})
+
+
+# --- memory ------------------------------------------------------------------------------------
+
+
+async def test_a_finished_run_leaves_memory_and_is_still_read_from_its_file(tmp_path: Path) -> None:
+    async with open_sandbox(tmp_path, Recorder()) as sandbox:
+        ids = [await sandbox.queue("txt2img", {"input_text": f"fox {i}"}, webhook=None) for i in range(3)]
+        assert sandbox.server.store.in_memory() == 3
+        finished = [await sandbox.finish(run_id) for run_id in ids]
+        assert sandbox.server.store.in_memory() == 0, "finished runs must not stay in memory"
+        again = await sandbox.run(ids[0])
+        assert again["status"] == "success" and again["outputs"] == finished[0]["outputs"]
+        for bad in ("../runs", "not-a-run", ids[0].upper()):
+            response = await sandbox.client.get(f"/api/run/{bad}", headers=AUTH)
+            assert response.status_code == 404, bad
+    async with open_sandbox(tmp_path, Recorder()) as reopened:
+        assert reopened.server.store.in_memory() == 0
+        assert (await reopened.run(ids[2]))["status"] == "success"
+        later = await reopened.queue("txt2img", {"input_text": "after a restart"}, webhook=None)
+        assert (await reopened.run(later))["number"] == max(r["number"] for r in finished) + 1

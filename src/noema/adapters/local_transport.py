@@ -24,7 +24,10 @@ class LocalFirstTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Route by URL."""
         if self.app is not None and self._is_local(request.url):
-            return await httpx.ASGITransport(app=self.app).handle_async_request(request)
+            # An error inside the app is a 500 answer, as it would be over the network: the sender
+            # (the sandbox's webhook poster) retries it, instead of its task dying with the exception.
+            transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
+            return await transport.handle_async_request(request)
         return await self._network.handle_async_request(request)
 
     async def aclose(self) -> None:

@@ -23,6 +23,10 @@ class DeliveryStatus(str, Enum):
 
 MAX_ATTEMPTS = 12
 
+#: Platforms whose people watch a generation live (Server-Sent Events) rather than being sent messages:
+#: they get no outbox rows.
+LIVE_PLATFORMS = frozenset({"api", "web"})
+
 
 def backoff(attempts: int) -> timedelta:
     """Wait before the next try: 2, 4, 8 … seconds, at most 10 minutes."""

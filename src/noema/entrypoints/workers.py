@@ -15,8 +15,14 @@ from noema.services import delivery, reconcile, sessions
 log = structlog.get_logger(__name__)
 #: The delivery worker wakes when an outbox row is committed; this poll is only the backstop.
 DELIVERY_BACKSTOP_SECONDS = 1.0
-#: Rows being sent (or queued behind their chat's earlier ones) at once, across all chats.
+#: Rows being sent (or queued behind their chat's earlier ones) at once, across all chats; never more
+#: than half the connection pool, so deliveries cannot take the connections requests need.
 DELIVERY_IN_FLIGHT = 64
+
+
+def delivery_in_flight(pool_size: int) -> int:
+    """How many rows the delivery worker may have in flight with a pool of ``pool_size`` connections."""
+    return max(2, min(DELIVERY_IN_FLIGHT, pool_size // 2))
 
 
 async def every(name: str, seconds: float, step: Callable[[], Awaitable[object]]) -> None:
@@ -42,7 +48,12 @@ def worker_loops(c: Container) -> dict[str, Callable[[], Coroutine[Any, Any, Non
     async def deliver() -> None:
         signal = c.uow.signal or OutboxSignal()  # one nobody notifies is a plain poll
         dispatcher = delivery.Dispatcher(
-            c.uow, c.clock, c.notifiers, metrics=c.metrics, max_in_flight=DELIVERY_IN_FLIGHT, on_free=signal.notify
+            c.uow,
+            c.clock,
+            c.notifiers,
+            metrics=c.metrics,
+            max_in_flight=delivery_in_flight(settings.db_pool_size),
+            on_free=signal.notify,
         )
         try:
             while True:

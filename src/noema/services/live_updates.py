@@ -43,6 +43,10 @@ class LiveUpdates:
             queue.put_nowait(message)
         return len(queues)
 
+    def wake(self, generation_id: str) -> None:
+        """Tell the generation's streams it changed (they re-read it from the database)."""
+        self.publish(generation_id, {"kind": "changed"})
+
 
 class LiveUpdatesNotifier:
     """The notifier of the API and the web page: publishes deliveries to open SSE streams."""

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from noema.domain import ledger
-from noema.domain.delivery import Delivery, DeliveryKind, DeliveryStatus, dedupe_key
+from noema.domain.delivery import LIVE_PLATFORMS, Delivery, DeliveryKind, DeliveryStatus, dedupe_key
 from noema.domain.economy import exp_for_spend
 from noema.domain.generation import Generation, GenerationStatus, billable_ms
 from noema.domain.ids import new_id, short_id
@@ -112,7 +112,14 @@ def snapshot(generation: Generation) -> dict[str, Any]:
 
 
 async def enqueue(uow: UnitOfWork, generation: Generation, kind: DeliveryKind, now: datetime) -> None:
-    """Write one outbox row; the result or failure row of a generation can exist only once."""
+    """Write one outbox row; the result or failure row of a generation can exist only once.
+
+    A generation watched live (the API, the web page) is sent nothing: its open streams are woken
+    after the commit and re-read it, so no row is written that no worker needs to deliver.
+    """
+    if generation.platform in LIVE_PLATFORMS:
+        uow.announce(generation.id)
+        return
     key = dedupe_key(generation.id, kind)
     existing = await uow.deliveries.by_key(key, for_update=True)
     if kind is DeliveryKind.PROGRESS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event, inspect, text
@@ -56,11 +57,14 @@ class SqlUnitOfWork:
         signal: OutboxSignal | None = None,
         *,
         postgres: bool = False,
+        live: Callable[[str], None] | None = None,
     ) -> None:
         self._factory = factory
         self._lock = lock
         self._signal = signal
         self._postgres = postgres
+        self._live = live
+        self._announced: set[str] = set()
         self._session: AsyncSession | None = None
 
     @property
@@ -74,6 +78,7 @@ class SqlUnitOfWork:
         if self._lock is not None:
             await self._lock.acquire()
         self._session = s = self._factory()
+        self._announced = set()
         self.accounts, self.sessions, self.events = SqlAccounts(s), SqlSessions(s), SqlEvents(s)
         self.ledger, self.api_keys = SqlLedger(s), SqlApiKeys(s)
         self.generations, self.deliveries, self.kv = SqlGenerations(s), SqlDeliveries(s), SqlKeyValue(s)
@@ -113,10 +118,19 @@ class SqlUnitOfWork:
             raise Conflict("That conflicts with a change made at the same time; try again.") from exc
         if outbox and self._signal is not None:
             self._signal.notify()
+        announced, self._announced = self._announced, set()
+        if self._live is not None:
+            for generation_id in announced:
+                self._live(generation_id)
+
+    def announce(self, generation_id: str) -> None:
+        """Once this commits, call the factory's ``live`` with the generation id (nothing on rollback)."""
+        self._announced.add(generation_id)
 
     async def rollback(self) -> None:
         """Drop the staged changes."""
         self.session.info.pop(_OUTBOX, None)
+        self._announced = set()
         await self.session.rollback()
 
 
@@ -127,6 +141,8 @@ class SqlUnitOfWorkFactory:
         map_entities()
         self.engine = engine
         self.signal = signal
+        #: told each generation a committed unit of work announced (the in-process SSE hub), if set
+        self.live: Callable[[str], None] | None = None
         self._sessions = async_sessionmaker(
             engine, expire_on_commit=False, autoflush=True, sync_session_class=_NoemaSession
         )
@@ -137,7 +153,9 @@ class SqlUnitOfWorkFactory:
         self._lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     def __call__(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._sessions, self._lock, self.signal, postgres=self.engine.dialect.name == "postgresql")
+        return SqlUnitOfWork(
+            self._sessions, self._lock, self.signal, postgres=self.engine.dialect.name == "postgresql", live=self.live
+        )
 
 
 def _is_overload(error: BaseException) -> bool:

@@ -147,27 +147,56 @@ class RunRecord:
 
 
 class RunStore:
-    """All runs in memory, each also written to ``<directory>/<run id>.json`` atomically."""
+    """Every run written to ``<directory>/<run id>.json`` atomically; only unfinished runs stay in memory.
+
+    A finished run is read back from its file when asked for, so memory holds the runs in flight,
+    not every run the sandbox ever made.
+    """
 
     def __init__(self, directory: Path) -> None:
         self._directory = directory
         self._runs: dict[str, RunRecord] = {}
+        self._last_number = 0
         directory.mkdir(parents=True, exist_ok=True)
         for path in sorted(directory.glob("*.json")):
-            try:
-                record = RunRecord.from_json(json.loads(path.read_text(encoding="utf-8")))
-            except (OSError, ValueError, TypeError, KeyError) as exc:
-                logger.warning("sandbox skipped an unreadable run file %s: %r", path.name, exc)
+            record = self._read(path)
+            if record is None:
                 continue
-            self._runs[record.id] = record
+            self._last_number = max(self._last_number, record.number)
+            if not record.is_terminal:
+                self._runs[record.id] = record
+
+    @staticmethod
+    def _read(path: Path) -> RunRecord | None:
+        try:
+            return RunRecord.from_json(json.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            logger.warning("sandbox skipped an unreadable run file %s: %r", path.name, exc)
+            return None
 
     def get(self, run_id: str) -> RunRecord | None:
-        """The run with this id."""
-        return self._runs.get(run_id)
+        """The run with this id (a finished one from its file); None for an id that is not a run id."""
+        record = self._runs.get(run_id)
+        if record is not None:
+            return record
+        try:
+            canonical = str(uuid.UUID(run_id))
+        except ValueError:
+            return None  # never a path: ids come from URLs
+        return self._read(self._directory / f"{canonical}.json") if canonical == run_id else None
+
+    def in_memory(self) -> int:
+        """How many runs are held in memory (the unfinished ones)."""
+        return len(self._runs)
 
     def save(self, record: RunRecord) -> None:
         """Write the run's file (temp file + rename, so a crash never leaves half a record)."""
-        self._runs[record.id] = record
+        if record.is_terminal:
+            self._runs.pop(record.id, None)
+        else:
+            self._runs[record.id] = record
         descriptor, temp_name = tempfile.mkstemp(dir=self._directory, prefix=".tmp-", suffix=".part")
         try:
             with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
@@ -183,4 +212,5 @@ class RunStore:
 
     def next_number(self) -> int:
         """The next run number (ComfyDeploy numbers runs 1, 2, 3, …)."""
-        return max((record.number for record in self._runs.values()), default=0) + 1
+        self._last_number += 1
+        return self._last_number

@@ -98,11 +98,14 @@ class WebhookSender:
         self._timeout = timeout
         self._channels: dict[str, _Channel] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
         # Jitter is not a fault: keep it off the fault dice so seeded tests stay reproducible.
         self._jitter = random.Random()
 
     def send(self, url: str, payload: dict[str, Any], *, status_change: bool, final: bool) -> None:
-        """Queue one post for a run, applying the webhook faults."""
+        """Queue one post for a run, applying the webhook faults (nothing once closed: its client is gone)."""
+        if self._closed:
+            return
         run_id = str(payload["run_id"])
         channel = self._channels.setdefault(run_id, _Channel())
         copies = self._copies()
@@ -168,7 +171,8 @@ class WebhookSender:
             await asyncio.wait(list(self._tasks))
 
     async def close(self) -> None:
-        """Cancel every pending post."""
+        """Cancel every pending post; later posts are dropped (a run that ends now is found by polling)."""
+        self._closed = True
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
