@@ -19,7 +19,7 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
@@ -112,10 +112,19 @@ class MediaSources:
 
     sources: tuple[Source, ...]
     allow_private: bool = False
+    trusted: tuple[Source, ...] = ()  #: served in-process (Noema's own media): no address check
 
     def admits(self, url: httpx.URL) -> bool:
         """Whether some source admits ``url``."""
-        return url.scheme in ("http", "https") and any(s.admits(url) for s in self.sources)
+        return url.scheme in ("http", "https") and any(s.admits(url) for s in (*self.sources, *self.trusted))
+
+    def is_trusted(self, url: httpx.URL) -> bool:
+        """Whether ``url`` is one of Noema's own (reached in-process, whatever its host resolves to)."""
+        return url.scheme in ("http", "https") and any(s.admits(url) for s in self.trusted)
+
+    def with_trusted(self, url_prefix: str) -> MediaSources:
+        """These sources and Noema's own files under ``url_prefix`` (two backends: the cloud's and ComfyUI's)."""
+        return replace(self, trusted=(*self.trusted, Source.parse(url_prefix)))
 
 
 def parse_hosts(raw: str) -> tuple[Source, ...]:
@@ -190,7 +199,7 @@ class ResultFetcher:
     async def _check(self, url: httpx.URL) -> None:
         if not self._sources.admits(url):
             raise _refused(url.host, "not one of the backend's media hosts")
-        if self._sources.allow_private:
+        if self._sources.allow_private or self._sources.is_trusted(url):
             return
         port = url.port or (443 if url.scheme == "https" else 80)
         try:

@@ -122,6 +122,11 @@ class ComfyUIBackend:
         self.scheduler.wake()
         return run.id
 
+    async def has_room(self, deployment_id: str) -> bool:
+        """Whether a run of this workflow would go to a server now (not down, not full, nobody waiting for one)."""
+        tool = self.workflows.get(deployment_id)
+        return tool is not None and self.scheduler.has_room(tool)
+
     async def get_run(self, run_id: str) -> RunUpdate:
         """Waiting in Noema, queued or running on a server, or its end from the server's history."""
         run = self.scheduler.runs.get(run_id)

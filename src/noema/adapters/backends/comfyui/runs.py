@@ -57,9 +57,12 @@ class Run:
         return self.state is not None and self.state.started_at is not None
 
 
+RUN_PREFIX = "cui_"  #: every run id the ComfyUI backend hands out starts so (two backends tell runs apart by it)
+
+
 def new_run_id() -> str:
     """A run id the ComfyUI backend hands out."""
-    return f"cui_{uuid.uuid4().hex}"
+    return f"{RUN_PREFIX}{uuid.uuid4().hex}"
 
 
 def generation_of(webhook_url: str | None) -> str | None:
