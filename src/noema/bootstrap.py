@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from noema.adapters.backends.combined import CombinedBackend
 from noema.adapters.backends.comfydeploy import ComfyDeployBackend
 from noema.adapters.backends.comfyui.backend import ComfyUIBackend, load_workflows_dir
+from noema.adapters.backends.comfyui.links import LinkFetcher
 from noema.adapters.backends.sandbox import SandboxConfig, SandboxServer, new_api_key, parse_faults
 from noema.adapters.clock import SystemClock
 from noema.adapters.db.engine import Pool, create_engine
@@ -230,6 +231,7 @@ def _comfyui(
         store=store,
         rates=rates,
         slots=settings.comfyui_slots,
+        links=LinkFetcher(http, settings.comfyui_input_hosts),
     )
 
 

@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     comfyui_servers: str = ""  #: ``URL=GPU,URL=GPU`` (NOEMA_BACKEND=comfyui)
     comfyui_slots: int = Field(default=2, ge=1, le=100)
     comfyui_workflows_dir: str = "./workflows"
+    #: hosts whose public picture links a ComfyUI run may take as inputs (as NOEMA_MEDIA_HOSTS); unset: none
+    comfyui_input_hosts: str | None = None
     media_dir: str = "./media"
     media_retention_days: int = Field(default=30, ge=1, le=3650)
 
@@ -271,7 +273,7 @@ class Settings(BaseSettings):
         parse_faults(value)
         return value
 
-    @field_validator("media_hosts")
+    @field_validator("media_hosts", "comfyui_input_hosts")
     @classmethod
     def _media_hosts(cls, value: str | None) -> str | None:
         from noema.adapters.platforms.result_fetch import parse_hosts

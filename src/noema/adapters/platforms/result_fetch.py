@@ -37,6 +37,7 @@ COMFYDEPLOY_STORAGE = ("comfy-deploy-output.s3.amazonaws.com", "comfy-deploy-out
 MAX_REDIRECTS = 3
 #: What the user reads in place of a file that was refused.
 REFUSED_NOTE = "A result file could not be fetched, so it is not shown here."
+REFUSED_PREFIX = "The result file could not be fetched: "
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
@@ -236,7 +237,7 @@ def _next_hop(url: httpx.URL, response: httpx.Response) -> httpx.URL:
 
 def _refused(host: str, reason: str) -> ResultRefused:
     log.warning("result_fetch_refused", host=host[:100], reason=reason)
-    return ResultRefused(f"The result file could not be fetched: {reason}.")
+    return ResultRefused(f"{REFUSED_PREFIX}{reason}.")
 
 
 def _filename(output: dict[str, Any]) -> str:
