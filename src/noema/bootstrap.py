@@ -11,8 +11,10 @@ import httpx
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from noema.adapters.backends.combined import CombinedBackend
 from noema.adapters.backends.comfydeploy import ComfyDeployBackend
 from noema.adapters.backends.comfyui.backend import ComfyUIBackend, load_workflows_dir
+from noema.adapters.backends.comfyui.links import LinkFetcher
 from noema.adapters.backends.sandbox import SandboxConfig, SandboxServer, new_api_key, parse_faults
 from noema.adapters.clock import SystemClock
 from noema.adapters.db.engine import Pool, create_engine
@@ -177,7 +179,7 @@ def _overrides(raw: str) -> dict[str, ToolOverride]:
 def _backend(
     settings: Settings, local: LocalFirstTransport, clients: list[httpx.AsyncClient]
 ) -> tuple[Backend, SandboxServer | None]:
-    if settings.backend is BackendKind.COMFYDEPLOY:
+    if BackendKind.COMFYDEPLOY in settings.backends:
         client = httpx.AsyncClient(follow_redirects=False)
         clients.append(client)
         key = settings.comfydeploy_api_key.get_secret_value() if settings.comfydeploy_api_key else ""
@@ -229,23 +231,32 @@ def _comfyui(
         store=store,
         rates=rates,
         slots=settings.comfyui_slots,
+        links=LinkFetcher(http, settings.comfyui_input_hosts),
     )
 
 
+def _joined(comfyui: ComfyUIBackend | None, cloud: Backend | None) -> Backend:
+    """The one backend, or both behind one (settings name at least one)."""
+    if comfyui is not None and cloud is not None:
+        return CombinedBackend(comfyui, cloud)
+    found = comfyui or cloud
+    assert found is not None
+    return found
+
+
 def _media_sources(settings: Settings, sandboxed: bool) -> MediaSources:
-    """Where result files may be fetched from: the backend's own hosts (NOEMA_MEDIA_HOSTS)."""
-    if settings.backend is BackendKind.COMFYUI:
+    """Where result files may be fetched from: the backends' own hosts (NOEMA_MEDIA_HOSTS)."""
+    own_media = settings.base_url + MEDIA_PATH if BackendKind.COMFYUI in settings.backends else None
+    if settings.backends == (BackendKind.COMFYUI,):
         return sources_for(
-            backend_url=None,
-            sandbox_files_url=None,
-            configured=settings.media_hosts,
-            own_media_url=settings.base_url + MEDIA_PATH,
+            backend_url=None, sandbox_files_url=None, configured=settings.media_hosts, own_media_url=own_media
         )
-    return sources_for(
+    cloud = sources_for(
         backend_url=None if sandboxed else settings.comfydeploy_base_url,
         sandbox_files_url=settings.base_url + SANDBOX_MOUNT + "/files/" if sandboxed else None,
         configured=settings.media_hosts,
     )
+    return cloud if own_media is None else cloud.with_trusted(own_media)
 
 
 def _telegram(settings: Settings, chat: ChatServices, media: ResultFetcher) -> TelegramPlatform | None:
@@ -321,10 +332,10 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
     clients: list[httpx.AsyncClient] = []
     rates = parse_rates(parse_gpu_rates(settings.gpu_rates))
     store = MediaStore(Path(settings.media_dir), settings.base_url)
-    comfyui = _comfyui(settings, store, clients, rates) if settings.backend is BackendKind.COMFYUI else None
-    backend, sandbox = (comfyui, None) if comfyui is not None else _backend(settings, local, clients)
-    label = "Sandbox (not a real GPU)" if sandbox is not None else "ComfyDeploy"
-    label = comfyui.label if comfyui is not None else label
+    kinds = settings.backends
+    comfyui = _comfyui(settings, store, clients, rates) if BackendKind.COMFYUI in kinds else None
+    cloud, sandbox = _backend(settings, local, clients) if kinds[-1] is not BackendKind.COMFYUI else (None, None)
+    backend = _joined(comfyui, cloud)
     catalog = Catalog(
         backend=backend,
         uow=uow,
@@ -332,7 +343,7 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         rates=rates,
         overrides=_overrides(settings.tool_overrides),
         ttl_seconds=settings.catalog_ttl_seconds,
-        backend_label=label,
+        backend_label=backend.label,
     )
     # Without webhooks a run is followed by polling alone, so it is polled as soon as it goes quiet.
     poll_every = settings.poll_seconds if settings.comfydeploy_webhooks else min(settings.poll_seconds, 2.0)

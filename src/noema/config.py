@@ -70,7 +70,8 @@ class Settings(BaseSettings):
     workers_enabled: bool = True
     metrics_token: SecretStr | None = None  #: Bearer token for /metrics; unset: loopback clients only
 
-    backend: BackendKind = BackendKind.SANDBOX
+    #: one backend, or ``comfyui,comfydeploy`` / ``comfyui,sandbox``: own servers first, the cloud beside them
+    backend: str = "sandbox"
     comfydeploy_api_key: SecretStr | None = None
     comfydeploy_base_url: str = "https://api.comfydeploy.com/api"
     comfydeploy_webhooks: bool = True
@@ -102,6 +103,8 @@ class Settings(BaseSettings):
     comfyui_servers: str = ""  #: ``URL=GPU,URL=GPU`` (NOEMA_BACKEND=comfyui)
     comfyui_slots: int = Field(default=2, ge=1, le=100)
     comfyui_workflows_dir: str = "./workflows"
+    #: hosts whose public picture links a ComfyUI run may take as inputs (as NOEMA_MEDIA_HOSTS); unset: none
+    comfyui_input_hosts: str | None = None
     media_dir: str = "./media"
     media_retention_days: int = Field(default=30, ge=1, le=3650)
 
@@ -156,6 +159,12 @@ class Settings(BaseSettings):
         if not re.match(r"^https?://[^\s/]+(/[^\s]*)?$", value):
             raise ValueError("must be an http(s) URL such as https://api.comfydeploy.com/api")
         return value.rstrip("/")
+
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _backend_list(cls, value: object) -> str:
+        raw = value.value if isinstance(value, BackendKind) else str(value)
+        return ",".join(kind.value for kind in parse_backends(raw))
 
     @field_validator("presets_file")
     @classmethod
@@ -264,7 +273,7 @@ class Settings(BaseSettings):
         parse_faults(value)
         return value
 
-    @field_validator("media_hosts")
+    @field_validator("media_hosts", "comfyui_input_hosts")
     @classmethod
     def _media_hosts(cls, value: str | None) -> str | None:
         from noema.adapters.platforms.result_fetch import parse_hosts
@@ -295,11 +304,11 @@ class Settings(BaseSettings):
     def _consistent(self) -> Settings:
         if self.public_url is None:
             object.__setattr__(self, "public_url", f"http://{self.host}:{self.port}")
-        if self.backend is BackendKind.COMFYDEPLOY and not (
+        if BackendKind.COMFYDEPLOY in self.backends and not (
             self.comfydeploy_api_key and self.comfydeploy_api_key.get_secret_value()
         ):
             raise ValueError("NOEMA_COMFYDEPLOY_API_KEY is required when NOEMA_BACKEND=comfydeploy")
-        if self.backend is BackendKind.COMFYUI and not parse_comfyui_servers(self.comfyui_servers):
+        if BackendKind.COMFYUI in self.backends and not parse_comfyui_servers(self.comfyui_servers):
             raise ValueError(
                 "NOEMA_COMFYUI_SERVERS is required when NOEMA_BACKEND=comfyui (e.g. http://10.0.0.5:8188=A10G)"
             )
@@ -315,6 +324,11 @@ class Settings(BaseSettings):
         if bool(self.stripe_secret_key) != bool(self.stripe_webhook_secret):
             raise ValueError("NOEMA_STRIPE_SECRET_KEY and NOEMA_STRIPE_WEBHOOK_SECRET are set together (or neither)")
         return self
+
+    @property
+    def backends(self) -> tuple[BackendKind, ...]:
+        """The configured backends, the operator's own ComfyUI servers first."""
+        return parse_backends(self.backend)
 
     @property
     def stripe_checkout_origin(self) -> str:
@@ -462,6 +476,27 @@ def load_presets(path: str) -> dict[str, Any]:
     except OSError as exc:
         raise ValueError(f"cannot read {path!r} ({exc.strerror})") from None
     return dict(parse_presets(text))
+
+
+_CLOUDS = (BackendKind.COMFYDEPLOY, BackendKind.SANDBOX)
+
+
+def parse_backends(raw: str) -> tuple[BackendKind, ...]:
+    """``NOEMA_BACKEND``: one backend, or ComfyUI with one cloud (either order); ValueError names a bad one."""
+    names = [part.strip().lower() for part in raw.split(",")]
+    known = {kind.value: kind for kind in BackendKind}
+    for name in names:
+        if name not in known:
+            raise ValueError(f"unknown backend {name!r}: use sandbox, comfydeploy, comfyui, or comfyui,comfydeploy")
+    kinds = [known[name] for name in names]
+    if len(set(kinds)) < len(kinds):
+        raise ValueError("a backend is named twice")
+    if len(kinds) == 1:
+        return (kinds[0],)
+    clouds = [kind for kind in kinds if kind in _CLOUDS]
+    if len(kinds) != 2 or BackendKind.COMFYUI not in kinds:
+        raise ValueError("two backends are ComfyUI and one cloud: comfyui,comfydeploy or comfyui,sandbox")
+    return (BackendKind.COMFYUI, clouds[0])
 
 
 def load_settings(environ: Mapping[str, str] | None = None, /, **overrides: Any) -> Settings:

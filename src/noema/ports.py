@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from noema.domain.accounts import Account, ApiKey, Identity, Platform
 from noema.domain.delivery import Delivery, DeliveryStatus
@@ -74,6 +74,15 @@ class Backend(Protocol):
 
     async def upload_file(self, *, filename: str, content: bytes, content_type: str) -> UploadedFile:
         """Store a file at the backend and return a URL usable as an input value."""
+        ...
+
+
+@runtime_checkable
+class RoomAware(Protocol):
+    """A backend that can say a run would wait (own servers down or full), so a caller may try another first."""
+
+    async def has_room(self, deployment_id: str) -> bool:
+        """Whether a run of this deployment would start now rather than wait."""
         ...
 
 

@@ -99,6 +99,7 @@ class FakeComfyUI:
         if self._task is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(self._task.cancel)
         self._thread.join(10)
+        self._server = self._thread = None  # stopped: a second stop (a test's, then its fixture's) does nothing
 
     def _call(self, coro: Coroutine[Any, Any, Any]) -> Any:
         """Run a coroutine on the server's loop from the test's thread."""

@@ -677,3 +677,24 @@ def test_wrongly_typed_fields_do_not_raise() -> None:
     assert [i.name for i in tool.inputs] == ["x"]
     assert len(tool.extra["skipped_inputs"]) == 2
     assert not tool.enabled
+
+
+# --- two backends: a cloud deployment standing in for an own workflow -----------------------------
+
+
+def test_a_stand_in_with_the_same_inputs_is_hidden_and_named_on_its_tool_with_each_backends_label() -> None:
+    own = deployment("upscale", "upscale", backend_label="ComfyUI")
+    cloud = deployment("dep-9", "upscale_cloud", machine_id="m-h200", backend_label="Cloud", stands_in_for="upscale")
+    tools = {t.id: t for t in build_catalog([own, cloud], MACHINES, {}, rates=RATES, backend_label="Both")}
+    assert tools["upscale"].command == "upscale" and tools["upscale"].stand_ins == ("dep-9",)
+    assert tools["upscale"].visibility is Visibility.PUBLIC and tools["upscale"].backend_label == "ComfyUI"
+    assert tools["dep-9"].command == "upscale_cloud" and tools["dep-9"].visibility is Visibility.HIDDEN
+    assert tools["dep-9"].backend_label == "Cloud" and tools["dep-9"].stand_ins == ()
+
+
+def test_a_cloud_deployment_whose_inputs_differ_stands_in_for_nothing_and_says_why() -> None:
+    own = deployment("upscale", "upscale", input_types=(spec("image", "Image"),))
+    cloud = deployment("dep-9", "upscale_cloud", input_types=(spec("input_image", "Image"),), stands_in_for="upscale")
+    tools = {t.id: t for t in build_catalog([own, cloud], MACHINES, {}, rates=RATES)}
+    assert tools["upscale"].stand_ins == ()
+    assert any("inputs differ" in note for note in tools["dep-9"].extra["notes"])

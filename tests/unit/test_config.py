@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from noema.config import ConfigError, load_settings
+from noema.config import BackendKind, ConfigError, load_settings
 
 
 def test_defaults_give_sqlite_on_localhost_8000() -> None:
@@ -64,3 +64,48 @@ def test_a_key_never_appears_in_a_config_error() -> None:
     with pytest.raises(ConfigError) as info:
         load_settings({"NOEMA_INTERNAL_API_KEYS": "admin:supersecretkey12345,telegram:supersecretkey12345"})
     assert "supersecret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "kinds"),
+    [
+        ("sandbox", (BackendKind.SANDBOX,)),
+        ("comfydeploy", (BackendKind.COMFYDEPLOY,)),
+        ("comfyui", (BackendKind.COMFYUI,)),
+        ("comfyui,comfydeploy", (BackendKind.COMFYUI, BackendKind.COMFYDEPLOY)),
+        (" ComfyDeploy , comfyui ", (BackendKind.COMFYUI, BackendKind.COMFYDEPLOY)),
+        ("comfyui,sandbox", (BackendKind.COMFYUI, BackendKind.SANDBOX)),
+    ],
+)
+def test_one_backend_or_comfyui_with_a_cloud_is_accepted_own_servers_first(
+    raw: str, kinds: tuple[BackendKind, ...]
+) -> None:
+    env = {
+        "NOEMA_BACKEND": raw,
+        "NOEMA_COMFYUI_SERVERS": "http://10.0.0.5:8188=A10G",
+        "NOEMA_COMFYDEPLOY_API_KEY": "cd-key-123456",
+    }
+    assert load_settings(env).backends == kinds
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        ("comfyui,comfycloud", "'comfycloud'"),
+        ("sandbox,comfydeploy", "comfyui,comfydeploy"),
+        ("comfyui,comfyui", "twice"),
+        ("", "sandbox"),
+    ],
+)
+def test_a_bad_backend_list_stops_start_up_naming_the_bad_part(raw: str, says: str) -> None:
+    env = {"NOEMA_BACKEND": raw, "NOEMA_COMFYUI_SERVERS": "http://10.0.0.5:8188=A10G"}
+    with pytest.raises(ConfigError, match="NOEMA_BACKEND") as info:
+        load_settings(env)
+    assert says in str(info.value)
+
+
+def test_both_backends_need_the_settings_of_each() -> None:
+    with pytest.raises(ConfigError, match="NOEMA_COMFYUI_SERVERS"):
+        load_settings({"NOEMA_BACKEND": "comfyui,sandbox"})
+    with pytest.raises(ConfigError, match="NOEMA_COMFYDEPLOY_API_KEY"):
+        load_settings({"NOEMA_BACKEND": "comfyui,comfydeploy", "NOEMA_COMFYUI_SERVERS": "http://h:8188=A10G"})

@@ -24,7 +24,7 @@ from noema.domain.catalog_names import assign_commands, command_name
 from noema.domain.catalog_overrides import apply_override, explicit_command, match_overrides
 from noema.domain.pricing import rate_for
 from noema.domain.runs import DeploymentInfo, MachineInfo, OutputKind, WorkflowVersionInfo
-from noema.domain.tools import PrimaryInput, Tool, ToolOverride
+from noema.domain.tools import PrimaryInput, Tool, ToolOverride, Visibility
 
 __all__ = ["build_catalog", "command_name", "primary_input_of"]
 
@@ -71,7 +71,39 @@ def build_catalog(
         _finish(drafts[d.id], commands[d.id], matched[d.id].override if d.id in matched else None, warnings.get(d.id))
         for d in unique
     ]
-    return sorted(tools, key=lambda tool: (-tool.priority, tool.command))
+    return sorted(_with_stand_ins(tools, unique), key=lambda tool: (-tool.priority, tool.command))
+
+
+def _with_stand_ins(tools: list[Tool], deployments: list[DeploymentInfo]) -> list[Tool]:
+    """Each tool with the ids of the deployments that stand in for it (the same workflow on another backend).
+
+    Only one that takes the same inputs stands in (one workflow file deployed on both backends does).
+    """
+    by_id = {t.id: t for t in tools}
+    stand_ins: dict[str, list[str]] = {}
+    unfit: set[str] = set()
+    for d in deployments:
+        main = by_id.get(d.stands_in_for) if isinstance(d.stands_in_for, str) else None
+        if main is None or d.id == main.id:
+            continue
+        if _fills(main, by_id[d.id]):
+            stand_ins.setdefault(main.id, []).append(d.id)
+        else:
+            unfit.add(d.id)
+    result = []
+    for t in tools:
+        if t.id in stand_ins:
+            t = replace(t, stand_ins=tuple(stand_ins[t.id]))
+        if t.id in unfit:
+            notes = [*t.extra.get("notes", []), "not a stand-in: its inputs differ from the tool of the same name"]
+            t = replace(t, extra={**t.extra, "notes": notes})
+        result.append(t)
+    return result
+
+
+def _fills(main: Tool, stand_in: Tool) -> bool:
+    """Whether both take the same inputs (names and types): the values checked for one suit the other."""
+    return {i.name: i.type for i in main.inputs} == {i.name: i.type for i in stand_in.inputs}
 
 
 def _finish(draft: _Draft, command: str, override: ToolOverride | None, warnings: list[str] | None) -> Tool:
@@ -134,7 +166,9 @@ def _draft(
         rate_nanos_per_second=rate,
         category="other",
         workflow_id=_str_or_none(deployment.workflow_id),
-        backend_label=backend_label,
+        backend_label=_str_or_none(deployment.backend_label) or backend_label,
+        # A stand-in is a building block: it runs for the tool it stands in for, or through a preset.
+        visibility=Visibility.HIDDEN if _str_or_none(deployment.stands_in_for) else Visibility.PUBLIC,
     )
     price_problem = _price_problem(machine, gpu, rate)
     if isinstance(deployment.expected_seconds, int | float) and deployment.expected_seconds > 0:

@@ -115,6 +115,9 @@ class DeploymentInfo:
     problem: str | None = None
     expected_seconds: float | None = None  #: the workflow's own estimate, if it gives one
     max_seconds: float | None = None  #: the workflow's own time limit, if it gives one
+    backend_label: str | None = None  #: which backend has it, when Noema joins two (else the catalog's label)
+    #: the deployment this one stands in for when that one cannot take a run (the same name on own servers)
+    stands_in_for: str | None = None
 
 
 @dataclass(frozen=True)

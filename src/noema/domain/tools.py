@@ -96,6 +96,8 @@ class Tool:
     backend_label: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     base_model: Family | None = None  #: the checkpoint's family: which LoRAs its prompts may call
+    #: tools (ids) that run the same workflow on another backend, tried in order when this one cannot
+    stand_ins: tuple[str, ...] = ()
 
     def input(self, name: str) -> ToolInput | None:
         """The input called ``name``."""

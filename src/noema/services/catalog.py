@@ -73,6 +73,17 @@ class Catalog:
                 return tool
         raise ToolNotFound(f"There is no tool called {ref[:40]!r}; /tools lists them.")
 
+    async def with_stand_ins(self, tools: list[Tool]) -> list[Tool]:
+        """The tools in order, each followed by its stand-ins on another backend (each tool once)."""
+        by_id = {t.id: t for t in await self.tools()}
+        result: dict[str, Tool] = {}
+        for tool in tools:
+            result.setdefault(tool.id, tool)
+            for stand_in in tool.stand_ins:
+                if stand_in in by_id:
+                    result.setdefault(stand_in, by_id[stand_in])
+        return list(result.values())
+
     async def listed(self, caller: ToolCaller = ACCOUNT) -> list[Tool]:
         """The tools the caller's lists show (disabled ones included, with their reason)."""
         return [t for t in await self.tools() if may_list(t, caller)]
@@ -175,5 +186,6 @@ def tool_from_json(data: Mapping[str, Any]) -> Tool:
             "visibility": Visibility(data["visibility"]),
             # Snapshots saved before tools had a base model read as "unknown" until the next refresh.
             "base_model": family_or_none(data.get("base_model")),
+            "stand_ins": tuple(str(i) for i in data.get("stand_ins") or ()),
         }
     )

@@ -39,7 +39,7 @@ from noema.domain.payments import owed_message
 from noema.domain.platform_updates import PlatformUpdate
 from noema.domain.pricing import estimate_nanos, hold_for, max_cost_nanos
 from noema.domain.tools import ACCOUNT, Tool, ToolCaller
-from noema.ports import Backend, Clock, Metrics, UnitOfWorkFactory
+from noema.ports import Backend, Clock, Metrics, RoomAware, UnitOfWorkFactory
 from noema.services import events, failover, history, media_inputs, preferences, run_updates
 from noema.services.catalog import Catalog
 from noema.services.economy import post
@@ -118,6 +118,7 @@ class GenerationService:
     async def _candidates(self, req: GenerationRequest) -> list[Tool]:
         """The tool asked for and its fallbacks that can run (the first disabled one says why, if none can)."""
         tools = [await self.catalog.find(ref, caller=req.caller) for ref in (req.tool_ref, *req.fallbacks)]
+        tools = await self.catalog.with_stand_ins(tools)
         enabled = [t for t in tools if t.enabled]
         if not enabled:
             raise ToolDisabled(tools[0].disabled_reason or f"/{tools[0].command} is disabled.")
@@ -245,6 +246,9 @@ class GenerationService:
     ) -> Generation:
         """Submit to the first candidate that takes the run; a backend failure moves on to the next."""
         for index, tool in enumerate(tools):
+            if index + 1 < len(tools) and not await _has_room(self.backend, tool):
+                log.info("candidate_skipped_full", generation_id=generation.id, tool=tool.command)
+                continue  # own servers down or full: the next candidate (the cloud) takes it at once
             try:
                 if index:  # a fallback: its own schema checks the inputs, its own price is frozen
                     inputs = validate_inputs(tool, inputs, rng=self.rng)
@@ -296,6 +300,11 @@ class GenerationService:
         if not self.limits.webhooks:
             return None
         return f"{self.webhook_base}/api/webhook/comfydeploy?generation_id={generation_id}&token={token}"
+
+
+async def _has_room(backend: Backend, tool: Tool) -> bool:
+    """Whether the backend would start a run of the tool now (one that cannot say always would)."""
+    return await backend.has_room(tool.deployment_id) if isinstance(backend, RoomAware) else True
 
 
 def _same_request(existing: Generation | None, fingerprint: str) -> Generation:

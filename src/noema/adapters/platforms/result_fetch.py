@@ -19,7 +19,7 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,6 +37,7 @@ COMFYDEPLOY_STORAGE = ("comfy-deploy-output.s3.amazonaws.com", "comfy-deploy-out
 MAX_REDIRECTS = 3
 #: What the user reads in place of a file that was refused.
 REFUSED_NOTE = "A result file could not be fetched, so it is not shown here."
+REFUSED_PREFIX = "The result file could not be fetched: "
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
@@ -112,10 +113,19 @@ class MediaSources:
 
     sources: tuple[Source, ...]
     allow_private: bool = False
+    trusted: tuple[Source, ...] = ()  #: served in-process (Noema's own media): no address check
 
     def admits(self, url: httpx.URL) -> bool:
         """Whether some source admits ``url``."""
-        return url.scheme in ("http", "https") and any(s.admits(url) for s in self.sources)
+        return url.scheme in ("http", "https") and any(s.admits(url) for s in (*self.sources, *self.trusted))
+
+    def is_trusted(self, url: httpx.URL) -> bool:
+        """Whether ``url`` is one of Noema's own (reached in-process, whatever its host resolves to)."""
+        return url.scheme in ("http", "https") and any(s.admits(url) for s in self.trusted)
+
+    def with_trusted(self, url_prefix: str) -> MediaSources:
+        """These sources and Noema's own files under ``url_prefix`` (two backends: the cloud's and ComfyUI's)."""
+        return replace(self, trusted=(*self.trusted, Source.parse(url_prefix)))
 
 
 def parse_hosts(raw: str) -> tuple[Source, ...]:
@@ -190,7 +200,7 @@ class ResultFetcher:
     async def _check(self, url: httpx.URL) -> None:
         if not self._sources.admits(url):
             raise _refused(url.host, "not one of the backend's media hosts")
-        if self._sources.allow_private:
+        if self._sources.allow_private or self._sources.is_trusted(url):
             return
         port = url.port or (443 if url.scheme == "https" else 80)
         try:
@@ -227,7 +237,7 @@ def _next_hop(url: httpx.URL, response: httpx.Response) -> httpx.URL:
 
 def _refused(host: str, reason: str) -> ResultRefused:
     log.warning("result_fetch_refused", host=host[:100], reason=reason)
-    return ResultRefused(f"The result file could not be fetched: {reason}.")
+    return ResultRefused(f"{REFUSED_PREFIX}{reason}.")
 
 
 def _filename(output: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from noema.adapters.backends.comfyui.client import ComfyUIClient
+from noema.adapters.backends.comfyui.links import LinkFetcher
 from noema.adapters.backends.comfyui.pool import Server
 from noema.adapters.backends.comfyui.runs import (
     Run,
@@ -75,12 +76,14 @@ class ComfyUIBackend:
         rates: Mapping[str, int],
         slots: int = 2,
         health_seconds: float = 3.0,
+        links: LinkFetcher | None = None,
     ) -> None:
         client_id = f"{CLIENT_PREFIX}{uuid.uuid4().hex[:12]}"
         pool = [Server(url, gpu, ComfyUIClient(url, http=http, client_id=client_id)) for url, gpu in servers]
         self.workflows = dict(workflows)
         self.store = store
         self.rates = dict(rates)
+        self.links = links or LinkFetcher(http, None)
         self.scheduler = Scheduler(pool, store, slots=slots, health_seconds=health_seconds)
 
     @property
@@ -114,13 +117,18 @@ class ComfyUIBackend:
         if tool is None:
             raise BackendRejected(f"There is no workflow {deployment_id[:60]!r} on the ComfyUI servers.", status=404)
         values = dict(inputs)
-        images = await image_inputs(tool, values, self.store)
+        images = await image_inputs(tool, values, self.store, self.links)
         build_prompt(tool, values, {name: "check.png" for name in images})  # raises InvalidInput on bad values
         run = Run(new_run_id(), tool, values, images, generation_of(webhook_url))
         self.scheduler.runs[run.id] = run
         self.scheduler.waiting.append(run.id)
         self.scheduler.wake()
         return run.id
+
+    async def has_room(self, deployment_id: str) -> bool:
+        """Whether a run of this workflow would go to a server now (not down, not full, nobody waiting for one)."""
+        tool = self.workflows.get(deployment_id)
+        return tool is not None and self.scheduler.has_room(tool)
 
     async def get_run(self, run_id: str) -> RunUpdate:
         """Waiting in Noema, queued or running on a server, or its end from the server's history."""

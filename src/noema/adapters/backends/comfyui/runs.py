@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from noema.adapters.backends.comfyui.client import ComfyUIClient
+from noema.adapters.backends.comfyui.links import LinkFetcher
 from noema.adapters.backends.comfyui.models import PromptResult, PromptStatus
 from noema.adapters.backends.comfyui.pool import Server
 from noema.adapters.backends.comfyui.progress import PromptState
@@ -57,9 +58,12 @@ class Run:
         return self.state is not None and self.state.started_at is not None
 
 
+RUN_PREFIX = "cui_"  #: every run id the ComfyUI backend hands out starts so (two backends tell runs apart by it)
+
+
 def new_run_id() -> str:
     """A run id the ComfyUI backend hands out."""
-    return f"cui_{uuid.uuid4().hex}"
+    return f"{RUN_PREFIX}{uuid.uuid4().hex}"
 
 
 def generation_of(webhook_url: str | None) -> str | None:
@@ -107,9 +111,9 @@ def input_spec(spec: ToolInput) -> InputSpec:
 
 
 async def image_inputs(
-    tool: WorkflowTool, values: Mapping[str, Any], store: MediaStore
+    tool: WorkflowTool, values: Mapping[str, Any], store: MediaStore, links: LinkFetcher | None = None
 ) -> dict[str, tuple[str, bytes, str]]:
-    """The bytes of each image input: a file in Noema's media store, or a data: URI."""
+    """The bytes of each image input: a file in Noema's media store, a data: URI, or an allowed public link."""
     images: dict[str, tuple[str, bytes, str]] = {}
     for spec in tool.inputs:
         value = values.get(spec.name)
@@ -119,6 +123,9 @@ async def image_inputs(
             images[spec.name] = _decode(spec.name, value)
             continue
         stored = await store.read(value) if isinstance(value, str) else None
+        if stored is None and links is not None and isinstance(value, str) and _is_link(value):
+            images[spec.name] = await links.picture(spec.name, value)
+            continue
         if stored is None:
             raise InvalidInput(
                 f"The input {spec.name!r} must be an uploaded picture; links to other sites are not fetched.",
@@ -127,6 +134,10 @@ async def image_inputs(
         name, content = stored
         images[spec.name] = (name, content, _mime(name))
     return images
+
+
+def _is_link(value: str) -> bool:
+    return value.lower().startswith(("http://", "https://"))
 
 
 def _decode(name: str, uri: str) -> tuple[str, bytes, str]:

@@ -31,7 +31,7 @@ from noema.adapters.backends.comfyui.pool import Candidate, Server, choose_serve
 from noema.adapters.backends.comfyui.progress import PromptState, apply_event
 from noema.adapters.backends.comfyui.runs import RESTARTED, Run, failed, final_update, waiting_update, with_nonce
 from noema.adapters.media_store import MediaStore
-from noema.domain.comfyui_workflows import build_prompt, server_can_run, summary_from_object_info
+from noema.domain.comfyui_workflows import WorkflowTool, build_prompt, server_can_run, summary_from_object_info
 from noema.domain.errors import BackendOutcomeUnknown, BackendPromptInvalid, BackendUnavailable, ExternalServiceError
 from noema.domain.runs import RunStatus, RunUpdate
 
@@ -128,6 +128,13 @@ class Scheduler:
     def ahead_of(self, run_id: str) -> int:
         """How many runs wait before this one."""
         return list(self.waiting).index(run_id) if run_id in self.waiting else 0
+
+    def has_room(self, tool: WorkflowTool) -> bool:
+        """Whether a run of ``tool`` would go to a server now: more free slots on able, up servers than runs wait."""
+        free = sum(
+            max(0, self.slots - len(s.ours)) for s in self.servers if s.up and server_can_run(tool, s.summary) is None
+        )
+        return free > len(self.waiting)
 
     async def _dispatch_forever(self) -> None:
         while True:
