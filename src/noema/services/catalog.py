@@ -71,7 +71,7 @@ class Catalog:
         for tool in await self.tools():
             if ref in (tool.id.lower(), tool.command) and may_run(tool, caller):
                 return tool
-        raise ToolNotFound(f"There is no tool called {ref[:40]!r}; /tools lists them.")
+        raise ToolNotFound(f"There is no tool called {ref[:40]!r}; /tools lists them.", details={"toolId": ref[:40]})
 
     async def listed(self, caller: ToolCaller = ACCOUNT) -> list[Tool]:
         """The tools the caller's lists show (disabled ones included, with their reason)."""
