@@ -70,16 +70,30 @@ async def test_an_operator_override_changes_the_bounds_everywhere(db_url: str, t
         assert (await client.post("/api/v1/generations", headers=auth, json=body)).status_code == 202
         await _sign_in(client)
         form = (await client.get("/app?tool=txt2img")).text
-        assert re.search(r'<input id="in-steps" name="steps" type="number" min="5" max="10"', form), form
+        assert re.search(r'<input id="in-steps"\s+name="steps" type="number" min="5" max="10"', form), form
 
 
 async def test_the_web_form_carries_the_bounds_and_refuses_a_value_outside_them(db_url: str, tmp_path: Path) -> None:
     async with running_app(db_url, tmp_path) as (_app, client):
         await _sign_in(client)
         form = (await client.get("/app?tool=txt2img")).text
-        assert re.search(r'<input id="in-steps" name="steps" type="number" min="1" max="100"', form)
+        assert re.search(r'<input id="in-steps"\s+name="steps" type="number" min="1" max="100"', form)
         csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
         data = {"csrf": csrf, "tool": "txt2img", "input_text": "a fox", "steps": "99999999"}
         r = await client.post("/app/run", data=data)
-        assert r.status_code == 400 and "must be between 1 and 100" in r.text
-        assert "/app/generations/" not in r.headers.get("location", "")
+        assert r.status_code == 400 and "/app/generations/" not in r.headers.get("location", "")
+        assert re.search(r'<input id="in-steps" aria-invalid="true" aria-describedby="err-steps" autofocus', r.text)
+        assert '<p class="field-error" id="err-steps" role="alert">Steps must be between 1 and 100.</p>' in r.text
+        assert 'class="error"' not in r.text  # said at the field, not above the form
+
+
+async def test_an_all_spaces_prompt_is_refused_at_the_field_by_its_display_name(db_url: str, tmp_path: Path) -> None:
+    async with running_app(db_url, tmp_path) as (_app, client):
+        await _sign_in(client)
+        form = (await client.get("/app?tool=txt2img")).text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+        r = await client.post("/app/run", data={"csrf": csrf, "tool": "txt2img", "input_text": "   \t  "})
+        assert r.status_code == 400
+        assert '<p class="field-error" id="err-input_text" role="alert">Prompt is required.</p>' in r.text
+        assert '<textarea id="in-input_text" aria-invalid="true" aria-describedby="err-input_text"' in r.text
+        assert "(input_text)" not in r.text
