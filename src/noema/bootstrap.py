@@ -169,6 +169,7 @@ def _overrides(raw: str) -> dict[str, ToolOverride]:
             expected_seconds=o.get("expected_seconds"),
             max_seconds=o.get("max_seconds"),
             defaults=dict(o.get("defaults") or {}),
+            bounds=dict(o.get("bounds") or {}),
             display_name=o.get("display_name"),
             description=o.get("description"),
             base_model=o.get("base_model"),

@@ -453,6 +453,7 @@ def parse_tool_overrides(raw: str) -> dict[str, dict[str, Any]]:
         "expected_seconds",
         "max_seconds",
         "defaults",
+        "bounds",
         "display_name",
         "description",
         "base_model",

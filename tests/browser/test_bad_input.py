@@ -53,9 +53,9 @@ async def test_a_missing_required_prompt_is_refused_by_the_server_with_an_error_
         await page.click("#run")
     assert (await posted.value).status == 400
     await expect(page).to_have_url(re.compile(r"/app/run$"))
-    error = page.locator("p.error[role=alert]")
+    error = page.locator("#err-input_text[role=alert]")
     await expect(error).to_be_visible()
-    await expect(error).to_contain_text("'Prompt' (input_text) is required")
+    await expect(error).to_have_text("Prompt is required.")
     await expect(page.locator("#tool-form input[name=tool]")).to_have_value("txt2img")  # the form is back
     await shot(page, "10-missing-prompt")
     assert await _generations(api, account_id) == []
@@ -74,7 +74,7 @@ async def test_a_text_file_named_png_is_refused_with_an_error_and_nothing_runs(
     async with page.expect_response(lambda r: r.url.endswith("/app/run")) as posted:
         await page.click("#run")
     assert (await posted.value).status == 400
-    error = page.locator("p.error[role=alert]")
+    error = page.locator("#err-input_image[role=alert]")
     await expect(error).to_contain_text("not an image")
     await expect(error).to_contain_text("Image")  # names the input
     await shot(page, "10-not-an-image")

@@ -24,21 +24,40 @@ async def _migrate(url: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The app's OpenAPI schema, bound to an app on a migrated SQLite database."""
+def app_for_fuzz(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The app on a migrated SQLite database."""
     path: Path = tmp_path_factory.mktemp("fuzz") / "fuzz.db"
     url = f"sqlite+aiosqlite:///{path}"
     run_sync(_migrate(url))
-    app = create_app(build_container(make_settings(url, migrate_on_start=False)))
-    return schemathesis.openapi.from_asgi("/api/v1/openapi.json", app)
+    return create_app(build_container(make_settings(url, migrate_on_start=False)))
 
 
-schema = schemathesis.pytest.from_fixture("api_schema")
+@pytest.fixture(scope="module")
+def public_schema(app_for_fuzz: Any) -> Any:
+    """The public API's OpenAPI schema."""
+    return schemathesis.openapi.from_asgi("/api/v1/openapi.json", app_for_fuzz)
 
 
-@schema.parametrize()
+@pytest.fixture(scope="module")
+def internal_schema(app_for_fuzz: Any) -> Any:
+    """The internal API's OpenAPI schema (served to internal clients only)."""
+    return schemathesis.openapi.from_asgi("/internal/v1/openapi.json", app_for_fuzz, headers=HEADERS)
+
+
+HEADERS = {"X-Internal-Client-Key": ADMIN_KEY, "Authorization": "Bearer nk_not_a_real_key"}
+public = schemathesis.pytest.from_fixture("public_schema")
+internal = schemathesis.pytest.from_fixture("internal_schema")
+
+
+@public.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-def test_no_generated_request_gets_a_server_error(case: Any) -> None:
-    headers = {"X-Internal-Client-Key": ADMIN_KEY, "Authorization": "Bearer nk_not_a_real_key"}
-    response = case.call_and_validate(headers=headers, checks=[not_a_server_error])
+def test_no_generated_public_request_gets_a_server_error(case: Any) -> None:
+    response = case.call_and_validate(headers=HEADERS, checks=[not_a_server_error])
+    assert response.status_code < 500
+
+
+@internal.parametrize()
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_generated_internal_request_gets_a_server_error(case: Any) -> None:
+    response = case.call_and_validate(headers=HEADERS, checks=[not_a_server_error])
     assert response.status_code < 500

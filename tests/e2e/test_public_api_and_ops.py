@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 from asgi_lifespan import LifespanManager
@@ -12,7 +14,7 @@ from fastapi import FastAPI
 from noema.bootstrap import Container, build_container
 from noema.entrypoints.http.app import create_app
 from noema.services import api_keys
-from tests.conftest import ADMIN, PLATFORM, make_settings
+from tests.conftest import ADMIN, ADMIN_KEY, PLATFORM, funded_key, make_settings, running_app
 
 D = "/internal/v1/data"
 
@@ -70,9 +72,18 @@ async def test_health_readiness_and_metrics(client: httpx.AsyncClient) -> None:
     assert 'noema_ledger_total_usd{kind="balance"}' in metrics.text
 
 
-async def test_the_openapi_document_is_served(client: httpx.AsyncClient) -> None:
+async def test_the_public_openapi_document_lists_only_public_endpoints(client: httpx.AsyncClient) -> None:
     doc = (await client.get("/api/v1/openapi.json")).json()
-    assert "/api/v1/me/status" in doc["paths"] and "/internal/v1/data/users/find-or-create" in doc["paths"]
+    assert {"/api/v1/me/status", "/api/v1/tools", "/api/v1/generations"} <= set(doc["paths"])
+    assert [p for p in doc["paths"] if not p.startswith("/api/v1/")] == []
+    assert "internal" not in json.dumps(doc).lower() and "webhook" not in json.dumps(doc).lower()
+
+
+async def test_the_internal_openapi_document_is_only_for_internal_clients(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/internal/v1/openapi.json")).status_code == 401
+    r = await client.get("/internal/v1/openapi.json", headers={"X-Internal-Client-Key": ADMIN_KEY})
+    assert r.status_code == 200 and "/internal/v1/data/users/find-or-create" in r.json()["paths"]
+    assert [p for p in r.json()["paths"] if not p.startswith("/internal/v1/")] == []
 
 
 @asynccontextmanager
@@ -106,3 +117,23 @@ async def test_metrics_with_a_token_need_it_as_a_bearer_from_everyone(db_url: st
                 assert r.headers["www-authenticate"] == "Bearer"
             r = await c.get("/metrics", headers={"Authorization": f"Bearer {token}"})
             assert r.status_code == 200 and 'noema_ledger_total_usd{kind="balance"}' in r.text
+
+
+async def test_malformed_json_gets_a_plain_message_and_an_unknown_tool_points_to_the_api_list(
+    db_url: str, tmp_path: Path
+) -> None:
+    async with running_app(db_url, tmp_path) as (app, client):
+        _aid, auth = await funded_key(app, "1")
+        headers = {**auth, "Content-Type": "application/json"}
+        broken = await client.post("/api/v1/generations", headers=headers, content=b'{"toolId": "txt2img", "inp')
+        assert broken.status_code == 400
+        assert broken.json()["error"]["message"] == "The request body is not valid JSON."
+        assert "decode" not in broken.text and "details" not in broken.json()["error"]
+        for r in (
+            await client.post("/api/v1/generations", headers=auth, json={"toolId": "nope", "inputs": {}}),
+            await client.get("/api/v1/tools/nope", headers=auth),
+            await client.get("/api/v1/preferences/nope", headers=auth),
+        ):
+            assert r.status_code == 404
+            assert r.json()["error"]["message"] == "There is no tool called 'nope'; GET /api/v1/tools lists them."
+        assert (await client.get("/api/v1/generations", headers=auth)).json()["items"] == []

@@ -22,6 +22,7 @@ from noema.domain.catalog_graph import (
 )
 from noema.domain.catalog_names import assign_commands, command_name
 from noema.domain.catalog_overrides import apply_override, explicit_command, match_overrides
+from noema.domain.input_bounds import bound_open_inputs
 from noema.domain.pricing import rate_for
 from noema.domain.runs import DeploymentInfo, MachineInfo, OutputKind, WorkflowVersionInfo
 from noema.domain.tools import PrimaryInput, Tool, ToolOverride, Visibility
@@ -197,7 +198,7 @@ def _read_workflow(base: Tool, deployment: DeploymentInfo, versions: Mapping[str
     else:
         source, specs = "none", []
         notes.append("no input list and no workflow version: the tool takes no inputs")
-    inputs = tool_inputs(specs, skipped)
+    inputs = bound_open_inputs(tool_inputs(specs, skipped), version.workflow_api if version else None)
     kinds = output_kinds(version.workflow_api if version else None, deployment.output_types)
     description = description_from_notes(version.workflow) if version else ""
     if not description and isinstance(deployment.description, str):

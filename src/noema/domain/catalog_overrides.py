@@ -26,6 +26,8 @@ _MAX_SECONDS_LIMIT = 24 * 3600.0
 _MAX_MULTIPLIER = 1000.0
 _MAX_PRIORITY = 10**9
 _MAX_DISPLAY_NAME = 100
+_MAX_BOUND = 2.0**63
+_BOUNDABLE = frozenset({InputType.NUMBER, InputType.INTEGER, InputType.SLIDER})
 
 
 @dataclass(frozen=True)
@@ -94,10 +96,50 @@ def apply_override(tool: Tool, override: ToolOverride, warnings: list[str]) -> T
     changes.update(_texts(override, warnings))
     if override.base_model is not None:
         changes.update(_base_model(override.base_model, warnings))
+    inputs = tool.inputs
+    if isinstance(override.bounds, Mapping) and override.bounds:
+        inputs = apply_bounds(inputs, override.bounds, warnings)
     if isinstance(override.defaults, Mapping) and override.defaults:
-        inputs = apply_defaults(tool.inputs, override.defaults, warnings)
+        inputs = apply_defaults(inputs, override.defaults, warnings)
+    if inputs != tool.inputs:
         changes.update(inputs=inputs, primary_input=primary_input_of(inputs))
     return replace(tool, **changes)
+
+
+def apply_bounds(inputs: Sequence[ToolInput], bounds: Mapping[Any, Any], warnings: list[str]) -> tuple[ToolInput, ...]:
+    """Inputs with the operator's ``[minimum, maximum]`` in place of the workflow's, for number inputs."""
+    by_name = {spec.name: spec for spec in inputs}
+    for name, value in sorted(bounds.items(), key=lambda item: _show(item[0])):
+        spec = by_name.get(name) if isinstance(name, str) else None
+        if spec is None or spec.type not in _BOUNDABLE:
+            warnings.append(f"bounds for {_show(name)} ignored: not a number input of this tool")
+            continue
+        pair = _pair(value, whole=spec.type is InputType.INTEGER or spec.integer)
+        if pair is None:
+            warnings.append(f"bounds for {name!r} ignored: use [minimum, maximum], minimum not above maximum")
+            continue
+        by_name[name] = replace(spec, minimum=pair[0], maximum=pair[1])
+        if not _within(spec.default, pair):
+            warnings.append(f"the default of {name!r} lies outside its new bounds; set one in defaults")
+    return tuple(by_name[spec.name] for spec in inputs)
+
+
+def _pair(value: Any, *, whole: bool) -> tuple[float, float] | None:
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        return None
+    low, high = value
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) and abs(v) <= _MAX_BOUND for v in value)
+    if not numbers or not math.isfinite(low) or not math.isfinite(high) or low > high:
+        return None
+    if whole and (low != int(low) or high != int(high)):
+        return None
+    return float(low), float(high)
+
+
+def _within(default: Any, pair: tuple[float, float]) -> bool:
+    if isinstance(default, bool) or not isinstance(default, int | float):
+        return True  # no number default: nothing to contradict
+    return pair[0] <= default <= pair[1]
 
 
 def apply_defaults(

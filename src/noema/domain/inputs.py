@@ -326,6 +326,15 @@ def _label(spec: ToolInput) -> str:
     return f"The input {spec.name!r}"
 
 
+def at_field(spec: ToolInput, message: str) -> str:
+    """An input's error as shown next to it: named by its display name ("Prompt is required.")."""
+    named = spec.display_name or spec.name
+    prefix = _label(spec) + " "
+    if message.startswith(prefix):
+        return f"{named} {message.removeprefix(prefix)}"
+    return message
+
+
 def _invalid(spec: ToolInput, problem: str) -> InvalidInput:
     return InvalidInput(f"{_label(spec)} {problem}.", details={"field": spec.name})
 

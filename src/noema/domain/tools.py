@@ -128,6 +128,7 @@ class ToolOverride:
     expected_seconds: float | None = None
     max_seconds: float | None = None
     defaults: dict[str, Any] = field(default_factory=dict)
+    bounds: dict[str, Any] = field(default_factory=dict)  #: input name -> [minimum, maximum] of a number input
     display_name: str | None = None
     description: str | None = None
     base_model: str | None = None  #: a family name, or "none" for no LoRAs (checked when applied)

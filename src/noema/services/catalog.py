@@ -71,7 +71,7 @@ class Catalog:
         for tool in await self.tools():
             if ref in (tool.id.lower(), tool.command) and may_run(tool, caller):
                 return tool
-        raise ToolNotFound(f"There is no tool called {ref[:40]!r}; /tools lists them.")
+        raise ToolNotFound(f"There is no tool called {ref[:40]!r}; /tools lists them.", details={"toolId": ref[:40]})
 
     async def with_stand_ins(self, tools: list[Tool]) -> list[Tool]:
         """The tools in order, each followed by its stand-ins on another backend (each tool once)."""

@@ -173,6 +173,19 @@ async def test_an_input_out_of_range_is_explained_and_nothing_is_held(rig: Disco
     assert await rig.wallet(account) == (1_000_000_000, 0)
 
 
+async def test_steps_out_of_range_as_typed_text_or_an_option_are_refused_naming_the_bounds(rig: DiscordRig) -> None:
+    account = await rig.fund("1")
+    steps = {o["name"]: o for o in rig.fake.commands[(None, "txt2img")]["options"]}["steps"]
+    assert (steps["type"], steps["min_value"], steps["max_value"]) == (4, 1, 100)
+    typed = await rig.slash("txt2img", _prompt("a fox steps=99999999"))
+    # Discord enforces min/max in its client; a crafted interaction past them still meets Noema's check.
+    option = await rig.slash("txt2img", [*_prompt("a fox"), {"name": "steps", "value": -5}])
+    for hit in (typed, option):
+        assert "must be between 1 and 100" in rig.reply_text(hit)
+    assert await rig.wallet(account) == (1_000_000_000, 0)
+    assert await rig.generations(account) == []
+
+
 async def test_a_result_file_over_the_channels_upload_limit_is_named_with_where_to_find_it(rig: DiscordRig) -> None:
     await rig.fund("1")
     hit = rig.fake.slash("txt2img", _prompt("a big picture"))

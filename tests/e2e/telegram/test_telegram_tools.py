@@ -6,6 +6,7 @@ import io
 import itertools
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from noema.adapters.platforms.telegram.handlers import BUILTINS
@@ -166,6 +167,16 @@ async def test_an_option_out_of_range_is_explained_and_nothing_is_held(rig: Tele
     account = await rig.fund(CHAT, "1")
     command = await rig.say(CHAT, "/txt2img a fox width=99999")
     await until(lambda: "must be" in (rig.replies(CHAT, command["message_id"])[0].text or ""), what="the refusal")
+    assert await rig.wallet(account) == (1_000_000_000, 0)
+    assert await _generations(rig, account) == []
+
+
+@pytest.mark.parametrize("steps", ["99999999", "-5", "1000000000000"])
+async def test_steps_out_of_range_are_refused_naming_the_bounds(rig: TelegramRig, steps: str) -> None:
+    account = await rig.fund(CHAT, "1")
+    command = await rig.say(CHAT, f"/txt2img a fox steps={steps}")
+    (answer,) = rig.replies(CHAT, command["message_id"])
+    assert "must be between 1 and 100" in (answer.text or "")
     assert await rig.wallet(account) == (1_000_000_000, 0)
     assert await _generations(rig, account) == []
 

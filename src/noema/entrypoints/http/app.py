@@ -14,6 +14,7 @@ from noema.entrypoints.http.errors import install_error_handlers
 from noema.entrypoints.http.internal import internal_router
 from noema.entrypoints.http.media import router as media_router
 from noema.entrypoints.http.middleware import RequestContextMiddleware
+from noema.entrypoints.http.openapi_docs import docs_router
 from noema.entrypoints.http.public_api import public_router
 from noema.entrypoints.http.security_headers import SecurityHeadersMiddleware
 from noema.entrypoints.http.stripe_webhook import router as stripe_webhook_router
@@ -41,13 +42,14 @@ def create_app(container: Container) -> FastAPI:
         title="Noema",
         version=__version__,
         lifespan=lifespan,
-        openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        openapi_url=None,  # two documents instead: the public one and the internal one (openapi_docs)
+        docs_url=None,
         redoc_url=None,
     )
     app.state.container = container
     install_error_handlers(app)
     app.include_router(ops.router)
+    app.include_router(docs_router())
     app.include_router(internal_router())
     app.include_router(public_router())
     app.include_router(webhooks_router)

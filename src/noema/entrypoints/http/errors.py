@@ -75,6 +75,7 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, str]]:
 
 
 _PAGE_PREFIXES = ("/app", "/signin", "/signout")
+PUBLIC_PREFIX = "/api/v1"
 
 
 def is_page(request: Request) -> bool:
@@ -96,6 +97,14 @@ def page_error(request: Request, status: int, message: str) -> Response:
     )
 
 
+def _api_wording(request: Request, exc: e.NoemaError) -> str:
+    """The message in the public API's words: its tool list is ``GET /api/v1/tools``, not the chat's ``/tools``."""
+    tool = exc.details.get("toolId") if isinstance(exc, e.ToolNotFound) and isinstance(exc.details, dict) else None
+    if isinstance(tool, str) and request.url.path.startswith(PUBLIC_PREFIX):
+        return f"There is no tool called {tool!r}; GET {PUBLIC_PREFIX}/tools lists them."
+    return exc.message
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map the error tree, validation errors and HTTP errors to the error body; hide tracebacks."""
 
@@ -106,15 +115,18 @@ def install_error_handlers(app: FastAPI) -> None:
             return page_error(request, status, exc.message)
         if status >= 500:
             log.warning("request_failed", code=exc.code, error=exc.message, path=request.url.path)
+        message = _api_wording(request, exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         if isinstance(exc, e.LimitExceeded | e.Busy) and exc.retry_after is not None:
             headers = {"Retry-After": str(exc.retry_after)}
-        return error_response(request, status, exc.code, exc.message, exc.details, headers)
+        return error_response(request, status, exc.code, message, exc.details, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         if is_page(request):
             return page_error(request, 400, "Something in that form was not valid; go back and check it.")
+        if any(err.get("type") == "json_invalid" for err in exc.errors()):
+            return error_response(request, 400, "INVALID_INPUT", "The request body is not valid JSON.")
         return error_response(request, 400, "INVALID_INPUT", "The request is not valid.", _validation_details(exc))
 
     @app.exception_handler(StarletteHTTPException)

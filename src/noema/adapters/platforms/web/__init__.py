@@ -22,6 +22,14 @@ def _usd_exact(nanos: Any) -> str:
     return format_usd(int(nanos or 0)).rstrip("0").rstrip(".") or "0"
 
 
+def _num(value: Any) -> str:
+    """A bound or step as a form attribute: 5.0 as 5, never in exponent form for whole numbers."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e18:
+        return str(int(value))
+    return str(value)
+
+
 templates.env.filters["usd"] = _usd
+templates.env.filters["num"] = _num
 templates.env.filters["usd_exact"] = _usd_exact
 templates.env.filters["thousands"] = lambda n: f"{int(n):,}"

@@ -48,7 +48,10 @@ async def parse_tool_form(tool: Tool, form: FormData) -> tuple[dict[str, Any], d
         label = spec.display_name or spec.name
         if isinstance(last, UploadFile):
             if last.filename:
-                files[spec.name] = await read_upload(last, label=label, kind=spec.type)
+                try:
+                    files[spec.name] = await read_upload(last, label=label, kind=spec.type)
+                except InvalidInput as exc:  # said next to the file input it is about
+                    raise InvalidInput(exc.message, details={"field": spec.name}) from None
         elif isinstance(last, str) and last.strip() != "":
             values[spec.name] = last
     return values, files

@@ -12,6 +12,7 @@ from noema.adapters.platforms.web import templates
 from noema.domain.errors import GenerationNotFound, InvalidTransition, NoemaError
 from noema.domain.generation import Generation
 from noema.domain.ids import parse_id, short_id
+from noema.domain.inputs import at_field
 from noema.domain.preferences import settable
 from noema.domain.tools import Tool
 from noema.entrypoints.http.public_generations import stream_response
@@ -30,7 +31,7 @@ async def _tools_page(
     tool_ref: str | None,
     *,
     values: dict[str, Any] | None = None,
-    error: str | None = None,
+    error: NoemaError | None = None,
     status: int = 200,
 ) -> HTMLResponse:
     c = user.container
@@ -44,13 +45,24 @@ async def _tools_page(
         "tools": tools,
         "tool": tool,
         "values": values,
-        "error": error,
+        **_error_context(tool, error),
         "live": await live_rows(user),
         "max_upload": MAX_UPLOAD_BYTES,
     }
     if tool is not None:
         context["estimate_nanos"], context["expected_seconds"] = await c.generations.estimate(tool)
     return await render(request, "app.html", context, user=user, status=status)
+
+
+def _error_context(tool: Tool | None, error: NoemaError | None) -> dict[str, Any]:
+    """An error about one input goes next to that input (``field_errors``); any other above the form."""
+    if error is None:
+        return {"error": None, "field_errors": {}}
+    field = error.details.get("field") if isinstance(error.details, dict) else None
+    spec = tool.input(field) if tool is not None and isinstance(field, str) else None
+    if spec is None:
+        return {"error": error.message, "field_errors": {}}
+    return {"error": None, "field_errors": {spec.name: at_field(spec, error.message)}}
 
 
 @router.get("/app", response_class=HTMLResponse)
@@ -90,7 +102,7 @@ async def run_tool(request: Request, user: UserDep) -> Response:
         )
     except NoemaError as exc:
         status = 429 if exc.code == "RATE_LIMITED" else 404 if exc.code == "NOT_FOUND" else 400
-        return await _tools_page(request, user, tool_ref, values=submitted, error=exc.message, status=status)
+        return await _tools_page(request, user, tool_ref, values=submitted, error=exc, status=status)
     return RedirectResponse(f"/app/generations/{generation.id}", status_code=303)
 
 
