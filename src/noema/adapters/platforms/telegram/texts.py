@@ -91,7 +91,7 @@ def progress(payload: dict[str, Any]) -> str:
         lines.append(f"{bar(fraction)} {round(fraction * 100)}%")
     if payload.get("liveStatus"):
         lines.append(f"<i>{escape(str(payload['liveStatus']))[:300]}</i>")
-    lines.append(f"Estimate: ${payload.get('estimatedCostUsd', '0')[:10]}")
+    lines.append(f"Estimate: {display_usd(nanos_of(payload.get('estimatedCostUsd')))}")
     return "\n".join(lines)
 
 
