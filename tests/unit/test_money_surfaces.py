@@ -8,6 +8,7 @@ from typing import Any
 
 from noema.adapters.platforms.discord import texts as discord
 from noema.adapters.platforms.telegram import texts as telegram
+from noema.domain.economy import level_of
 from noema.domain.generation import GenerationStatus
 from noema.services.status import LiveTask, StatusReport
 from tests.fakes.generations import T0, make_generation
@@ -80,3 +81,15 @@ def test_discord_embeds_show_sub_cent_costs_as_two_significant_digits() -> None:
         assert "$0.00077" in _flat(shown[name]), (name, shown[name])
     for name, embed in shown.items():
         assert _only_shown_money(_flat(embed)), (name, embed)
+
+
+def test_status_on_both_chats_explains_points_exp_and_levels_and_the_bar_is_not_empty_at_14_percent() -> None:
+    report = StatusReport(
+        points=1481, balance_nanos=499_233_662, held_nanos=0, exp=2, level=1, level_progress=1 / 7,
+        level_bar=level_of(2).bar, wallet_address=None,
+    )  # fmt: skip
+    tg = telegram.status_text(report, T0)
+    dc = _flat(discord.status_embed(report))
+    for text in (tg, dc):
+        assert "Points: your balance in seconds of an A10G GPU" in text and "cube root of EXP" in text
+        assert "▰▱▱▱▱▱ 14%" in text

@@ -117,7 +117,7 @@ async def generation_card(request: Request, generation_id: str, user: UserDep) -
     """Just the card, for the page to swap in when the result arrives."""
     g = await _own(user, generation_id)
     wallet = await economy.wallet(user.container.uow(), user.account_id)
-    context = {**_card_context(user, g), "balance_nanos": wallet.free_nanos}
+    context = {**_card_context(user, g), "balance_nanos": wallet.free_nanos, "held_nanos": wallet.held_nanos}
     return templates.TemplateResponse(request, "_card.html", context)
 
 
