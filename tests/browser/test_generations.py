@@ -75,7 +75,8 @@ async def test_running_txt2img_shows_progress_changing_and_then_the_image_in_pla
     await expect(page.locator("#progress")).to_have_count(0)
     await expect(page.locator("#status-text")).to_have_text("succeeded")
     download = page.locator("#generation-card a[download]").first
-    await expect(download).to_have_attribute("href", src)
+    await expect(download).to_have_attribute("href", f"/app/generations/{gid}/download/1")
+    await expect(download).to_have_attribute("download", re.compile(r"^txt2img-[0-9a-z]+-1\.png$"))
     cost = await card_cost(page)
     assert Decimal(0) < cost < Decimal("0.5")
     async with httpx.AsyncClient() as plain:

@@ -63,3 +63,37 @@ async def test_every_web_page_shows_sub_cent_costs_in_the_one_form(db_url: str, 
         assert assert_money_shown_one_way(tools)  # the estimate
         # Machines still read the exact amount from the API.
         assert re.fullmatch(r"0\.\d{9}", body["costUsd"])
+
+
+async def test_the_result_card_names_the_settings_used_and_downloads_get_a_readable_name(
+    db_url: str, tmp_path: Path
+) -> None:
+    async with running_app(db_url, tmp_path) as (app, client):
+        _, auth = await funded_key(app, "0.5")
+        inputs = {"input_text": "a fox", "input_seed": -1, "width": 640, "height": 384, "steps": 12, "sampler": "ddim"}
+        run = await client.post("/api/v1/generations", headers=auth, json={"toolId": "txt2img", "inputs": inputs})
+        assert run.status_code == 202, run.text
+        body = await wait_terminal(client, run.json()["id"], auth)
+        assert body["status"] == "succeeded", body
+        seed = body["inputs"]["input_seed"]
+        assert seed != -1  # the random seed actually used
+        await _sign_in(client, auth["Authorization"].removeprefix("Bearer "))
+
+        card = (await client.get(f"/app/generations/{body['id']}/card")).text
+        settings = _visible(re.search(r'<p class="settings-used".*?</p>', card, re.S).group(0))  # type: ignore[union-attr]
+        assert " ".join(settings.split()) == f"Seed {seed} · Size 640×384 · Steps 12 · Sampler ddim"
+        name = f"txt2img-{body['shortId']}-1.png"
+        assert f'href="/app/generations/{body["id"]}/download/1" download="{name}"' in card
+        assert "ComfyUI_" not in _visible(card)
+
+        file = await client.get(f"/app/generations/{body['id']}/download/1")
+        assert file.status_code == 200 and file.headers["content-type"] == "image/png"
+        assert file.headers["content-disposition"] == f'attachment; filename="{name}"'
+        assert file.content[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (await client.get(f"/app/generations/{body['id']}/download/2")).status_code == 404
+        # Another account cannot download it.
+        _, other = await funded_key(app, "0")
+        stranger = httpx.AsyncClient(transport=client._transport, base_url="http://noema.test")
+        async with stranger:
+            await _sign_in(stranger, other["Authorization"].removeprefix("Bearer "))
+            assert (await stranger.get(f"/app/generations/{body['id']}/download/1")).status_code == 404

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from noema.adapters.platforms.media import download_name, settings_used
 from noema.adapters.platforms.web import templates
 from noema.domain.errors import GenerationNotFound, InvalidTransition, NoemaError
 from noema.domain.generation import Generation
@@ -102,7 +103,34 @@ async def _own(user: WebUser, generation_id: str) -> Generation:
 
 def _card_context(user: WebUser, g: Generation) -> dict[str, Any]:
     duration = (g.finished_at - g.started_at).total_seconds() if g.started_at and g.finished_at else None
-    return {"g": g, "short": short_id(g.id), "duration": duration, "csrf": user.session.csrf_token}
+    short = short_id(g.id)
+    names = [download_name(g.tool_command, short, n, _original(o)) for n, o in enumerate(g.outputs, start=1)]
+    return {
+        "g": g,
+        "short": short,
+        "duration": duration,
+        "csrf": user.session.csrf_token,
+        "settings_used": settings_used(g.inputs),
+        "download_names": names,
+    }
+
+
+def _original(output: dict[str, Any]) -> str:
+    return str(output.get("filename") or str(output.get("url") or "").split("?")[0].rsplit("/", 1)[-1])
+
+
+@router.get("/app/generations/{generation_id}/download/{n}")
+async def download_result(generation_id: str, n: int, user: UserDep) -> Response:
+    """Result file ``n`` (from 1) of your generation, saved as ``<tool>-<short id>-<n>.<ext>``."""
+    g = await _own(user, generation_id)
+    fetcher = user.container.media_fetcher
+    if not 1 <= n <= len(g.outputs) or not g.outputs[n - 1].get("url") or fetcher is None:
+        raise GenerationNotFound("That generation has no such file.")
+    output = g.outputs[n - 1]
+    media = await fetcher.fetch(output)
+    name = download_name(g.tool_command, short_id(g.id), n, _original(output))
+    headers = {"Content-Disposition": f'attachment; filename="{name}"', "X-Content-Type-Options": "nosniff"}
+    return Response(media.content, media_type=media.mime_type, headers=headers)
 
 
 @router.get("/app/generations/{generation_id}", response_class=HTMLResponse)
