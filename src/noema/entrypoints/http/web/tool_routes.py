@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -37,7 +38,7 @@ async def _tools_page(
     c = user.container
     tools = await c.catalog.listed()
     tool: Tool | None = next((t for t in tools if t.command == tool_ref and t.enabled), None)
-    tool = tool or next((t for t in tools if t.enabled), None)
+    tool = tool or await _most_used(user, [t for t in tools if t.enabled])
     if values is None:  # a fresh form starts from the account's saved defaults
         values = await preferences.get(c.uow(), user.account_id, tool) if tool is not None else {}
     context: dict[str, Any] = {
@@ -52,6 +53,20 @@ async def _tools_page(
     if tool is not None:
         context["estimate_nanos"], context["expected_seconds"] = await c.generations.estimate(tool)
     return await render(request, "app.html", context, user=user, status=status)
+
+
+#: What a fresh account starts on, when it is there.
+FIRST_TOOL = "txt2img"
+
+
+async def _most_used(user: WebUser, enabled: list[Tool]) -> Tool | None:
+    """The tool this account ran most in its last 50 runs; on a tie txt2img, then the catalog's order."""
+    recent = await history.search(
+        user.container.uow(), GenerationFilter(account_id=user.account_id), limit=50, cursor=None
+    )
+    counts = Counter(g.tool_command for g in recent.items)
+    ranked = sorted(enabled, key=lambda t: (-counts[t.command], t.command != FIRST_TOOL))
+    return ranked[0] if ranked else None
 
 
 @router.get("/app", response_class=HTMLResponse)
