@@ -97,3 +97,23 @@ async def test_the_result_card_names_the_settings_used_and_downloads_get_a_reada
         async with stranger:
             await _sign_in(stranger, other["Authorization"].removeprefix("Bearer "))
             assert (await stranger.get(f"/app/generations/{body['id']}/download/1")).status_code == 404
+
+
+async def test_a_hold_shows_as_reserved_in_the_header_and_on_the_account_page(db_url: str, tmp_path: Path) -> None:
+    async with running_app(db_url, tmp_path, sandbox_run_seconds=60) as (app, client):
+        _, auth = await funded_key(app, "0.5")
+        await _sign_in(client, auth["Authorization"].removeprefix("Bearer "))
+        before = (await client.get("/app/account")).text
+        assert 'id="reserved"' not in before and re.search(r'<span class="reserved"[^>]* hidden>', before)
+        run = await client.post(
+            "/api/v1/generations", headers=auth, json={"toolId": "txt2img", "inputs": {"input_text": "x"}}
+        )
+        assert run.status_code == 202, run.text
+        held = display_usd(parse_usd(run.json()["heldUsd"]))
+        account = (await client.get("/app/account")).text
+        assert f"{held}</data> reserved for runs in progress" in account
+        header = re.search(r'<span class="reserved"[^>]*>([^<]*)</span>', account)
+        assert header and "hidden" not in header.group(0) and header.group(1) == f"{held} reserved"
+        assert_money_shown_one_way(account)
+        r = await client.post(f"/api/v1/generations/{run.json()['id']}/cancel", headers=auth)
+        assert r.status_code == 200
