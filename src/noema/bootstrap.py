@@ -86,6 +86,8 @@ class Container:
     stars: TelegramStarsGateway | None = None
     notifiers: dict[str, Notifier] = field(default_factory=dict)
     media_store: MediaStore | None = None
+    #: fetches result files from the backend's hosts (for chats, and for the web page's downloads)
+    media_fetcher: ResultFetcher | None = None
     comfyui: ComfyUIBackend | None = None
     deferred_webhooks: DeferredWebhooks = field(default_factory=DeferredWebhooks)
     _clients: list[httpx.AsyncClient] = field(default_factory=list)
@@ -420,6 +422,7 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         stars=_stars(settings),
         notifiers=notifiers,
         media_store=store,
+        media_fetcher=media,
         comfyui=comfyui,
         _clients=clients,
     )

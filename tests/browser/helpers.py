@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.async_api import Page, expect
+from playwright.async_api import Locator, Page, expect
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 INTERNAL = "/internal/v1/data"
 TERMINAL = ("succeeded", "failed", "cancelled", "timed_out")
-_USD = re.compile(r"(\d+\.\d+)\s*USD")
+#: How people see money on every surface: $0.50, and two significant digits below a cent ($0.00077).
+SHOWN_USD = re.compile(r"^-?\$(\d{1,3}(,\d{3})*|0)\.(\d\d|0*[1-9]\d?)$")
 
 
 async def shot(page: Page, name: str) -> Path:
@@ -26,11 +27,14 @@ async def shot(page: Page, name: str) -> Path:
     return path
 
 
-def usd(text: str) -> Decimal:
-    """The first "<decimal> USD" amount in a text."""
-    found = _USD.search(text)
-    assert found, f"no USD amount in {text!r}"
-    return Decimal(found.group(1))
+async def usd(where: Locator) -> Decimal:
+    """The exact amount behind the first money figure in ``where``; its text must be in the one shown form."""
+    figure = where.locator("data.usd").first
+    shown = await figure.inner_text()
+    assert SHOWN_USD.match(shown), f"{shown!r} is not how money is shown"
+    value = await figure.get_attribute("value")
+    assert value is not None
+    return Decimal(value)
 
 
 async def sign_in_sandbox(page: Page) -> None:
@@ -98,7 +102,7 @@ async def wait_for_result_image(page: Page) -> str:
 
 async def card_cost(page: Page) -> Decimal:
     """The exact cost printed on a finished generation card."""
-    return usd(await page.locator("#generation-card").inner_text())
+    return await usd(page.locator("#generation-card"))
 
 
 async def run_to_result(page: Page, tool: str, prompt: str) -> tuple[str, Decimal]:

@@ -81,7 +81,7 @@ async def test_linking_a_telegram_account_with_its_code_merges_it_and_the_balanc
 
     await sign_in_sandbox(page)
     await page.goto("/app/account")
-    before = usd(await page.locator("#balance-usd").inner_text())
+    before = await usd(page.locator("#balance-usd"))
     assert before == Decimal("0.5")
 
     # The page also offers a code to type into a chat.
@@ -93,14 +93,14 @@ async def test_linking_a_telegram_account_with_its_code_merges_it_and_the_balanc
     await page.click("#enter-code")
     await expect(page.locator("p.notice[role=status]")).to_contain_text("Linked")
     await expect(page.locator("p.error")).to_have_count(0)
-    after = usd(await page.locator("#balance-usd").inner_text())
+    after = await usd(page.locator("#balance-usd"))
     assert after - before == Decimal("2")
     await expect(page.locator(".balance")).to_have_text("$2.50")
     await shot(page, "09-account-linked")
 
     # The browser's session follows the merge, and Telegram's account now carries the web identity too.
     await page.goto("/app/account")
-    assert usd(await page.locator("#balance-usd").inner_text()) == Decimal("2.5")
+    assert await usd(page.locator("#balance-usd")) == Decimal("2.5")
     user = await api.get(f"{INTERNAL}/users/by-platform/telegram/{telegram_id}")
     assert user.status_code == 200, user.text
     identities = user.json()["platformIdentities"]
@@ -112,7 +112,7 @@ async def test_linking_a_telegram_account_with_its_code_merges_it_and_the_balanc
     await page.fill("#link-code", code)
     await page.click("#enter-code")
     await expect(page.locator("p.error[role=alert]")).to_contain_text("not valid or has expired")
-    assert usd(await page.locator("#balance-usd").inner_text()) == Decimal("2.5")
+    assert await usd(page.locator("#balance-usd")) == Decimal("2.5")
 
 
 async def test_the_account_pages_running_now_list_links_to_each_running_generation(page: Page) -> None:

@@ -75,7 +75,8 @@ async def test_running_txt2img_shows_progress_changing_and_then_the_image_in_pla
     await expect(page.locator("#progress")).to_have_count(0)
     await expect(page.locator("#status-text")).to_have_text("succeeded")
     download = page.locator("#generation-card a[download]").first
-    await expect(download).to_have_attribute("href", src)
+    await expect(download).to_have_attribute("href", f"/app/generations/{gid}/download/1")
+    await expect(download).to_have_attribute("download", re.compile(r"^txt2img-[0-9a-z]+-1\.png$"))
     cost = await card_cost(page)
     assert Decimal(0) < cost < Decimal("0.5")
     async with httpx.AsyncClient() as plain:
@@ -146,10 +147,10 @@ async def test_cancelling_a_running_generation_shows_it_cancelled_and_what_was_c
     charged = Decimal(g["costUsd"])
     # The GPU seconds used until the cancel are charged (less than the whole run), and the card says how much.
     assert Decimal(0) < charged < Decimal(g["usdPerSecond"]) * RUN_SECONDS, g
-    assert "You were charged" in text and usd(text) == charged, text
+    assert "You were charged" in text and await usd(message) == charged, text
     # The hold is released: the page's balance is the welcome credit less exactly what was charged.
     await page.goto("/app/account")
-    assert usd(await page.locator("#balance-usd").inner_text()) == Decimal("0.5") - charged
+    assert await usd(page.locator("#balance-usd")) == Decimal("0.5") - charged
     economy = (await api.get(f"{INTERNAL}/users/{g['masterAccountId']}/economy")).json()
     assert Decimal(economy["heldUsd"]) == 0
     await page.goto(f"/app/generations/{gid}")
@@ -175,7 +176,7 @@ async def test_history_lists_the_runs_newest_first_and_the_balance_fell_by_exact
         await expect(item).to_contain_text("/txt2img · succeeded")
         await expect(item).to_contain_text(re.compile(r"\d+\.\d s"))  # duration
         await expect(item.get_by_role("link", name="Rerun")).to_have_attribute("href", re.compile(f"rerun={gid}"))
-        assert usd(await item.inner_text()) == cost
+        assert await usd(item) == cost
         thumb = item.locator("img")
         await thumb.scroll_into_view_if_needed()
         await expect(thumb).to_have_js_property("complete", True)
@@ -184,7 +185,7 @@ async def test_history_lists_the_runs_newest_first_and_the_balance_fell_by_exact
 
     # The account page's balance is the welcome credit less exactly the two charged costs ...
     await page.goto("/app/account")
-    balance = usd(await page.locator("#balance-usd").inner_text())
+    balance = await usd(page.locator("#balance-usd"))
     assert balance == Decimal("0.5") - first_cost - second_cost
     await expect(page.locator("#points")).to_contain_text("points")
     # ... which is what the ledger says: one debit per run, each the cost on its card; holds all released.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -46,11 +47,16 @@ async def test_credit_show_apikey_and_verify(db_url: str) -> None:
     aid = await _telegram_account(db_url, "4242")
     r = noema(db_url, "credit", "telegram:4242", "2.50", "--reason", "welcome", "--external-id", "gift-1")
     assert r.returncode == 0, r.stderr
-    assert "Credited $2.50" in r.stdout and "2.500000000" in r.stdout
+    assert "Credited $2.50" in r.stdout and "Balance: $2.50." in r.stdout
     again = noema(db_url, "credit", aid, "2.50", "--external-id", "gift-1")
     assert again.returncode == 0 and "nothing added" in again.stdout
     shown = noema(db_url, "accounts", "show", "telegram:4242")
-    assert shown.returncode == 0 and "2.500000000 USD" in shown.stdout and "telegram:4242" in shown.stdout
+    assert (
+        shown.returncode == 0
+        and "$2.50" in shown.stdout
+        and "USD" not in shown.stdout
+        and "telegram:4242" in shown.stdout
+    )
     key = noema(db_url, "apikey", "create", aid)
     assert key.returncode == 0 and key.stdout.strip().startswith("nk_") and "not be shown again" in key.stderr
     ok = noema(db_url, "ledger", "verify")
@@ -89,7 +95,8 @@ async def test_bad_cli_input_exits_non_zero_with_a_message_and_changes_nothing(
     assert "Traceback" not in r.stderr and r.stderr.strip()
     assert message in r.stderr
     assert "no drift" in noema(db_url, "ledger", "verify").stdout
-    assert "0.000000000 USD" in noema(db_url, "accounts", "show", "telegram:1").stdout
+    shown = noema(db_url, "accounts", "show", "telegram:1").stdout
+    assert re.search(r"Balance\W+\$0\.00\W", shown), shown
 
 
 def test_a_bad_setting_stops_the_cli_naming_the_variable(tmp_path: Path) -> None:

@@ -134,7 +134,7 @@ def test_progress_only_moves_forward_and_stays_within_0_and_1() -> None:
     assert Change.PROGRESS in g.apply(RunUpdate(run_id="run-1", progress=0.5, live_status="Executing KSampler"), T0)
     assert g.apply(RunUpdate(run_id="run-1", progress=0.3), T0) == []
     g.apply(RunUpdate(run_id="run-1", progress=7.0), T0)
-    assert g.progress == 1.0 and g.live_status == "Executing KSampler"
+    assert g.progress == 1.0 and g.live_status == "Sampling"
 
 
 def test_an_update_for_another_run_is_refused() -> None:

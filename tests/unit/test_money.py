@@ -60,7 +60,7 @@ def test_parse_usd_allows_zero_and_negative_only_when_asked() -> None:
         (0, "0.000000000", "$0.00"),
         (1_250_000_000, "1.250000000", "$1.25"),
         (1, "0.000000001", "$0.000000001"),
-        (337_000, "0.000337000", "$0.000337"),
+        (337_000, "0.000337000", "$0.00034"),
         (123_456_789_000_000, "123456.789000000", "$123,456.79"),
     ],
 )
@@ -97,3 +97,23 @@ def test_ids_are_uuids_that_sort_in_the_order_they_were_made() -> None:
     ids = [new_id() for _ in range(5000)]
     assert ids == sorted(ids) and len(set(ids)) == 5000
     assert all(uuid.UUID(i).version == 7 for i in ids[:10])
+
+
+@pytest.mark.parametrize(
+    ("nanos", "shown"),
+    [
+        (500_000_000, "$0.50"),
+        (499_233_662, "$0.50"),
+        (10_110_000, "$0.01"),
+        (766_338, "$0.00077"),
+        (9_949_999, "$0.0099"),
+        (9_950_000, "$0.01"),
+        (5_000_000, "$0.005"),
+        (4_995_000, "$0.005"),
+        (1_234_500_000_000, "$1,234.50"),
+        (-766_338, "-$0.00077"),
+        (-2_500_000_000, "-$2.50"),
+    ],
+)
+def test_people_see_cents_and_two_significant_digits_below_a_cent(nanos: int, shown: str) -> None:
+    assert display_usd(nanos) == shown

@@ -30,8 +30,10 @@ class Level:
 
     @property
     def bar(self) -> str:
-        """Six cells, filled for the progress made towards the next level."""
-        filled = min(BAR_CELLS, int(self.progress * BAR_CELLS))
+        """Six cells, filled to the nearest cell for the progress made (one cell from the first EXP, never all six)."""
+        filled = round(self.progress * BAR_CELLS)
+        if self.progress > 0:
+            filled = min(max(filled, 1), BAR_CELLS - 1)
         return "▰" * filled + "▱" * (BAR_CELLS - filled)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from noema.domain.errors import InvalidTransition
 from noema.domain.pricing import charge_nanos, ms_covered
+from noema.domain.progress_words import humane, is_progress_text
 from noema.domain.runs import RunOutput, RunStatus, RunUpdate
 
 
@@ -186,8 +187,8 @@ class Generation:
             self.run_ended_at = update.ended_at or self.run_ended_at
         if update.gpu:
             self.gpu = update.gpu
-        if update.live_status:
-            self.live_status = update.live_status[:500]
+        if update.live_status and not self.is_terminal:
+            self.live_status = humane(update.live_status)[:500]
         target = FROM_RUN_STATUS.get(update.status) if update.status else None
         if target is not None and target.rank > self.status.rank:
             changes += self._move(target, update, now)
@@ -224,7 +225,9 @@ class Generation:
                 self.progress = 1.0
                 self.outputs = merge_outputs(self.outputs, update.outputs)
             else:
-                self.failure_reason = (update.error or self.live_status or _DEFAULT_REASON[target])[:500]
+                last_words = None if is_progress_text(self.live_status) else self.live_status
+                self.failure_reason = (update.error or last_words or _DEFAULT_REASON[target])[:500]
+            self.live_status = None  # the run is over: its status and result (or failure reason) say the rest
         return changes
 
     def _seen_running(self, now: datetime) -> list[Change]:

@@ -14,7 +14,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from noema.domain.errors import InsufficientFunds, InvalidInput
-from noema.domain.money import MAX_NANOS, format_usd
+from noema.domain.money import MAX_NANOS, display_usd, format_usd
 
 
 class EntryKind(str, Enum):
@@ -86,7 +86,7 @@ def _positive(amount: int) -> None:
 def _insufficient(wallet: Wallet, amount: int) -> InsufficientFunds:
     free = wallet.balance_nanos - wallet.held_nanos
     return InsufficientFunds(
-        f"The balance ({format_usd(free)} USD available) does not cover {format_usd(amount)} USD.",
+        f"The balance ({display_usd(free)} available) does not cover {display_usd(amount)}.",
         details={"currentBalance": format_usd(free), "debitAmount": format_usd(amount)},
     )
 

@@ -2,12 +2,13 @@
 
 Money is never a float. Inside Noema an amount is an ``int`` of nano-USD (1e-9 USD), which the
 database stores exactly and sums exactly. ``parse_usd`` and ``format_usd`` are the only doors
-between that and the decimal strings users and APIs see.
+between that and the exact decimal strings machines read (API fields, ledger checks);
+``display_usd`` is the one form people see, on every surface.
 """
 
 from __future__ import annotations
 
-from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 
 from noema.domain.errors import InvalidInput
 
@@ -17,6 +18,7 @@ DECIMALS = 9
 MAX_USD = Decimal(1_000_000_000)
 MAX_NANOS = int(MAX_USD) * NANOS_PER_USD
 _QUANTUM = Decimal(1).scaleb(-DECIMALS)
+_CENT = Decimal("0.01")
 
 #: 1 point = the price of one A10G second.
 NANOS_PER_POINT = 337_000
@@ -33,7 +35,7 @@ def parse_usd(raw: str | int | Decimal, *, allow_zero: bool = False, allow_negat
     if not value.is_finite():
         raise InvalidInput("An amount must be a finite number.")
     if abs(value) > MAX_USD:
-        raise InvalidInput(f"An amount may not exceed {MAX_USD} USD.")
+        raise InvalidInput(f"An amount may not exceed {display_usd(MAX_NANOS)}.")
     if value != value.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN):
         raise InvalidInput(f"An amount may have at most {DECIMALS} decimal places.")
     nanos = int(value.scaleb(DECIMALS))
@@ -55,11 +57,16 @@ def format_usd(nanos: int) -> str:
 
 
 def display_usd(nanos: int) -> str:
-    """A short human form: ``$1.25``, or more decimals for amounts under a cent."""
-    value = to_decimal(nanos)
-    if value == 0 or abs(value) >= Decimal("0.01"):
-        return f"${value.quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN):,}"
-    return f"${value.normalize():f}"
+    """The one form people see: ``$0.50``, ``$1,234.50``; under a cent two significant digits (``$0.00077``)."""
+    value = to_decimal(abs(nanos))
+    sign = "-" if nanos < 0 else ""
+    if value < _CENT:
+        # Two significant digits, so a charge of a fraction of a cent never reads as $0.00.
+        small = value.quantize(Decimal(1).scaleb(value.adjusted() - 1), rounding=ROUND_HALF_UP) if value else value
+        if small < _CENT:
+            return f"{sign}${small.normalize():f}" if small else "$0.00"
+        value = small
+    return f"{sign}${value.quantize(_CENT, rounding=ROUND_HALF_UP):,}"
 
 
 def points(nanos: int) -> int:

@@ -97,7 +97,7 @@ def parse_amounts(raw: str) -> tuple[int, ...]:
             continue
         nanos = parse_usd(part)
         if nanos % NANOS_PER_CENT or nanos < 50 * NANOS_PER_CENT:
-            raise InvalidInput(f"{part!r} must be a USD amount in whole cents, at least 0.50.")
+            raise InvalidInput(f"{part!r} must be a USD amount in whole cents, at least $0.50.")
         cents.append(nanos // NANOS_PER_CENT)
     if not cents:
         raise InvalidInput("At least one amount is needed.")

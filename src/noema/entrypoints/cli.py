@@ -227,7 +227,7 @@ def credit(
     note = " (already credited earlier; nothing added)" if posted.replayed else ""
     out.print(
         f"Credited {display_usd(posted.entry.amount_nanos)} to {posted.account.id}{note}. "
-        f"Balance: {format_usd(posted.account.balance_nanos)} USD."
+        f"Balance: {display_usd(posted.account.balance_nanos)}."
     )
 
 
@@ -248,8 +248,8 @@ def accounts_show(
         ("Status", a.status.value),
         ("Name", a.display_name or a.username or "-"),
         ("Identities", ", ".join(f"{i.platform.value}:{i.platform_id}" for i in found.identities) or "-"),
-        ("Balance", f"{format_usd(a.balance_nanos)} USD"),
-        ("Held", f"{format_usd(a.held_nanos)} USD"),
+        ("Balance", display_usd(a.balance_nanos)),
+        ("Held", display_usd(a.held_nanos)),
         ("Points", f"{points(a.free_nanos):,}"),
         ("EXP", f"{a.exp:,}"),
         ("Created", a.created_at.isoformat()),
@@ -285,7 +285,7 @@ def ledger_verify() -> None:
     if lost.nanos:
         # Not a drift (the books add up), but money the operator paid the backend and no one paid back.
         out.print(
-            f"Written off: {format_usd(lost.nanos)} USD of run costs over {lost.generations} generation(s) "
+            f"Written off: {display_usd(lost.nanos)} of run costs over {lost.generations} generation(s) "
             "was not charged to anyone (see each generation's shortfallUsd)."
         )
     if payment_drifts:
@@ -394,7 +394,7 @@ def generations_list(
 
     rows = _run(work)
     table = Table(title=f"{len(rows)} generations" + (" with no news for 10 minutes" if stuck else ""))
-    for column in ("id", "tool", "status", "account", "requested", "last news", "cost USD"):
+    for column in ("id", "tool", "status", "account", "requested", "last news", "cost"):
         table.add_column(column)
     for g in rows:
         table.add_row(
@@ -404,7 +404,7 @@ def generations_list(
             g.account_id,
             g.requested_at.isoformat(),
             (g.last_update_at or g.requested_at).isoformat(),
-            format_usd(g.cost_nanos),
+            display_usd(g.cost_nanos),
         )
     out.print(table)
 

@@ -15,7 +15,7 @@ from noema.bootstrap import Container
 from noema.domain.accounts import Platform, parse_platform
 from noema.domain.errors import InvalidInput, PaymentsDisabled
 from noema.domain.ids import parse_id
-from noema.domain.money import format_usd, parse_usd
+from noema.domain.money import display_usd, parse_usd
 from noema.domain.payments import NANOS_PER_CENT, Payment, PaymentProvider
 from noema.entrypoints.cli_loras import CliRuntime
 from noema.services import accounts, card_payments, payments, stars_payments
@@ -31,6 +31,8 @@ async def _account_id(c: Container, ref: str) -> str:
 
 
 def _amount(minor: int, currency: str) -> str:
+    if currency.upper() == "USD":
+        return display_usd(minor * NANOS_PER_CENT)
     return f"{minor} {currency.upper()}" if currency.upper() == "XTR" else f"{minor / 100:.2f} {currency.upper()}"
 
 
@@ -48,7 +50,7 @@ def payments_list(
         return (await payments.list_payments(c.uow(), account_id=owner, limit=limit, cursor=None)).items
 
     table = Table(title="Payments")
-    for column in ("id", "account", "provider", "status", "paid", "credit USD", "taken back USD", "created"):
+    for column in ("id", "account", "provider", "status", "paid", "credit", "taken back", "created"):
         table.add_column(column)
     for p in runtime.run(work):
         table.add_row(
@@ -57,8 +59,8 @@ def payments_list(
             p.provider.value,
             p.status.value,
             _amount(p.amount_minor, p.currency),
-            format_usd(p.credit_nanos),
-            format_usd(p.taken_back_nanos),
+            display_usd(p.credit_nanos),
+            display_usd(p.taken_back_nanos),
             p.created_at.isoformat(timespec="seconds"),
         )
     runtime.out.print(table)
@@ -80,11 +82,11 @@ def payments_show(ctx: typer.Context, payment_id: Annotated[str, typer.Argument(
         ("Provider", p.provider.value),
         ("Status", p.status.value),
         ("Paid", _amount(p.amount_minor, p.currency)),
-        ("Credit", f"{format_usd(p.credit_nanos)} USD"),
+        ("Credit", display_usd(p.credit_nanos)),
         ("Refunded", _amount(p.refunded_minor, p.currency)),
         ("Disputed", _amount(p.disputed_minor, p.currency)),
         ("Dispute fee", _amount(p.dispute_fee_minor, p.currency)),
-        ("Taken back", f"{format_usd(p.taken_back_nanos)} USD"),
+        ("Taken back", display_usd(p.taken_back_nanos)),
         ("External id", p.external_id or "-"),
         ("Payment intent", p.payment_intent_id or "-"),
         ("Charge", p.charge_id or "-"),
@@ -125,8 +127,7 @@ def payments_refund(
     payment, refund_id = runtime.run(work)
     if not refund_id:
         runtime.out.print(
-            f"Payment {payment.id} refunded by Telegram; "
-            f"{format_usd(payment.taken_back_nanos)} USD of credit taken back."
+            f"Payment {payment.id} refunded by Telegram; {display_usd(payment.taken_back_nanos)} of credit taken back."
         )
         return
     runtime.out.print(

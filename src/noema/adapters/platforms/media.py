@@ -82,3 +82,29 @@ def texts_of(outputs: list[dict[str, Any]]) -> list[str]:
 def media_outputs(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The outputs that are files at a URL."""
     return [o for o in outputs if o.get("url") and o.get("kind") != "text"]
+
+
+def download_name(tool_command: str, short: str, n: int, original: str) -> str:
+    """What a downloaded result is called: ``<tool>-<short id>-<n>.<ext>`` (``txt2img-ab12c-1.png``)."""
+    ext = PurePosixPath(original).suffix.lower().lstrip(".")
+    ext = ext if ext.isalnum() and len(ext) <= 5 else "bin"
+    tool = "".join(ch for ch in tool_command if ch.isalnum() or ch in "_-")[:32] or "result"
+    return f"{tool}-{short}-{n}.{ext}"
+
+
+#: The inputs a result card names, by what an input's name contains: (label, parts of the name).
+_SETTINGS = (("Seed", ("seed",)), ("Steps", ("steps",)), ("Sampler", ("sampler",)), ("CFG", ("cfg",)))
+
+
+def settings_used(inputs: dict[str, Any]) -> list[tuple[str, str]]:
+    """The seed, size, steps and sampler a run used, from its inputs, as (label, value) pairs."""
+    found: list[tuple[str, str]] = []
+    for label, parts in _SETTINGS:
+        value = next((v for k, v in inputs.items() if any(p in k.lower() for p in parts)), None)
+        if value is not None and value != "":
+            found.append((label, str(value)[:40]))
+    width = next((v for k, v in inputs.items() if "width" in k.lower()), None)
+    height = next((v for k, v in inputs.items() if "height" in k.lower()), None)
+    if width is not None and height is not None:
+        found.insert(1, ("Size", f"{width}×{height}"))
+    return found

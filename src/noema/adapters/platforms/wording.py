@@ -8,7 +8,7 @@ from typing import Any
 from noema.domain.accounts import Account, Identity
 from noema.domain.errors import InvalidInput
 from noema.domain.generation import Generation
-from noema.domain.money import display_usd, parse_usd
+from noema.domain.money import NANOS_PER_POINT, display_usd, parse_usd
 from noema.services.lora_prompts import applied_loras, lora_warnings
 
 STATUS_WORDS = {
@@ -23,6 +23,9 @@ STATUS_WORDS = {
     "cancelled": "🛑 Cancelled",
     "timed_out": "⌛ Timed out",
 }
+#: What points, EXP and levels are, wherever they are shown.
+POINTS_EXPLAINED = f"Points: your balance in seconds of an A10G GPU (about {display_usd(NANOS_PER_POINT)} each)."
+EXP_EXPLAINED = "EXP: one for each point you spend. Level: the cube root of EXP (level 2 at 8 EXP, 3 at 27, 4 at 64)."
 #: What a user reads when something broke on our side (the traceback goes to the log).
 OOPS = "Something went wrong on our side. Nothing was charged; please try again in a moment."
 

@@ -33,6 +33,7 @@ from noema.adapters.backends.comfyui.runs import RESTARTED, Run, failed, final_u
 from noema.adapters.media_store import MediaStore
 from noema.domain.comfyui_workflows import WorkflowTool, build_prompt, server_can_run, summary_from_object_info
 from noema.domain.errors import BackendOutcomeUnknown, BackendPromptInvalid, BackendUnavailable, ExternalServiceError
+from noema.domain.progress_words import progress_text
 from noema.domain.runs import RunStatus, RunUpdate
 
 logger = logging.getLogger(__name__)
@@ -304,5 +305,9 @@ class Scheduler:
             self._spawn(self.push(run, started))
         elif isinstance(event, Executing | Progress) and time.monotonic() - run.last_push >= PROGRESS_EVERY:
             run.last_push = time.monotonic()
-            update = RunUpdate(run_id=run.id, status=RunStatus.RUNNING, progress=run.state.progress, gpu=server.gpu)
+            node = run.tool.graph.get(run.state.current or "")
+            words = progress_text(node.get("class_type") if isinstance(node, dict) else None, run.state.steps)
+            update = RunUpdate(
+                run_id=run.id, status=RunStatus.RUNNING, progress=run.state.progress, gpu=server.gpu, live_status=words
+            )
             self._spawn(self.push(run, update))

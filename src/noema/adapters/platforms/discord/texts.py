@@ -8,7 +8,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from noema.adapters.platforms.wording import STATUS_WORDS, account_facts, help_lines, lora_lines, nanos_of
+from noema.adapters.platforms.wording import (
+    EXP_EXPLAINED,
+    POINTS_EXPLAINED,
+    STATUS_WORDS,
+    account_facts,
+    help_lines,
+    lora_lines,
+    nanos_of,
+)
 from noema.domain.accounts import Account, Identity
 from noema.domain.generation import Generation
 from noema.domain.ids import short_id
@@ -198,7 +206,12 @@ def status_embed(report: StatusReport) -> dict[str, Any]:
         for t in report.live_tasks[:15]
     ]
     fields.append({"name": "Running", "value": "\n".join(tasks)[:1024] or "Nothing running.", "inline": False})
-    return {"title": "Your status", "color": BLURPLE, "fields": fields}
+    return {
+        "title": "Your status",
+        "color": BLURPLE,
+        "fields": fields,
+        "footer": {"text": f"{POINTS_EXPLAINED} {EXP_EXPLAINED}"},
+    }
 
 
 def info_embed(g: Generation) -> dict[str, Any]:

@@ -6,7 +6,15 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-from noema.adapters.platforms.wording import STATUS_WORDS, account_facts, help_lines, lora_lines, nanos_of
+from noema.adapters.platforms.wording import (
+    EXP_EXPLAINED,
+    POINTS_EXPLAINED,
+    STATUS_WORDS,
+    account_facts,
+    help_lines,
+    lora_lines,
+    nanos_of,
+)
 from noema.domain.accounts import Account, Identity
 from noema.domain.chat_commands import example
 from noema.domain.generation import Generation
@@ -91,7 +99,7 @@ def progress(payload: dict[str, Any]) -> str:
         lines.append(f"{bar(fraction)} {round(fraction * 100)}%")
     if payload.get("liveStatus"):
         lines.append(f"<i>{escape(str(payload['liveStatus']))[:300]}</i>")
-    lines.append(f"Estimate: ${payload.get('estimatedCostUsd', '0')[:10]}")
+    lines.append(f"Estimate: {display_usd(nanos_of(payload.get('estimatedCostUsd')))}")
     return "\n".join(lines)
 
 
@@ -130,6 +138,7 @@ def status_text(report: StatusReport, now: datetime) -> str:
         lines.append(f"Held for running tasks: {display_usd(report.held_nanos)}")
     if not report.live_tasks:
         lines.append("Nothing running.")
+    lines.append(f"<i>{POINTS_EXPLAINED} {EXP_EXPLAINED}</i>")
     for task in report.live_tasks:
         pct = f" {round((task.progress or 0) * 100)}%" if task.progress else ""
         live = f" — <i>{escape(task.live_status)[:80]}</i>" if task.live_status else ""

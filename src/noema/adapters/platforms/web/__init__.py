@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from markupsafe import Markup
 from starlette.templating import Jinja2Templates
 
 from noema.domain.money import display_usd, format_usd
@@ -18,8 +19,10 @@ def _usd(nanos: Any) -> str:
     return display_usd(int(nanos or 0))
 
 
-def _usd_exact(nanos: Any) -> str:
-    return format_usd(int(nanos or 0)).rstrip("0").rstrip(".") or "0"
+def _money(nanos: Any) -> Markup:
+    """The amount as people see it, with the exact amount kept for machines in ``<data value>``."""
+    amount = int(nanos or 0)
+    return Markup('<data class="usd" value="{}">{}</data>').format(format_usd(amount), display_usd(amount))
 
 
 def _num(value: Any) -> str:
@@ -31,5 +34,5 @@ def _num(value: Any) -> str:
 
 templates.env.filters["usd"] = _usd
 templates.env.filters["num"] = _num
-templates.env.filters["usd_exact"] = _usd_exact
+templates.env.filters["money"] = _money
 templates.env.filters["thousands"] = lambda n: f"{int(n):,}"

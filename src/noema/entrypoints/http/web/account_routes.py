@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from noema.adapters.platforms.wording import EXP_EXPLAINED, POINTS_EXPLAINED
 from noema.domain.errors import LimitExceeded, NoemaError
 from noema.domain.linking import CodePurpose
 from noema.entrypoints.http.errors import status_of
@@ -14,6 +15,7 @@ from noema.entrypoints.http.web.context import UserDep, WebUser, live_rows, rend
 from noema.services import api_keys, economy, linking, payments, status
 
 router = APIRouter(include_in_schema=False)
+EXPLAINED = {"points_explained": POINTS_EXPLAINED, "exp_explained": EXP_EXPLAINED}
 
 
 async def panel(user: WebUser) -> dict[str, Any]:
@@ -34,7 +36,7 @@ async def _account_page(request: Request, user: WebUser, *, status_code: int = 2
     return await render(
         request,
         "account.html",
-        {"page": "account", "report": report, "keys": keys, "live": live, **funds, **extra},
+        {"page": "account", "report": report, "keys": keys, "live": live, **EXPLAINED, **funds, **extra},
         user=user,
         status=status_code,
     )

@@ -115,6 +115,6 @@ async def render(
     shared: dict[str, Any] = {"sandbox": c.sandbox is not None, "signed_in": user is not None}
     if user is not None:
         wallet = await economy.wallet(c.uow(), user.account_id)
-        shared.update(csrf=user.session.csrf_token, balance_nanos=wallet.free_nanos)
+        shared.update(csrf=user.session.csrf_token, balance_nanos=wallet.free_nanos, held_nanos=wallet.held_nanos)
     response = templates.TemplateResponse(request, name, {**shared, **context}, status_code=status)
     return response

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from noema.adapters.platforms.media import download_name, settings_used
 from noema.adapters.platforms.web import templates
 from noema.domain.errors import GenerationNotFound, InvalidTransition, NoemaError
 from noema.domain.generation import Generation
@@ -37,7 +39,7 @@ async def _tools_page(
     c = user.container
     tools = await c.catalog.listed()
     tool: Tool | None = next((t for t in tools if t.command == tool_ref and t.enabled), None)
-    tool = tool or next((t for t in tools if t.enabled), None)
+    tool = tool or await _most_used(user, [t for t in tools if t.enabled])
     if values is None:  # a fresh form starts from the account's saved defaults
         values = await preferences.get(c.uow(), user.account_id, tool) if tool is not None else {}
     context: dict[str, Any] = {
@@ -63,6 +65,20 @@ def _error_context(tool: Tool | None, error: NoemaError | None) -> dict[str, Any
     if spec is None:
         return {"error": error.message, "field_errors": {}}
     return {"error": None, "field_errors": {spec.name: at_field(spec, error.message)}}
+
+
+#: What a fresh account starts on, when it is there.
+FIRST_TOOL = "txt2img"
+
+
+async def _most_used(user: WebUser, enabled: list[Tool]) -> Tool | None:
+    """The tool this account ran most in its last 50 runs; on a tie txt2img, then the catalog's order."""
+    recent = await history.search(
+        user.container.uow(), GenerationFilter(account_id=user.account_id), limit=50, cursor=None
+    )
+    counts = Counter(g.tool_command for g in recent.items)
+    ranked = sorted(enabled, key=lambda t: (-counts[t.command], t.command != FIRST_TOOL))
+    return ranked[0] if ranked else None
 
 
 @router.get("/app", response_class=HTMLResponse)
@@ -114,7 +130,34 @@ async def _own(user: WebUser, generation_id: str) -> Generation:
 
 def _card_context(user: WebUser, g: Generation) -> dict[str, Any]:
     duration = (g.finished_at - g.started_at).total_seconds() if g.started_at and g.finished_at else None
-    return {"g": g, "short": short_id(g.id), "duration": duration, "csrf": user.session.csrf_token}
+    short = short_id(g.id)
+    names = [download_name(g.tool_command, short, n, _original(o)) for n, o in enumerate(g.outputs, start=1)]
+    return {
+        "g": g,
+        "short": short,
+        "duration": duration,
+        "csrf": user.session.csrf_token,
+        "settings_used": settings_used(g.inputs),
+        "download_names": names,
+    }
+
+
+def _original(output: dict[str, Any]) -> str:
+    return str(output.get("filename") or str(output.get("url") or "").split("?")[0].rsplit("/", 1)[-1])
+
+
+@router.get("/app/generations/{generation_id}/download/{n}")
+async def download_result(generation_id: str, n: int, user: UserDep) -> Response:
+    """Result file ``n`` (from 1) of your generation, saved as ``<tool>-<short id>-<n>.<ext>``."""
+    g = await _own(user, generation_id)
+    fetcher = user.container.media_fetcher
+    if not 1 <= n <= len(g.outputs) or not g.outputs[n - 1].get("url") or fetcher is None:
+        raise GenerationNotFound("That generation has no such file.")
+    output = g.outputs[n - 1]
+    media = await fetcher.fetch(output)
+    name = download_name(g.tool_command, short_id(g.id), n, _original(output))
+    headers = {"Content-Disposition": f'attachment; filename="{name}"', "X-Content-Type-Options": "nosniff"}
+    return Response(media.content, media_type=media.mime_type, headers=headers)
 
 
 @router.get("/app/generations/{generation_id}", response_class=HTMLResponse)
@@ -129,7 +172,7 @@ async def generation_card(request: Request, generation_id: str, user: UserDep) -
     """Just the card, for the page to swap in when the result arrives."""
     g = await _own(user, generation_id)
     wallet = await economy.wallet(user.container.uow(), user.account_id)
-    context = {**_card_context(user, g), "balance_nanos": wallet.free_nanos}
+    context = {**_card_context(user, g), "balance_nanos": wallet.free_nanos, "held_nanos": wallet.held_nanos}
     return templates.TemplateResponse(request, "_card.html", context)
 
 

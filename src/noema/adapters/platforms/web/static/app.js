@@ -49,9 +49,13 @@ onReady(function () {
         .then(function (r) { return r.text(); })
         .then(function (html) {
           card.outerHTML = html;
-          // The run is settled: show the balance as it is now, not as it was with the hold.
+          // The run is settled: show the balance as it is now, not as it was with the hold, and what it cost.
           var fresh = document.getElementById("generation-card"), header = document.querySelector(".balance");
-          if (fresh && header && fresh.dataset.balance) header.textContent = fresh.dataset.balance;
+          if (!fresh || !header || !fresh.dataset.balance) return;
+          header.textContent = fresh.dataset.balance;
+          var reserved = document.querySelector(".reserved"), change = document.querySelector(".balance-change");
+          if (reserved) { reserved.textContent = fresh.dataset.reserved + " reserved"; reserved.hidden = fresh.dataset.held === "0"; }
+          if (change) { change.textContent = fresh.dataset.charged; change.title = fresh.dataset.charged ? "Charged for this run" : ""; }
         });
     };
     source.addEventListener("result", finish);
