@@ -15,17 +15,17 @@ from rich.table import Table
 
 from noema.bootstrap import Container, build_container
 from noema.config import ConfigError, Settings, load_settings
-from noema.domain.accounts import Platform, parse_platform
 from noema.domain.errors import NoemaError
 from noema.domain.generation import LIVE, Generation
-from noema.domain.ids import parse_id
-from noema.domain.money import display_usd, format_usd, parse_usd, points
+from noema.domain.money import display_usd, format_usd, parse_usd
 from noema.domain.tools import Tool
+from noema.entrypoints.cli_accounts import account_id, accounts_app
 from noema.entrypoints.cli_backends import backends_app
 from noema.entrypoints.cli_loras import CliRuntime, loras_app
+from noema.entrypoints.cli_output import cli_log_level
 from noema.entrypoints.cli_payments import payments_app
 from noema.ports import GenerationFilter
-from noema.services import accounts, api_keys, economy, history, payments
+from noema.services import api_keys, economy, history, payments
 
 app = typer.Typer(
     help="Noema: ComfyUI workflows from chats, a web page and an API.",
@@ -33,7 +33,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-accounts_app = typer.Typer(help="Look at accounts.", no_args_is_help=True)
 apikey_app = typer.Typer(help="Personal API keys.", no_args_is_help=True)
 ledger_app = typer.Typer(help="Check the ledger.", no_args_is_help=True)
 tools_app = typer.Typer(help="The tool catalog.", no_args_is_help=True)
@@ -42,7 +41,6 @@ media_app = typer.Typer(help="Noema's own media store (NOEMA_MEDIA_DIR).", no_ar
 app.add_typer(media_app, name="media")
 app.add_typer(tools_app, name="tools")
 app.add_typer(generations_app, name="generations")
-app.add_typer(accounts_app, name="accounts")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(ledger_app, name="ledger")
 
@@ -64,9 +62,8 @@ def _run(work: Callable[[Container], Awaitable[T]]) -> T:
     from noema.adapters.logging import configure_logging
 
     settings = _settings()
-    configure_logging(
-        settings.log_level, settings.log_format.value, secrets=settings.secret_values
-    )  # log lines to stderr, never into stdout
+    # Log lines go to stderr, never into stdout, and only warnings unless NOEMA_LOG_LEVEL is set.
+    configure_logging(cli_log_level(settings), settings.log_format.value, secrets=settings.secret_values)
 
     async def main() -> T:
         container = build_container(settings)
@@ -84,14 +81,6 @@ def _run(work: Callable[[Container], Awaitable[T]]) -> T:
     except NoemaError as exc:
         err.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(1) from None
-
-
-async def _resolve(c: Container, ref: str) -> str:
-    """An account id from ``<account-id>`` or ``<platform>:<platform-id>``."""
-    platform, sep, platform_id = ref.partition(":")
-    if sep and platform in {p.value for p in Platform}:
-        return (await accounts.by_platform(c.uow(), parse_platform(platform), platform_id)).account.id
-    return (await accounts.get(c.uow(), parse_id(ref, what="The account"))).account.id
 
 
 @app.command()
@@ -213,9 +202,8 @@ def credit(
     """Add credit to an account."""
 
     async def work(c: Container) -> economy.Posted:
-        account_id = await _resolve(c, account)
         transfer = economy.Transfer(
-            account_id=account_id,
+            account_id=await account_id(c, account),
             amount_nanos=parse_usd(usd),
             description=reason,
             transaction_type="operator_credit",
@@ -231,33 +219,6 @@ def credit(
     )
 
 
-@accounts_app.command("show")
-def accounts_show(
-    account: Annotated[str, typer.Argument(help="Account id or platform:platform-id.")],
-) -> None:
-    """Show an account: identities, balance, holds, EXP."""
-
-    async def work(c: Container) -> accounts.FoundAccount:
-        return await accounts.get(c.uow(), await _resolve(c, account))
-
-    found = _run(work)
-    a = found.account
-    table = Table(show_header=False)
-    for label, value in [
-        ("Account", a.id),
-        ("Status", a.status.value),
-        ("Name", a.display_name or a.username or "-"),
-        ("Identities", ", ".join(f"{i.platform.value}:{i.platform_id}" for i in found.identities) or "-"),
-        ("Balance", f"{format_usd(a.balance_nanos)} USD"),
-        ("Held", f"{format_usd(a.held_nanos)} USD"),
-        ("Points", f"{points(a.free_nanos):,}"),
-        ("EXP", f"{a.exp:,}"),
-        ("Created", a.created_at.isoformat()),
-    ]:
-        table.add_row(label, value)
-    out.print(table)
-
-
 @apikey_app.command("create")
 def apikey_create(
     account: Annotated[str, typer.Argument(help="Account id or platform:platform-id.")],
@@ -266,7 +227,7 @@ def apikey_create(
     """Create a personal API key; it is printed once and never shown again."""
 
     async def work(c: Container) -> api_keys.NewKey:
-        return await api_keys.create(c.uow(), c.clock, await _resolve(c, account), name=name)
+        return await api_keys.create(c.uow(), c.clock, await account_id(c, account), name=name)
 
     new = _run(work)
     err.print("Keep this key secret; it will not be shown again:")
@@ -409,6 +370,7 @@ def generations_list(
     out.print(table)
 
 
+app.add_typer(accounts_app, name="accounts", context_settings={"obj": CliRuntime(run=_run, out=out, err=err)})
 app.add_typer(loras_app, name="loras", context_settings={"obj": CliRuntime(run=_run, out=out, err=err)})
 app.add_typer(payments_app, name="payments", context_settings={"obj": CliRuntime(run=_run, out=out, err=err)})
 app.add_typer(backends_app, name="backends", context_settings={"obj": CliRuntime(run=_run, out=out, err=err)})
