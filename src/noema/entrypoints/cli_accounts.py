@@ -76,7 +76,7 @@ def accounts_list(
     cursor: Annotated[str | None, typer.Option(help="The next page: the cursor the previous page printed.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List accounts, newest first: id, name, identities, balance, created."""
+    """List accounts, newest first: id, name, identities, balance (--json adds status, EXP and creation time)."""
     runtime: CliRuntime = ctx.obj
 
     async def work(c: Container) -> Page[accounts.FoundAccount]:
@@ -92,11 +92,10 @@ def accounts_list(
             f.account.display_name or f.account.username or "-",
             " ".join(f"{i.platform.value}:{i.platform_id}" for i in f.identities) or "-",
             format_usd(f.account.balance_nanos),
-            f.account.created_at.isoformat(timespec="seconds"),
         ]
         for f in page.items
     ]
-    columns = ("id", "name", "identities", "balance USD", "created")
+    columns = ("id", "name", "identities", "balance USD")
     print_rows(runtime.out, f"{len(rows)} accounts", columns, rows, whole={"id", "balance USD"})
     if page.next_cursor:
         runtime.err.print(f"More: noema accounts list --cursor {page.next_cursor}", markup=False, soft_wrap=True)
