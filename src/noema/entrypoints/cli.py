@@ -11,7 +11,6 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from noema.bootstrap import Container, build_container
 from noema.config import ConfigError, Settings, load_settings
@@ -19,11 +18,12 @@ from noema.domain.errors import NoemaError
 from noema.domain.generation import LIVE, Generation
 from noema.domain.money import display_usd, format_usd, parse_usd
 from noema.domain.tools import Tool
-from noema.entrypoints.cli_accounts import account_id, accounts_app
+from noema.entrypoints.cli_accounts import JsonOption, account_id, accounts_app
 from noema.entrypoints.cli_backends import backends_app
 from noema.entrypoints.cli_loras import CliRuntime, loras_app
-from noema.entrypoints.cli_output import cli_log_level
+from noema.entrypoints.cli_output import cli_log_level, emit_json, model_json, print_rows
 from noema.entrypoints.cli_payments import payments_app
+from noema.entrypoints.http.generation_schemas import generation_out, tool_out
 from noema.ports import GenerationFilter
 from noema.services import api_keys, economy, history, payments
 
@@ -45,6 +45,7 @@ app.add_typer(apikey_app, name="apikey")
 app.add_typer(ledger_app, name="ledger")
 
 out = Console()
+REPLAYED_CREDIT = "already credited earlier; nothing added"
 err = Console(stderr=True)
 T = TypeVar("T")
 
@@ -212,10 +213,13 @@ def credit(
         return await economy.credit(c.uow(), c.clock, transfer)
 
     posted = _run(work)
-    note = " (already credited earlier; nothing added)" if posted.replayed else ""
+    if posted.replayed:  # the same --external-id again: say so, and nothing that reads like a new credit
+        out.print(REPLAYED_CREDIT, markup=False, highlight=False)
+        return
     out.print(
-        f"Credited {display_usd(posted.entry.amount_nanos)} to {posted.account.id}{note}. "
-        f"Balance: {format_usd(posted.account.balance_nanos)} USD."
+        f"Credited {display_usd(posted.entry.amount_nanos)} to {posted.account.id}. "
+        f"Balance: {format_usd(posted.account.balance_nanos)} USD.",
+        soft_wrap=True,  # one line, however narrow the terminal: the id stays whole
     )
 
 
@@ -231,7 +235,7 @@ def apikey_create(
 
     new = _run(work)
     err.print("Keep this key secret; it will not be shown again:")
-    out.print(new.plain)
+    out.print(new.plain, markup=False, highlight=False, soft_wrap=True)
 
 
 @ledger_app.command("verify")
@@ -256,54 +260,55 @@ def ledger_verify() -> None:
         return
     if not drifts:
         raise typer.Exit(1)
-    table = Table(title=f"{len(drifts)} of {checked} accounts drifted")
-    for column in ("account", "stored balance", "ledger balance", "stored held", "ledger held"):
-        table.add_column(column)
-    for d in drifts:
-        table.add_row(
+    rows = [
+        [
             d.account_id,
             format_usd(d.balance_nanos),
             format_usd(d.ledger_balance_nanos),
             format_usd(d.held_nanos),
             format_usd(d.ledger_held_nanos),
-        )
-    out.print(table)
+        ]
+        for d in drifts
+    ]
+    columns = ("account", "stored balance", "ledger balance", "stored held", "ledger held")
+    print_rows(out, f"{len(drifts)} of {checked} accounts drifted", columns, rows, whole=columns)
     raise typer.Exit(1)
 
 
 def _print_payment_drifts(drifts: list[payments.PaymentDrift]) -> None:
-    table = Table(title=f"{len(drifts)} accounts whose payments disagree with the ledger")
-    for column in ("account", "paid credit", "ledger credit", "taken back", "ledger taken back + owed"):
-        table.add_column(column)
-    for d in drifts:
-        table.add_row(
+    rows = [
+        [
             d.account_id,
             format_usd(d.credited_nanos),
             format_usd(d.ledger_credited_nanos),
             format_usd(d.taken_back_nanos),
             format_usd(d.ledger_taken_back_nanos),
-        )
-    out.print(table)
+        ]
+        for d in drifts
+    ]
+    columns = ("account", "paid credit", "ledger credit", "taken back", "ledger taken back + owed")
+    title = f"{len(drifts)} accounts whose payments disagree with the ledger"
+    print_rows(out, title, columns, rows, whole=columns)
 
 
 @tools_app.command("list")
-def tools_list() -> None:
+def tools_list(as_json: JsonOption = False) -> None:
     """List the tools: command, GPU, price per second, and why a tool is disabled."""
 
     async def work(c: Container) -> list[Tool]:
         return await c.catalog.tools()
 
-    _print_tools(_run(work))
+    _print_tools(_run(work), as_json=as_json)
 
 
 @tools_app.command("refresh")
-def tools_refresh() -> None:
+def tools_refresh(as_json: JsonOption = False) -> None:
     """Rebuild the catalog from the backend now."""
 
     async def work(c: Container) -> list[Tool]:
         return await c.catalog.refresh()
 
-    _print_tools(_run(work))
+    _print_tools(_run(work), as_json=as_json)
 
 
 @media_app.command("prune")
@@ -320,28 +325,31 @@ def media_prune() -> None:
     out.print(f"{removed} stored files removed")
 
 
-def _print_tools(tools: list[Tool]) -> None:
-    table = Table(title=f"{len(tools)} tools")
-    for column in ("command", "name", "input", "output", "GPU", "USD/s", "status"):
-        table.add_column(column)
-    for t in tools:
-        rate = format_usd(t.rate_nanos_per_second) if t.rate_nanos_per_second is not None else "-"
-        table.add_row(
+def _print_tools(tools: list[Tool], *, as_json: bool) -> None:
+    if as_json:
+        emit_json({"items": [model_json(tool_out(t, None)) for t in tools]})
+        return
+    rows = [
+        [
             f"/{t.command}",
             t.display_name,
             t.primary_input.value,
             t.output_kind.value if t.output_kind else "mixed",
             t.gpu or "-",
-            rate,
+            format_usd(t.rate_nanos_per_second) if t.rate_nanos_per_second is not None else "-",
             "enabled" if t.enabled else f"disabled: {t.disabled_reason}",
-        )
-    out.print(table)
+        ]
+        for t in tools
+    ]
+    columns = ("command", "name", "input", "output", "GPU", "USD/s", "status")
+    print_rows(out, f"{len(tools)} tools", columns, rows, whole={"command", "USD/s"})
 
 
 @generations_app.command("list")
 def generations_list(
     stuck: Annotated[bool, typer.Option("--stuck", help="Only live runs with no news for 10 minutes.")] = False,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    as_json: JsonOption = False,
 ) -> None:
     """List recent generations (or the stuck ones)."""
 
@@ -353,21 +361,25 @@ def generations_list(
         cutoff = c.clock.now() - timedelta(minutes=10)
         return [g for g in page.items if (g.last_update_at or g.submitted_at or g.requested_at) < cutoff]
 
-    rows = _run(work)
-    table = Table(title=f"{len(rows)} generations" + (" with no news for 10 minutes" if stuck else ""))
-    for column in ("id", "tool", "status", "account", "requested", "last news", "cost USD"):
-        table.add_column(column)
-    for g in rows:
-        table.add_row(
+    found = _run(work)
+    if as_json:
+        emit_json({"items": [model_json(generation_out(g)) for g in found]})
+        return
+    rows = [
+        [
             g.id,
             f"/{g.tool_command}",
             g.status.value,
             g.account_id,
-            g.requested_at.isoformat(),
-            (g.last_update_at or g.requested_at).isoformat(),
+            g.requested_at.isoformat(timespec="seconds"),
+            (g.last_update_at or g.requested_at).isoformat(timespec="seconds"),
             format_usd(g.cost_nanos),
-        )
-    out.print(table)
+        ]
+        for g in found
+    ]
+    title = f"{len(rows)} generations" + (" with no news for 10 minutes" if stuck else "")
+    columns = ("id", "tool", "status", "account", "requested", "last news", "cost USD")
+    print_rows(out, title, columns, rows, whole={"id", "tool", "account", "cost USD"})
 
 
 app.add_typer(accounts_app, name="accounts", context_settings={"obj": CliRuntime(run=_run, out=out, err=err)})

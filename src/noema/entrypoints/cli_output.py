@@ -17,6 +17,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -37,6 +38,11 @@ def cli_log_level(settings: Settings) -> str:
 def emit_json(data: Any) -> None:
     """Print ``data`` as JSON on stdout (never wrapped or coloured)."""
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def model_json(model: BaseModel) -> dict[str, Any]:
+    """An API model as the JSON the public API would send (camelCase), for ``--json``."""
+    return model.model_dump(mode="json", by_alias=True)
 
 
 def emit_page(items: list[dict[str, Any]], next_cursor: str | None = None) -> None:
@@ -85,10 +91,16 @@ def _narrowest(columns: Sequence[str], rows: Sequence[Sequence[str]], whole: Col
 
 
 def print_fields(console: Console, fields: Sequence[tuple[str, str]]) -> None:
-    """A two-column ``label value`` table for a show command; values wrap but never lose characters."""
-    table = Table(show_header=False)
-    table.add_column("field", no_wrap=True)
-    table.add_column("value", overflow="fold")
+    """A two-column ``label value`` table for a show command; ``label: value`` lines when it cannot fit."""
+    label_width = max((len(label) for label, _ in fields), default=0)
+    value_width = max((len(line) for _, value in fields for line in value.splitlines() or [""]), default=0)
+    if label_width + value_width + 7 <= console.width:  # borders and padding: 7 characters
+        table = Table(show_header=False)
+        table.add_column("field", no_wrap=True)
+        table.add_column("value", no_wrap=True, overflow="ignore")
+        for label, value in fields:
+            table.add_row(label, value)
+        console.print(table)
+        return
     for label, value in fields:
-        table.add_row(label, value)
-    console.print(table)
+        console.print(Text(f"{label:>{label_width}}: {value}"), soft_wrap=True)
