@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
+import uuid
 
 import pytest
 from playwright.async_api import Page, expect
 
+from tests.browser.conftest import NoemaServer
 from tests.browser.helpers import shot, sign_in_sandbox
 from tests.browser.test_signin import assert_signed_out
 
@@ -45,11 +49,26 @@ async def test_a_guest_with_no_key_is_warned_and_cancelling_keeps_the_session_co
     await assert_signed_out(page)
 
 
-async def test_a_guest_with_a_key_signs_out_at_once(page: Page) -> None:
+async def test_the_web_first_run_gives_a_key_that_works_with_curl_and_then_signs_out_at_once(
+    page: Page, noema_server: NoemaServer
+) -> None:
+    # The README's web path: Try the sandbox -> Account -> Create a key -> curl.
     await sign_in_sandbox(page)
-    await page.goto("/app/account")
+    await page.get_by_role("link", name="Account").click()
+    account_id = (await page.locator("#account-id").inner_text()).strip()
+    assert str(uuid.UUID(account_id)) == account_id
     await page.click("#create-key")
-    await expect(page.locator("#new-key")).to_be_visible()
+    key = (await page.locator("#new-key").inner_text()).strip()
+    curl = await asyncio.create_subprocess_exec(
+        "curl",
+        "-s",
+        f"{noema_server.url}/api/v1/me/status",
+        "-H",
+        f"Authorization: Bearer {key}",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    answer, _ = await curl.communicate()
+    assert curl.returncode == 0 and json.loads(answer)["accountId"] == account_id, answer
     await page.locator("header form[action='/signout'] button").click()
     await expect(page).to_have_url(re.compile(r"/$"))
     await expect(page.locator("#signout-warning")).to_have_count(0)

@@ -67,3 +67,14 @@ def test_show_commands_keep_every_value_whole_on_its_line(width: int) -> None:
     for _, value in fields:
         assert any(value in line for line in lines), "\n".join(lines)
     assert any("┌" in line for line in lines) == (width >= 80)
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_cells_are_plain_text_never_markup(width: int) -> None:
+    buffer = io.StringIO()
+    name = "[/] [bold red]Ann[/bold red]"
+    print_rows(
+        Console(file=buffer, width=width), "accounts", ("id", "name"), [[str(uuid.UUID(int=1)), name]], whole={"id"}
+    )
+    print_fields(Console(file=buffer, width=width), [("Name", name)])
+    assert buffer.getvalue().count(name) == 2

@@ -66,7 +66,7 @@ def print_rows(
         else:
             table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))  # plain text: a name like "[/]" is no markup
     if _narrowest(columns, rows, whole) <= console.width:
         console.print(table)
         return
@@ -99,7 +99,7 @@ def print_fields(console: Console, fields: Sequence[tuple[str, str]]) -> None:
         table.add_column("field", no_wrap=True)
         table.add_column("value", no_wrap=True, overflow="ignore")
         for label, value in fields:
-            table.add_row(label, value)
+            table.add_row(label, Text(value))
         console.print(table)
         return
     for label, value in fields:
