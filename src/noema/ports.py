@@ -123,6 +123,14 @@ class AccountRepository(Protocol):
         """Every account's stored (balance, held), by account id."""
         ...
 
+    async def page(self, *, limit: int, cursor: str | None) -> Page[Account]:
+        """Accounts not merged into another, newest first."""
+        ...
+
+    async def identities_of(self, account_ids: list[str]) -> dict[str, list[Identity]]:
+        """The identities of several accounts, by account id (oldest first)."""
+        ...
+
     async def move_records(self, from_id: str, to_id: str) -> None:
         """Give everything ``from_id`` owns (identities, generations, events, keys, browser sessions) to ``to_id``."""
         ...

@@ -11,21 +11,21 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from noema.bootstrap import Container, build_container
 from noema.config import ConfigError, Settings, load_settings
-from noema.domain.accounts import Platform, parse_platform
 from noema.domain.errors import NoemaError
 from noema.domain.generation import LIVE, Generation
-from noema.domain.ids import parse_id
-from noema.domain.money import display_usd, format_usd, parse_usd, points
+from noema.domain.money import display_usd, format_usd, parse_usd
 from noema.domain.tools import Tool
+from noema.entrypoints.cli_accounts import JsonOption, account_id, accounts_app
 from noema.entrypoints.cli_backends import backends_app
 from noema.entrypoints.cli_loras import CliRuntime, loras_app
+from noema.entrypoints.cli_output import cli_log_level, emit_json, model_json, print_rows
 from noema.entrypoints.cli_payments import payments_app
+from noema.entrypoints.http.generation_schemas import generation_out, tool_out
 from noema.ports import GenerationFilter
-from noema.services import accounts, api_keys, economy, history, payments
+from noema.services import api_keys, economy, history, payments
 
 app = typer.Typer(
     help="Noema: ComfyUI workflows from chats, a web page and an API.",
@@ -33,7 +33,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-accounts_app = typer.Typer(help="Look at accounts.", no_args_is_help=True)
 apikey_app = typer.Typer(help="Personal API keys.", no_args_is_help=True)
 ledger_app = typer.Typer(help="Check the ledger.", no_args_is_help=True)
 tools_app = typer.Typer(help="The tool catalog.", no_args_is_help=True)
@@ -42,11 +41,11 @@ media_app = typer.Typer(help="Noema's own media store (NOEMA_MEDIA_DIR).", no_ar
 app.add_typer(media_app, name="media")
 app.add_typer(tools_app, name="tools")
 app.add_typer(generations_app, name="generations")
-app.add_typer(accounts_app, name="accounts")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(ledger_app, name="ledger")
 
 out = Console()
+REPLAYED_CREDIT = "already credited earlier; nothing added"
 err = Console(stderr=True)
 T = TypeVar("T")
 
@@ -64,9 +63,8 @@ def _run(work: Callable[[Container], Awaitable[T]]) -> T:
     from noema.adapters.logging import configure_logging
 
     settings = _settings()
-    configure_logging(
-        settings.log_level, settings.log_format.value, secrets=settings.secret_values
-    )  # log lines to stderr, never into stdout
+    # Log lines go to stderr, never into stdout, and only warnings unless NOEMA_LOG_LEVEL is set.
+    configure_logging(cli_log_level(settings), settings.log_format.value, secrets=settings.secret_values)
 
     async def main() -> T:
         container = build_container(settings)
@@ -84,14 +82,6 @@ def _run(work: Callable[[Container], Awaitable[T]]) -> T:
     except NoemaError as exc:
         err.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(1) from None
-
-
-async def _resolve(c: Container, ref: str) -> str:
-    """An account id from ``<account-id>`` or ``<platform>:<platform-id>``."""
-    platform, sep, platform_id = ref.partition(":")
-    if sep and platform in {p.value for p in Platform}:
-        return (await accounts.by_platform(c.uow(), parse_platform(platform), platform_id)).account.id
-    return (await accounts.get(c.uow(), parse_id(ref, what="The account"))).account.id
 
 
 @app.command()
@@ -213,9 +203,8 @@ def credit(
     """Add credit to an account."""
 
     async def work(c: Container) -> economy.Posted:
-        account_id = await _resolve(c, account)
         transfer = economy.Transfer(
-            account_id=account_id,
+            account_id=await account_id(c, account),
             amount_nanos=parse_usd(usd),
             description=reason,
             transaction_type="operator_credit",
@@ -224,38 +213,14 @@ def credit(
         return await economy.credit(c.uow(), c.clock, transfer)
 
     posted = _run(work)
-    note = " (already credited earlier; nothing added)" if posted.replayed else ""
+    if posted.replayed:  # the same --external-id again: say so, and nothing that reads like a new credit
+        out.print(REPLAYED_CREDIT, markup=False, highlight=False)
+        return
     out.print(
-        f"Credited {display_usd(posted.entry.amount_nanos)} to {posted.account.id}{note}. "
-        f"Balance: {display_usd(posted.account.balance_nanos)}."
+        f"Credited {display_usd(posted.entry.amount_nanos)} to {posted.account.id}. "
+        f"Balance: {display_usd(posted.account.balance_nanos)}.",
+        soft_wrap=True,  # one line, however narrow the terminal: the id stays whole
     )
-
-
-@accounts_app.command("show")
-def accounts_show(
-    account: Annotated[str, typer.Argument(help="Account id or platform:platform-id.")],
-) -> None:
-    """Show an account: identities, balance, holds, EXP."""
-
-    async def work(c: Container) -> accounts.FoundAccount:
-        return await accounts.get(c.uow(), await _resolve(c, account))
-
-    found = _run(work)
-    a = found.account
-    table = Table(show_header=False)
-    for label, value in [
-        ("Account", a.id),
-        ("Status", a.status.value),
-        ("Name", a.display_name or a.username or "-"),
-        ("Identities", ", ".join(f"{i.platform.value}:{i.platform_id}" for i in found.identities) or "-"),
-        ("Balance", display_usd(a.balance_nanos)),
-        ("Held", display_usd(a.held_nanos)),
-        ("Points", f"{points(a.free_nanos):,}"),
-        ("EXP", f"{a.exp:,}"),
-        ("Created", a.created_at.isoformat()),
-    ]:
-        table.add_row(label, value)
-    out.print(table)
 
 
 @apikey_app.command("create")
@@ -266,11 +231,11 @@ def apikey_create(
     """Create a personal API key; it is printed once and never shown again."""
 
     async def work(c: Container) -> api_keys.NewKey:
-        return await api_keys.create(c.uow(), c.clock, await _resolve(c, account), name=name)
+        return await api_keys.create(c.uow(), c.clock, await account_id(c, account), name=name)
 
     new = _run(work)
     err.print("Keep this key secret; it will not be shown again:")
-    out.print(new.plain)
+    out.print(new.plain, markup=False, highlight=False, soft_wrap=True)
 
 
 @ledger_app.command("verify")
@@ -295,54 +260,55 @@ def ledger_verify() -> None:
         return
     if not drifts:
         raise typer.Exit(1)
-    table = Table(title=f"{len(drifts)} of {checked} accounts drifted")
-    for column in ("account", "stored balance", "ledger balance", "stored held", "ledger held"):
-        table.add_column(column)
-    for d in drifts:
-        table.add_row(
+    rows = [
+        [
             d.account_id,
             format_usd(d.balance_nanos),
             format_usd(d.ledger_balance_nanos),
             format_usd(d.held_nanos),
             format_usd(d.ledger_held_nanos),
-        )
-    out.print(table)
+        ]
+        for d in drifts
+    ]
+    columns = ("account", "stored balance", "ledger balance", "stored held", "ledger held")
+    print_rows(out, f"{len(drifts)} of {checked} accounts drifted", columns, rows, whole=columns)
     raise typer.Exit(1)
 
 
 def _print_payment_drifts(drifts: list[payments.PaymentDrift]) -> None:
-    table = Table(title=f"{len(drifts)} accounts whose payments disagree with the ledger")
-    for column in ("account", "paid credit", "ledger credit", "taken back", "ledger taken back + owed"):
-        table.add_column(column)
-    for d in drifts:
-        table.add_row(
+    rows = [
+        [
             d.account_id,
             format_usd(d.credited_nanos),
             format_usd(d.ledger_credited_nanos),
             format_usd(d.taken_back_nanos),
             format_usd(d.ledger_taken_back_nanos),
-        )
-    out.print(table)
+        ]
+        for d in drifts
+    ]
+    columns = ("account", "paid credit", "ledger credit", "taken back", "ledger taken back + owed")
+    title = f"{len(drifts)} accounts whose payments disagree with the ledger"
+    print_rows(out, title, columns, rows, whole=columns)
 
 
 @tools_app.command("list")
-def tools_list() -> None:
+def tools_list(as_json: JsonOption = False) -> None:
     """List the tools: command, GPU, price per second, and why a tool is disabled."""
 
     async def work(c: Container) -> list[Tool]:
         return await c.catalog.tools()
 
-    _print_tools(_run(work))
+    _print_tools(_run(work), as_json=as_json)
 
 
 @tools_app.command("refresh")
-def tools_refresh() -> None:
+def tools_refresh(as_json: JsonOption = False) -> None:
     """Rebuild the catalog from the backend now."""
 
     async def work(c: Container) -> list[Tool]:
         return await c.catalog.refresh()
 
-    _print_tools(_run(work))
+    _print_tools(_run(work), as_json=as_json)
 
 
 @media_app.command("prune")
@@ -359,28 +325,31 @@ def media_prune() -> None:
     out.print(f"{removed} stored files removed")
 
 
-def _print_tools(tools: list[Tool]) -> None:
-    table = Table(title=f"{len(tools)} tools")
-    for column in ("command", "name", "input", "output", "GPU", "USD/s", "status"):
-        table.add_column(column)
-    for t in tools:
-        rate = format_usd(t.rate_nanos_per_second) if t.rate_nanos_per_second is not None else "-"
-        table.add_row(
+def _print_tools(tools: list[Tool], *, as_json: bool) -> None:
+    if as_json:
+        emit_json({"items": [model_json(tool_out(t, None)) for t in tools]})
+        return
+    rows = [
+        [
             f"/{t.command}",
             t.display_name,
             t.primary_input.value,
             t.output_kind.value if t.output_kind else "mixed",
             t.gpu or "-",
-            rate,
+            format_usd(t.rate_nanos_per_second) if t.rate_nanos_per_second is not None else "-",
             "enabled" if t.enabled else f"disabled: {t.disabled_reason}",
-        )
-    out.print(table)
+        ]
+        for t in tools
+    ]
+    columns = ("command", "name", "input", "output", "GPU", "USD/s", "status")
+    print_rows(out, f"{len(tools)} tools", columns, rows, whole={"command", "USD/s"})
 
 
 @generations_app.command("list")
 def generations_list(
     stuck: Annotated[bool, typer.Option("--stuck", help="Only live runs with no news for 10 minutes.")] = False,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    as_json: JsonOption = False,
 ) -> None:
     """List recent generations (or the stuck ones)."""
 
@@ -392,23 +361,28 @@ def generations_list(
         cutoff = c.clock.now() - timedelta(minutes=10)
         return [g for g in page.items if (g.last_update_at or g.submitted_at or g.requested_at) < cutoff]
 
-    rows = _run(work)
-    table = Table(title=f"{len(rows)} generations" + (" with no news for 10 minutes" if stuck else ""))
-    for column in ("id", "tool", "status", "account", "requested", "last news", "cost"):
-        table.add_column(column)
-    for g in rows:
-        table.add_row(
+    found = _run(work)
+    if as_json:
+        emit_json({"items": [model_json(generation_out(g)) for g in found]})
+        return
+    rows = [
+        [
             g.id,
             f"/{g.tool_command}",
             g.status.value,
             g.account_id,
-            g.requested_at.isoformat(),
-            (g.last_update_at or g.requested_at).isoformat(),
+            g.requested_at.isoformat(timespec="seconds"),
+            (g.last_update_at or g.requested_at).isoformat(timespec="seconds"),
             display_usd(g.cost_nanos),
-        )
-    out.print(table)
+        ]
+        for g in found
+    ]
+    title = f"{len(rows)} generations" + (" with no news for 10 minutes" if stuck else "")
+    columns = ("id", "tool", "status", "account", "requested", "last news", "cost")
+    print_rows(out, title, columns, rows, whole={"id", "tool", "account", "cost"})
 
 
+app.add_typer(accounts_app, name="accounts", context_settings={"obj": CliRuntime(run=_run, out=out, err=err)})
 app.add_typer(loras_app, name="loras", context_settings={"obj": CliRuntime(run=_run, out=out, err=err)})
 app.add_typer(payments_app, name="payments", context_settings={"obj": CliRuntime(run=_run, out=out, err=err)})
 app.add_typer(backends_app, name="backends", context_settings={"obj": CliRuntime(run=_run, out=out, err=err)})

@@ -15,11 +15,12 @@ from typing import Annotated, Any, Protocol, TypeVar
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from noema.bootstrap import Container
 from noema.domain.errors import InvalidInput
 from noema.domain.loras import format_weight, parse_lora_file
+from noema.entrypoints.cli_output import JSON_HELP, emit_json, model_json, print_rows
+from noema.entrypoints.http.internal.loras import lora_out
 from noema.ports import LoraRecord
 from noema.services.loras import ImportSummary, Saved
 
@@ -51,6 +52,7 @@ def loras_list(
     ctx: typer.Context,
     disabled: Annotated[bool, typer.Option("--disabled", help="Only the switched-off LoRAs.")] = False,
     limit: Annotated[int, typer.Option(min=1, max=100_000, help="At most this many.")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """List the LoRAs: slug, family, triggers, default weight, who may use them, uses."""
     runtime: CliRuntime = ctx.obj
@@ -68,23 +70,29 @@ def loras_list(
         return records
 
     records = runtime.run(work)
-    table = Table(title=f"{len(records)} LoRAs" + (" switched off" if disabled else ""))
-    for column in ("slug", "name", "family", "triggers", "weight", "visibility", "status", "uses"):
-        table.add_column(column)
+    if as_json:
+        emit_json({"items": [model_json(lora_out(r)) for r in records]})
+        return
+    rows = []
     for record in records:
         lora = record.lora
         words = [*lora.triggers, *(f"{c.word}→{c.replace_with}" for c in lora.cognates)]
-        table.add_row(
-            lora.slug,
-            lora.display_name,
-            lora.family.value,
-            ", ".join(words) or "-",
-            format_weight(lora.default_weight),
-            lora.visibility.value if lora.owner_id is None else f"{lora.visibility.value} ({lora.owner_id})",
-            "enabled" if lora.enabled else "disabled",
-            f"{lora.usage_count:,}",
+        rows.append(
+            [
+                lora.slug,
+                lora.display_name,
+                lora.family.value,
+                ", ".join(words) or "-",
+                format_weight(lora.default_weight),
+                lora.visibility.value,
+                lora.owner_id or "-",
+                "enabled" if lora.enabled else "disabled",
+                f"{lora.usage_count:,}",
+            ]
         )
-    runtime.out.print(table)
+    title = f"{len(records)} LoRAs" + (" switched off" if disabled else "")
+    columns = ("slug", "name", "family", "triggers", "weight", "visibility", "owner", "status", "uses")
+    print_rows(runtime.out, title, columns, rows, whole={"slug", "weight", "owner", "uses"})
 
 
 @loras_app.command("add")

@@ -9,25 +9,19 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from noema.bootstrap import Container
-from noema.domain.accounts import Platform, parse_platform
 from noema.domain.errors import InvalidInput, PaymentsDisabled
 from noema.domain.ids import parse_id
 from noema.domain.money import display_usd, parse_usd
 from noema.domain.payments import NANOS_PER_CENT, Payment, PaymentProvider
+from noema.entrypoints.cli_accounts import JsonOption, account_id
 from noema.entrypoints.cli_loras import CliRuntime
-from noema.services import accounts, card_payments, payments, stars_payments
+from noema.entrypoints.cli_output import emit_json, model_json, print_fields, print_rows
+from noema.entrypoints.http.payment_schemas import payment_out
+from noema.services import card_payments, payments, stars_payments
 
 payments_app = typer.Typer(help="Payments: top-ups users made themselves.", no_args_is_help=True)
-
-
-async def _account_id(c: Container, ref: str) -> str:
-    platform, sep, platform_id = ref.partition(":")
-    if sep and platform in {p.value for p in Platform}:
-        return (await accounts.by_platform(c.uow(), parse_platform(platform), platform_id)).account.id
-    return (await accounts.get(c.uow(), parse_id(ref, what="The account"))).account.id
 
 
 def _amount(minor: int, currency: str) -> str:
@@ -41,19 +35,21 @@ def payments_list(
     ctx: typer.Context,
     account: Annotated[str | None, typer.Option("--account", help="Account id or platform:platform-id.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=100, help="At most this many, newest first.")] = 50,
+    as_json: JsonOption = False,
 ) -> None:
     """List payments: id, account, provider, status, amount paid, credit, taken back."""
     runtime: CliRuntime = ctx.obj
 
     async def work(c: Container) -> list[Payment]:
-        owner = await _account_id(c, account) if account else None
+        owner = await account_id(c, account) if account else None
         return (await payments.list_payments(c.uow(), account_id=owner, limit=limit, cursor=None)).items
 
-    table = Table(title="Payments")
-    for column in ("id", "account", "provider", "status", "paid", "credit", "taken back", "created"):
-        table.add_column(column)
-    for p in runtime.run(work):
-        table.add_row(
+    found = runtime.run(work)
+    if as_json:
+        emit_json({"items": [model_json(payment_out(p)) for p in found]})
+        return
+    rows = [
+        [
             p.id,
             p.account_id,
             p.provider.value,
@@ -62,12 +58,23 @@ def payments_list(
             display_usd(p.credit_nanos),
             display_usd(p.taken_back_nanos),
             p.created_at.isoformat(timespec="seconds"),
-        )
-    runtime.out.print(table)
+        ]
+        for p in found
+    ]
+    columns = ("id", "account", "provider", "status", "paid", "credit", "taken back", "created")
+    print_rows(
+        runtime.out,
+        f"{len(rows)} payments",
+        columns,
+        rows,
+        whole={"id", "account", "paid", "credit", "taken back"},
+    )
 
 
 @payments_app.command("show")
-def payments_show(ctx: typer.Context, payment_id: Annotated[str, typer.Argument(help="The payment id.")]) -> None:
+def payments_show(
+    ctx: typer.Context, payment_id: Annotated[str, typer.Argument(help="The payment id.")], as_json: JsonOption = False
+) -> None:
     """Show one payment with its provider ids, refunds, disputes and credit."""
     runtime: CliRuntime = ctx.obj
 
@@ -75,8 +82,10 @@ def payments_show(ctx: typer.Context, payment_id: Annotated[str, typer.Argument(
         return await payments.get(c.uow(), parse_id(payment_id, what="The payment"))
 
     p = runtime.run(work)
-    table = Table(show_header=False)
-    for label, value in [
+    if as_json:
+        emit_json({**model_json(payment_out(p)), "paymentIntentId": p.payment_intent_id, "chargeId": p.charge_id})
+        return
+    fields = [
         ("Payment", p.id),
         ("Account", p.account_id),
         ("Provider", p.provider.value),
@@ -92,9 +101,8 @@ def payments_show(ctx: typer.Context, payment_id: Annotated[str, typer.Argument(
         ("Charge", p.charge_id or "-"),
         ("Created", p.created_at.isoformat(timespec="seconds")),
         ("Paid at", p.paid_at.isoformat(timespec="seconds") if p.paid_at else "-"),
-    ]:
-        table.add_row(label, value)
-    runtime.out.print(table)
+    ]
+    print_fields(runtime.out, fields)
 
 
 @payments_app.command("refund")

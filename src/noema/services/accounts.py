@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from noema.domain.accounts import Account, AccountStatus, Identity, Platform
+from noema.domain.accounts import Account, AccountStatus, Identity, Platform, parse_platform_id
 from noema.domain.errors import AccountNotFound, Conflict, InvalidInput
 from noema.domain.ids import new_id
-from noema.ports import Clock, UnitOfWork, UnitOfWorkFactory
+from noema.ports import Clock, Page, UnitOfWork, UnitOfWorkFactory
 from noema.services import events
 
 
@@ -72,6 +72,41 @@ async def _find_or_create_once(
         )
         await uow.commit()
         return FoundAccount(account, [identity], is_new=True)
+
+
+async def create(
+    uow: UnitOfWork, clock: Clock, *, identity: tuple[Platform, str] | None = None, name: str | None = None
+) -> FoundAccount:
+    """A new account (the operator's), holding a platform identity when given; a taken identity is refused."""
+    if identity is not None:
+        parse_platform_id(identity[1])
+    display_name = (name or "").strip()[:200] or None
+    async with uow:
+        now = clock.now()
+        if identity is not None:
+            holder = await uow.accounts.by_identity(*identity)
+            if holder is not None:
+                raise Conflict(f"{identity[0].value}:{identity[1]} already belongs to account {holder.id}.")
+        account = Account(id=new_id(), created_at=now, updated_at=now, display_name=display_name)
+        uow.accounts.add(account)
+        found = []
+        if identity is not None:
+            platform, platform_id = identity
+            found.append(Identity(new_id(), account.id, platform, platform_id, created_at=now))
+            uow.accounts.add_identity(found[0])
+            account.last_seen_platform = platform.value
+        data = {"platform": identity[0].value if identity else None, "by": "operator"}
+        events.record(uow, "account_created", now=now, account_id=account.id, platform=None, data=data)
+        await uow.commit()
+        return FoundAccount(account, found, is_new=True)
+
+
+async def list_page(uow: UnitOfWork, *, limit: int, cursor: str | None) -> Page[FoundAccount]:
+    """One page of accounts (not merged into another) with their identities, newest first."""
+    async with uow:
+        page = await uow.accounts.page(limit=limit, cursor=cursor)
+        held = await uow.accounts.identities_of([a.id for a in page.items])
+        return Page([FoundAccount(a, held[a.id], is_new=False) for a in page.items], page.next_cursor)
 
 
 def _text(value: Any) -> str | None:

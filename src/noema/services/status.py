@@ -28,6 +28,7 @@ class LiveTask:
 
 @dataclass(frozen=True)
 class StatusReport:
+    account_id: str
     points: int
     balance_nanos: int
     held_nanos: int
@@ -51,6 +52,7 @@ async def report(uow: UnitOfWork, account_id: str, now: datetime) -> StatusRepor
         )
         level = level_of(account.exp)
         return StatusReport(
+            account_id=account.id,
             points=points(account.balance_nanos - account.held_nanos),
             balance_nanos=account.balance_nanos,
             held_nanos=account.held_nanos,

@@ -56,6 +56,14 @@ async def end(uow: UnitOfWork, clock: Clock, token: str) -> None:
             await uow.commit()
 
 
+async def lost_on_sign_out(uow: UnitOfWork, account_id: str) -> bool:
+    """Whether signing out loses the account for good: no working API key and no chat or API identity."""
+    async with uow:
+        identities = await uow.accounts.identities(account_id)
+        keys = await uow.api_keys.list_for_account(account_id)
+    return not any(k.is_active for k in keys) and all(i.platform is Platform.WEB for i in identities)
+
+
 async def first_run(uow: UnitOfWorkFactory, clock: Clock, *, credit_nanos: int) -> str:
     """A new web account with a little sandbox credit (only ever offered with the sandbox backend)."""
     found = await accounts.find_or_create(

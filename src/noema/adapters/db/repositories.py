@@ -85,6 +85,20 @@ class SqlAccounts(_Repo):
         rows = await self._s.execute(select(A.id, A.balance_nanos, A.held_nanos))
         return {row[0]: (int(row[1]), int(row[2])) for row in rows}
 
+    async def page(self, *, limit: int, cursor: str | None) -> Page[Account]:
+        """Accounts not merged into another, newest first."""
+        stmt = select(Account).where(A.merged_into.is_(None))
+        return await paginate(self._s, stmt, created_col=A.created_at, id_col=A.id, limit=limit, cursor=cursor)
+
+    async def identities_of(self, account_ids: list[str]) -> dict[str, list[Identity]]:
+        """The identities of several accounts, by account id (oldest first)."""
+        found: dict[str, list[Identity]] = {aid: [] for aid in account_ids}
+        if account_ids:
+            stmt = select(Identity).where(ID.account_id.in_(account_ids)).order_by(ID.created_at, ID.id)
+            for identity in await self._s.scalars(stmt):
+                found[identity.account_id].append(identity)
+        return found
+
 
 class SqlSessions(_Repo):
     async def get(self, session_id: str) -> Session | None:

@@ -24,5 +24,5 @@ def public_router() -> APIRouter:
 
 
 async def me_status(account_id: AccountDep, c: ContainerDep) -> StatusReportOut:
-    """Your points, balance, level and live tasks."""
+    """Your account id, points, balance, level and live tasks."""
     return status_out(await status.report(c.uow(), account_id, c.clock.now()))

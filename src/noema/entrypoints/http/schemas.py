@@ -274,6 +274,7 @@ class LiveTaskOut(ApiModel):
 
 
 class StatusReportOut(ApiModel):
+    account_id: Annotated[str, Field(description="Your account id (what the operator's `noema` commands take).")]
     points: int
     usd_credit: str
     held_usd: str
@@ -288,6 +289,7 @@ class StatusReportOut(ApiModel):
 def status_out(r: StatusReport) -> StatusReportOut:
     """The JSON of a status report."""
     return StatusReportOut(
+        account_id=r.account_id,
         points=r.points,
         usd_credit=format_usd(r.balance_nanos),
         held_usd=format_usd(r.held_nanos),

@@ -119,10 +119,14 @@ async def sign_in_link(request: Request, token: str, c: ContainerDep) -> Respons
 
 
 @router.post("/signout")
-async def sign_out(request: Request, c: ContainerDep, csrf: str = Form(default="")) -> Response:
-    """End this browser's session."""
+async def sign_out(
+    request: Request, c: ContainerDep, csrf: str = Form(default=""), confirm: str = Form(default="", max_length=10)
+) -> Response:
+    """End this browser's session; an account that could not be signed in to again is warned about first."""
     user = await web_user(request, c)
     user.check_csrf(csrf)
+    if confirm != "yes" and await web_sessions.lost_on_sign_out(c.uow(), user.account_id):
+        return await render(request, "signout.html", {}, user=user)
     await web_sessions.end(c.uow(), c.clock, user.token)
     response = RedirectResponse("/", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
