@@ -372,6 +372,7 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         session_timeout=timedelta(minutes=settings.session_timeout_minutes),
         public_url=settings.base_url,
         link_limits=GuessLimits(settings.link_guesses_per_account, settings.link_guesses_overall),
+        cards_enabled=settings.stripe_secret_key is not None and settings.stripe_webhook_secret is not None,
     )
     notifiers: dict[str, Notifier] = {"api": hub, "web": hub}
     # Result files are fetched from the backend's URLs; the embedded sandbox's are served in-process.

@@ -199,6 +199,8 @@ async def test_a_refund_after_spending_is_owed_refuses_runs_and_the_next_topup_p
         await economy.debit(c.uow(), c.clock, economy.Transfer(aid, parse_usd("8"), description="spent on runs"))
         await fake_stripe.send(fake_stripe.refunded(sid), client=client)
         assert await _wallet(application, aid) == ("0.00", "8.00")
+        me = (await client.get("/api/v1/me/status", headers=headers)).json()
+        assert (me["owedUsd"], me["usdCredit"]) == ("8.000000000", "0.000000000")
         refused = await client.post("/api/v1/generations", json=TXT2IMG, headers=headers)
         assert refused.status_code == 400, refused.text
         error = refused.json()["error"]
@@ -207,6 +209,7 @@ async def test_a_refund_after_spending_is_owed_refuses_runs_and_the_next_topup_p
         second = _sid(fake_stripe, await _topup(client, headers, "10"))
         await fake_stripe.send(fake_stripe.complete(second), client=client)
         assert await _wallet(application, aid) == ("2.00", "0.00")
+        assert (await client.get("/api/v1/me/status", headers=headers)).json()["owedUsd"] == "0.000000000"
         accepted = await client.post("/api/v1/generations", json=TXT2IMG, headers=headers)
         assert accepted.status_code in {201, 202}, accepted.text
 
