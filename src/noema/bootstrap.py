@@ -264,6 +264,7 @@ def _telegram(settings: Settings, chat: ChatServices, media: ResultFetcher) -> T
             packages=parse_packages(settings.stars_packages),
             nanos_per_star=parse_rate(settings.stars_usd),
             support_text=settings.paysupport_text,
+            most_open=settings.max_open_payments,
         ),
     )
 

@@ -234,6 +234,10 @@ class PaymentRepository(Protocol):
         """Payments (of one account, or all), newest first."""
         ...
 
+    async def opened_since(self, account_id: str, provider: PaymentProvider, since: datetime) -> tuple[datetime, ...]:
+        """When each of the account's unpaid payments made after ``since`` was made (still open to be paid)."""
+        ...
+
     async def seen_event(self, provider: PaymentProvider, event_id: str) -> bool:
         """Whether this provider event was already applied."""
         ...

@@ -266,6 +266,15 @@ class FakeStripe:
             session["payment_status"] = "paid"
             return self.event("checkout.session.async_payment_succeeded", _public(session))
 
+    def expired(self, sid: str) -> dict[str, Any]:
+        """The session reached its expiry unpaid: checkout.session.expired (it cannot be paid any more)."""
+        with self._lock:
+            session = self.sessions[sid]
+            if session["status"] != "open":
+                raise ValueError(f"only an open session expires, not a {session['status']} one")
+            session["status"] = "expired"
+            return self.event("checkout.session.expired", _public(session))
+
     def charge_of(self, sid: str) -> dict[str, Any]:
         """The charge that paid the session."""
         pi = self.sessions[sid]["payment_intent"]

@@ -8,7 +8,7 @@ refund is counted once however many times it is asked for or reported.
 from __future__ import annotations
 
 from noema.domain.errors import InvalidInput, NoemaError
-from noema.domain.payments import Payment, PaymentProvider, cents_to_nanos
+from noema.domain.payments import CHECKOUT_LIFETIME, OpenCap, Payment, PaymentProvider, cents_to_nanos
 from noema.ports import CardGateway, Clock, UnitOfWork, UnitOfWorkFactory
 from noema.services import payments
 
@@ -21,10 +21,12 @@ async def start_checkout(
     account_id: str,
     amount_cents: int,
     public_url: str,
+    most_open: int,
 ) -> Payment:
-    """A payment row, then its checkout at the provider; the payment carries the checkout URL."""
+    """A payment row, then its checkout at the provider; at most ``most_open`` unpaid checkouts at a time."""
     new = payments.NewPayment(account_id, PaymentProvider.STRIPE, "usd", amount_cents, cents_to_nanos(amount_cents))
-    payment = await payments.create(uow(), clock, new)
+    cap = OpenCap(most_open, CHECKOUT_LIFETIME, "checkouts")
+    payment = await payments.create(uow(), clock, new, cap=cap)
     try:
         session = await gateway.create_checkout(
             payment_id=payment.id,

@@ -34,12 +34,19 @@ class NewPayment:
     credit_nanos: int
 
 
-async def create(uow: UnitOfWork, clock: Clock, new: NewPayment) -> Payment:
-    """The payment row, made before the provider is asked, so its id can travel with the payment."""
+async def create(uow: UnitOfWork, clock: Clock, new: NewPayment, *, cap: rules.OpenCap | None = None) -> Payment:
+    """The payment row, made before the provider is asked, so its id can travel with the payment.
+
+    With ``cap``, refused (nothing made) while the account has that many open ones of the provider;
+    the account row is locked, so concurrent requests cannot slip past the cap together.
+    """
     async with uow:
-        if await uow.accounts.get(new.account_id) is None:
+        if await uow.accounts.get(new.account_id, for_update=cap is not None) is None:
             raise AccountNotFound()
         now = clock.now()
+        if cap is not None:
+            opened = await uow.payments.opened_since(new.account_id, new.provider, now - cap.lifetime)
+            rules.check_open(opened, cap, now)
         payment = Payment(
             id=new_id(),
             account_id=new.account_id,

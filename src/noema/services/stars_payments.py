@@ -15,17 +15,20 @@ from noema.domain import stars as rules
 from noema.domain.accounts import Platform
 from noema.domain.errors import AccountNotFound, Conflict, InvalidInput, NoemaError
 from noema.domain.ids import new_id
-from noema.domain.payments import Payment, PaymentProvider
+from noema.domain.payments import OpenCap, Payment, PaymentProvider
 from noema.ports import Clock, StarsGateway, UnitOfWorkFactory
 from noema.services import payments
 
 PROVIDER = PaymentProvider.TELEGRAM_STARS
 
 
-async def offer(uow: UnitOfWorkFactory, clock: Clock, *, account_id: str, stars: int, nanos_per_star: int) -> Payment:
-    """The payment row an invoice for ``stars`` will carry as its payload."""
+async def offer(
+    uow: UnitOfWorkFactory, clock: Clock, *, account_id: str, stars: int, nanos_per_star: int, most_open: int
+) -> Payment:
+    """The payment row an invoice for ``stars`` will carry; at most ``most_open`` unpaid invoices at a time."""
     new = payments.NewPayment(account_id, PROVIDER, rules.CURRENCY, stars, rules.credit_for(stars, nanos_per_star))
-    return await payments.create(uow(), clock, new)
+    cap = OpenCap(most_open, rules.INVOICE_LIFETIME, "invoices")
+    return await payments.create(uow(), clock, new, cap=cap)
 
 
 async def pre_check(

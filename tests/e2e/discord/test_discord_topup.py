@@ -6,15 +6,14 @@ import re
 from pathlib import Path
 
 from tests.e2e.discord.harness import DiscordRig, discord_app
+from tests.e2e.stripe_harness import STRIPE_SETTINGS
 from tests.fakes.discord_api import FakeDiscord
-from tests.fakes.stripe_api import SECRET_KEY, WEBHOOK_SECRET
 
 
 async def test_topup_is_a_private_one_time_sign_in_link_to_the_top_up_panel(
     db_url: str, tmp_path: Path, fake: FakeDiscord
 ) -> None:
-    cards = {"stripe_secret_key": SECRET_KEY, "stripe_webhook_secret": WEBHOOK_SECRET}
-    async with discord_app(db_url, tmp_path, fake, **cards) as rig:
+    async with discord_app(db_url, tmp_path, fake, **STRIPE_SETTINGS) as rig:
         await rig.fund("3.25")
         hit = await rig.slash("topup")
         original = rig.fake.original(hit)

@@ -4,10 +4,14 @@ credited once → receipt; duplicates, expired invoices, refunds; the ledger ver
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
+from pathlib import Path
 
 from noema.domain.money import parse_usd
+from noema.domain.stars import INVOICE_LIFETIME
 from noema.services import economy, payments, stars_payments
-from tests.e2e.telegram.harness import TelegramRig
+from tests.e2e.telegram.harness import TelegramRig, telegram_app
+from tests.fakes.telegram_api import FakeTelegram
 
 USER = 4242
 
@@ -123,3 +127,32 @@ async def test_a_payment_that_cannot_be_credited_yet_fails_the_webhook_and_teleg
     assert (await rig.wallet(account))[0] == parse_usd("1.30")
     assert "Payment received" in (rig.replies(USER, update["message"]["message_id"])[0].text or "")
     await _verify_clean(rig)
+
+
+async def test_past_the_cap_no_invoice_is_sent_and_a_paid_or_expired_one_frees_a_place(
+    db_url: str, tmp_path: Path, fake: FakeTelegram
+) -> None:
+    async with telegram_app(db_url, tmp_path, fake, max_open_payments=2) as rig:
+        msg = await rig.say(USER, "/topup")
+        offer = rig.replies(USER, msg["message_id"])[-1]
+        for _ in range(3):
+            await rig.press(USER, offer.message_id, "stars:50")
+        invoices = [str(call.params["payload"]) for call in rig.fake.calls_to("sendInvoice")]
+        assert len(invoices) == 2
+        refusal = rig.replies(USER, offer.message_id)[-1].text or ""
+        assert "Too many unpaid invoices are open (2, at most 2)" in refusal
+        account = await rig.account_id(USER)
+        c = rig.container
+        assert len((await payments.list_payments(c.uow(), account_id=account, limit=10, cursor=None)).items) == 2
+        await _pay(rig, invoices[0], stars=50)  # paid: a place is free
+        await rig.press(USER, offer.message_id, "stars:50")
+        await rig.press(USER, offer.message_id, "stars:50")
+        assert len(rig.fake.calls_to("sendInvoice")) == 3
+        async with c.uow() as uow:  # an hour passes: the second invoice can no longer be paid
+            row = await uow.payments.get(invoices[1], for_update=True)
+            assert row is not None
+            row.created_at -= INVOICE_LIFETIME + timedelta(seconds=1)
+            await uow.commit()
+        await rig.press(USER, offer.message_id, "stars:50")
+        assert len(rig.fake.calls_to("sendInvoice")) == 4
+        await _verify_clean(rig)

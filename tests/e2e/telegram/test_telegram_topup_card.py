@@ -8,20 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.stripe_harness import STRIPE_SETTINGS
 from tests.e2e.telegram.harness import TelegramRig, telegram_app
-from tests.fakes.stripe_api import SECRET_KEY, WEBHOOK_SECRET, FakeStripe
+from tests.fakes.stripe_api import FakeStripe
 from tests.fakes.telegram_api import FakeTelegram
 
 USER = 7301
-
-
-@pytest.fixture
-async def fake_stripe() -> AsyncIterator[FakeStripe]:
-    """The fake Stripe API on a free loopback port."""
-    fake = FakeStripe()
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
 @pytest.fixture
@@ -29,12 +21,7 @@ async def card_rig(
     db_url: str, tmp_path: Path, fake: FakeTelegram, fake_stripe: FakeStripe
 ) -> AsyncIterator[TelegramRig]:
     """Noema with Telegram and card payments (against the fake Stripe API)."""
-    cards = {
-        "stripe_secret_key": SECRET_KEY,
-        "stripe_webhook_secret": WEBHOOK_SECRET,
-        "stripe_api_base": fake_stripe.url,
-    }
-    async with telegram_app(db_url, tmp_path, fake, **cards) as rig:
+    async with telegram_app(db_url, tmp_path, fake, **STRIPE_SETTINGS, stripe_api_base=fake_stripe.url) as rig:
         yield rig
 
 

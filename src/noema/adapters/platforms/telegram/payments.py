@@ -42,6 +42,7 @@ class StarsOffer:
     packages: tuple[int, ...]
     nanos_per_star: int
     support_text: str
+    most_open: int = 5  #: unpaid invoices an account may have open at once
 
 
 def topup_button() -> InlineKeyboardMarkup:
@@ -120,6 +121,7 @@ class TelegramPayments:
             account_id=caller.account_id,
             stars=stars,
             nanos_per_star=self.offer.nanos_per_star,
+            most_open=self.offer.most_open,
         )
         credit = display_usd(payment.credit_nanos)
         await message.get_bot().send_invoice(
