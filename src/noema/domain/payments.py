@@ -40,6 +40,7 @@ class PaymentStatus(str, Enum):
 #: ledger transaction types of the payment entries (``noema ledger verify`` sums them)
 CREDIT_TYPE = "payment_credit"
 TAKE_BACK_TYPE = "payment_takeback"
+GIVE_BACK_TYPE = "payment_giveback"  #: credit taken back and given again (a dispute won)
 REPAY_TYPE = "owed_repayment"
 NANOS_PER_CENT = NANOS_PER_USD // 100
 #: how long a Stripe Checkout Session can be paid (Stripe's default expiry)
@@ -68,6 +69,8 @@ class Payment:
     refunded_minor: int = 0
     disputed_minor: int = 0
     dispute_fee_minor: int = 0
+    #: what a dispute won by the seller gave back of ``disputed_minor`` (cumulative)
+    dispute_reinstated_minor: int = 0
     taken_back_nanos: int = 0
 
     @property
@@ -125,13 +128,18 @@ def owed_back(payment: Payment) -> int:
     """The part of the credit that refunds and disputes take back (cumulative, never above the credit)."""
     if payment.amount_minor <= 0:
         return 0
-    reversed_minor = min(payment.amount_minor, payment.refunded_minor + payment.disputed_minor)
+    reversed_minor = min(payment.amount_minor, payment.refunded_minor + lost_to_disputes(payment))
     return payment.credit_nanos * reversed_minor // payment.amount_minor
+
+
+def lost_to_disputes(payment: Payment) -> int:
+    """The disputed amount not given back by a dispute won."""
+    return max(payment.disputed_minor - payment.dispute_reinstated_minor, 0)
 
 
 def status_of(payment: Payment) -> PaymentStatus:
     """The status its amounts say: disputed, (partially) refunded, paid, or what it was."""
-    if payment.disputed_minor > 0:
+    if lost_to_disputes(payment) > 0:
         return PaymentStatus.DISPUTED
     if payment.refunded_minor >= payment.amount_minor > 0:
         return PaymentStatus.REFUNDED

@@ -7,6 +7,8 @@ refund is counted once however many times it is asked for or reported.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from noema.domain.errors import InvalidInput, NoemaError
 from noema.domain.payments import CHECKOUT_LIFETIME, OpenCap, Payment, PaymentProvider, cents_to_nanos
 from noema.ports import CardGateway, Clock, UnitOfWork, UnitOfWorkFactory
@@ -39,6 +41,18 @@ async def start_checkout(
         await payments.attach(uow(), clock, payment.id, external_id=None, url=None, failed=True)
         raise
     return await payments.attach(uow(), clock, payment.id, external_id=session.id, url=session.url)
+
+
+async def apply_event(
+    uow: UnitOfWorkFactory, clock: Clock, gateway: CardGateway, event: payments.ProviderEvent
+) -> payments.Applied:
+    """Apply a provider event; one that names only a charge (a dispute) is matched through the charge."""
+    if event.payment_id is None and event.charge_id and event.external_id is None:
+        async with uow() as u:
+            known = await u.payments.find(event.provider, charge_id=event.charge_id)
+        if known is None:  # before the checkout's own event told us the charge: ask the provider
+            event = replace(event, payment_id=await gateway.payment_of_charge(event.charge_id))
+    return await payments.apply_event(uow(), clock, event)
 
 
 async def refund(
