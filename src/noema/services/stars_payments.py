@@ -58,8 +58,8 @@ class Charge:
     nanos_per_star: int
 
 
-async def settle(uow: UnitOfWorkFactory, clock: Clock, charge: Charge) -> Payment:
-    """Credit a successful payment exactly once per charge id; returns the credited payment."""
+async def settle(uow: UnitOfWorkFactory, clock: Clock, charge: Charge) -> payments.Applied:
+    """Credit a successful payment exactly once per charge id; ``replayed`` when it already was."""
     if charge.currency != rules.CURRENCY or charge.stars <= 0 or not charge.charge_id:
         raise InvalidInput("Not a Telegram Stars payment.")
     for _attempt in range(3):
@@ -82,7 +82,7 @@ async def settle(uow: UnitOfWorkFactory, clock: Clock, charge: Charge) -> Paymen
     )
     applied = await payments.apply_event(uow(), clock, event)
     assert applied.payment is not None  # the row exists: it was found or made above
-    return applied.payment
+    return applied
 
 
 async def _row_for(uow: UnitOfWorkFactory, clock: Clock, charge: Charge) -> str:

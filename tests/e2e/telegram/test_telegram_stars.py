@@ -64,6 +64,7 @@ async def test_the_same_payment_delivered_concurrently_credits_once(rig: Telegra
     results = await asyncio.gather(*(rig.post(update) for _ in range(4)))
     assert all(r.status_code == 200 for r in results)
     assert (await rig.wallet(await rig.account_id(USER)))[0] == parse_usd("1.30")
+    assert len(rig.replies(USER, update["message"]["message_id"])) == 1  # one receipt
     await _verify_clean(rig)
 
 
@@ -229,3 +230,23 @@ async def test_a_pre_checkout_with_a_different_amount_or_for_a_paid_invoice_is_r
         "ok": False,
         "error_message": "This invoice was already used. Send /topup for a new one.",
     }
+
+
+async def test_two_replicas_receiving_the_same_payment_at_once_credit_it_once(
+    db_url: str, tmp_path: Path, fake: FakeTelegram
+) -> None:
+    async with (
+        telegram_app(db_url, tmp_path / "a", fake) as first,
+        telegram_app(db_url, tmp_path / "b", fake) as second,
+    ):
+        payload = await _invoice(first)
+        update = first.fake.successful_payment(USER, payload, 100)
+        answers = await asyncio.gather(*(rig.post(update) for rig in (first, second, first, second)))
+        assert [a.status_code for a in answers] == [200] * 4
+        account = await first.account_id(USER)
+        assert (await second.wallet(account))[0] == parse_usd("1.30")
+        (paid,) = (await payments.list_payments(first.container.uow(), account_id=account, limit=5, cursor=None)).items
+        assert (paid.id, paid.status.value) == (payload, "paid")
+        receipts = first.replies(USER, update["message"]["message_id"])
+        assert len(receipts) == 1 and "Payment received" in (receipts[0].text or "")
+        await _verify_clean(first)

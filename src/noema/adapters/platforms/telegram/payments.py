@@ -163,7 +163,7 @@ class TelegramPayments:
             await query.answer(ok=False, error_message=reason)
 
     async def on_paid(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Credit the payment exactly once, then send the receipt with the new balance."""
+        """Credit the payment exactly once, then send the one receipt with the new balance."""
         message, user = update.effective_message, update.effective_user
         if message is None or user is None or message.successful_payment is None:
             return
@@ -178,7 +178,12 @@ class TelegramPayments:
                 currency=paid.currency,
                 nanos_per_star=self.offer.nanos_per_star,
             )
-            payment = await stars_payments.settle(self.chat.uow, self.chat.clock, charge)
+            applied = await stars_payments.settle(self.chat.uow, self.chat.clock, charge)
+            if applied.replayed or applied.payment is None:
+                # The same update delivered again (or to another replica at once): its delivery that
+                # credited sends the one receipt.
+                return
+            payment = applied.payment
             wallet = await economy.wallet(self.chat.uow(), payment.account_id)
             owed = f"\nStill owed: {display_usd(wallet.owed_nanos)}" if wallet.owed_nanos else ""
             text = (
