@@ -278,6 +278,7 @@ def _telegram(settings: Settings, chat: ChatServices, media: ResultFetcher) -> T
             packages=parse_packages(settings.stars_packages),
             nanos_per_star=parse_rate(settings.stars_usd),
             support_text=settings.paysupport_text,
+            most_open=settings.max_open_payments,
         ),
     )
 
@@ -387,6 +388,7 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         session_timeout=timedelta(minutes=settings.session_timeout_minutes),
         public_url=settings.base_url,
         link_limits=GuessLimits(settings.link_guesses_per_account, settings.link_guesses_overall),
+        cards_enabled=settings.stripe_secret_key is not None and settings.stripe_webhook_secret is not None,
     )
     # API and web runs get no outbox rows now (LIVE_PLATFORMS); the hub still sends rows an older Noema wrote.
     notifiers: dict[str, Notifier] = {"api": hub, "web": hub}

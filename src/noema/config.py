@@ -118,6 +118,7 @@ class Settings(BaseSettings):
     stripe_amounts_usd: str = "5,10,25"
     stars_packages: str = "50,100,250,500"  #: Telegram Stars packages /topup offers
     stars_usd: str = "0.013"  #: USD of credit per Telegram Star
+    max_open_payments: int = Field(default=5, ge=1, le=100)  #: unpaid checkouts (and Stars invoices) per account
     paysupport_text: str = (
         "For help with a payment, write to the operator of this bot and include the payment id"
         " from your receipt. Refunds of Telegram Stars are made by the operator."

@@ -17,7 +17,7 @@ from noema.domain.generation import Generation, GenerationStatus
 from noema.domain.ledger import LedgerEntry
 from noema.domain.linking import LinkCode, WebSession
 from noema.domain.loras import Lora
-from noema.domain.payments import CREDIT_TYPE, REPAY_TYPE, TAKE_BACK_TYPE, Payment, PaymentProvider
+from noema.domain.payments import CREDIT_TYPE, GIVE_BACK_TYPE, REPAY_TYPE, TAKE_BACK_TYPE, Payment, PaymentProvider
 from noema.domain.platform_updates import PlatformUpdate
 from noema.domain.runs import (
     DeploymentInfo,
@@ -218,7 +218,7 @@ class ApiKeyRepository(Protocol):
 class PaymentTotals:
     """One account's payments: credit given and taken back by their rows, the ledger's sums by type, owed."""
 
-    LEDGER_TYPES = (CREDIT_TYPE, TAKE_BACK_TYPE, REPAY_TYPE)
+    LEDGER_TYPES = (CREDIT_TYPE, TAKE_BACK_TYPE, REPAY_TYPE, GIVE_BACK_TYPE)
 
     credited_nanos: int = 0
     taken_back_nanos: int = 0
@@ -249,6 +249,10 @@ class PaymentRepository(Protocol):
 
     async def list(self, *, account_id: str | None, limit: int, cursor: str | None) -> Page[Payment]:
         """Payments (of one account, or all), newest first."""
+        ...
+
+    async def opened_since(self, account_id: str, provider: PaymentProvider, since: datetime) -> tuple[datetime, ...]:
+        """When each of the account's unpaid payments made after ``since`` was made (still open to be paid)."""
         ...
 
     async def seen_event(self, provider: PaymentProvider, event_id: str) -> bool:
@@ -285,6 +289,10 @@ class CardGateway(Protocol):
 
     async def refund(self, *, payment_intent_id: str, amount_minor: int | None, idempotency_key: str) -> str:
         """Refund (part of) a payment; returns the provider's refund id. Its webhook takes the credit back."""
+        ...
+
+    async def payment_of_charge(self, charge_id: str) -> str | None:
+        """The payment id the provider's charge carries (None when it knows no such charge or it is not ours)."""
         ...
 
 

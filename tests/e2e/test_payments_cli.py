@@ -8,11 +8,9 @@ from sqlalchemy import text
 
 from noema.bootstrap import Container
 from tests.conftest import funded_key
+from tests.e2e import stripe_harness as card
 from tests.e2e.test_cli import noema
-from tests.e2e.test_stripe_payments import _sid, _topup, _wallet, fake_stripe, stripe_app
 from tests.fakes.stripe_api import SECRET_KEY, WEBHOOK_SECRET, FakeStripe
-
-__all__ = ["fake_stripe"]
 
 
 async def test_a_refund_from_the_command_line_is_taken_back_once_by_stripes_webhook(
@@ -23,21 +21,21 @@ async def test_a_refund_from_the_command_line_is_taken_back_once_by_stripes_webh
         "NOEMA_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "NOEMA_STRIPE_API_BASE": fake_stripe.url,
     }
-    async with stripe_app(db_url, tmp_path, fake_stripe) as (application, client):
+    async with card.stripe_app(db_url, tmp_path, fake_stripe) as (application, client):
         aid, headers = await funded_key(application, "0")
-        topup = await _topup(client, headers, "10")
-        sid = _sid(fake_stripe, topup)
+        topup = await card.topup(client, headers, "10")
+        sid = card.session_id(topup)
         await fake_stripe.send(fake_stripe.complete(sid), client=client)
         listed = noema(db_url, "payments", "list", "--account", aid, env=env)
         assert listed.returncode == 0 and topup["paymentId"] in listed.stdout and "paid" in listed.stdout, listed.stderr
         refund = noema(db_url, "payments", "refund", topup["paymentId"], "--amount", "4", env=env)
         assert refund.returncode == 0, refund.stderr
         assert [r["amount"] for r in fake_stripe.refunds] == [400]
-        assert await _wallet(application, aid) == ("10.00", "0.00")
+        assert await card.wallet(application, aid) == ("10.00", "0.00")
         event = fake_stripe.refund_event(sid)
         await fake_stripe.send(event, client=client)
         await fake_stripe.send(event, client=client)
-        assert await _wallet(application, aid) == ("6.00", "0.00")
+        assert await card.wallet(application, aid) == ("6.00", "0.00")
         shown = noema(db_url, "payments", "show", topup["paymentId"], env=env)
         assert shown.returncode == 0 and "partially_refunded" in shown.stdout and "$4.00" in shown.stdout
         too_much = noema(db_url, "payments", "refund", topup["paymentId"], "--amount", "7", env=env)
@@ -50,10 +48,10 @@ async def test_a_refund_from_the_command_line_is_taken_back_once_by_stripes_webh
 async def test_ledger_verify_fails_when_a_payment_disagrees_with_the_ledger(
     db_url: str, tmp_path: Path, fake_stripe: FakeStripe
 ) -> None:
-    async with stripe_app(db_url, tmp_path, fake_stripe) as (application, client):
+    async with card.stripe_app(db_url, tmp_path, fake_stripe) as (application, client):
         c: Container = application.state.container
         _aid, headers = await funded_key(application, "0")
-        sid = _sid(fake_stripe, await _topup(client, headers))
+        sid = card.session_id(await card.topup(client, headers))
         await fake_stripe.send(fake_stripe.complete(sid), client=client)
         async with c.engine.begin() as conn:
             await conn.execute(text("UPDATE payments SET taken_back_nanos = 1"))

@@ -2,7 +2,8 @@
 
 It speaks Stripe's wire format for what Noema calls: form-encoded ``POST /v1/checkout/sessions``
 (``Idempotency-Key`` honoured: the same key answers the same session, other parameters under it are
-refused), ``GET /v1/checkout/sessions/{id}`` and ``POST /v1/refunds``. A session's ``url`` is a page
+refused), ``GET /v1/checkout/sessions/{id}``, ``GET /v1/charges/{id}`` (a charge carries the
+``payment_intent_data[metadata]`` of its session, as Stripe copies it) and ``POST /v1/refunds``. A session's ``url`` is a page
 here with a "Pay" button that completes the session and posts the signed
 ``checkout.session.completed`` webhook to ``webhook_url``, then sends the browser to the
 session's ``success_url``. Tests make any other event with ``event`` and sign it with ``sign``
@@ -75,6 +76,7 @@ class FakeStripe:
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     charges: dict[str, dict[str, Any]] = field(default_factory=dict)
     refunds: list[dict[str, Any]] = field(default_factory=list)
+    disputes: dict[str, dict[str, Any]] = field(default_factory=dict)  #: by charge id (one dispute per charge)
     requests: list[tuple[str, str, dict[str, Any], dict[str, str]]] = field(default_factory=list)
     sent: list[dict[str, Any]] = field(default_factory=list)
     _idempotency: dict[str, tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict)
@@ -104,6 +106,7 @@ class FakeStripe:
             routes=[
                 Route("/v1/checkout/sessions", self._create_session, methods=["POST"]),
                 Route("/v1/checkout/sessions/{sid}", self._get_session, methods=["GET"]),
+                Route("/v1/charges/{cid}", self._get_charge, methods=["GET"]),
                 Route("/v1/refunds", self._create_refund, methods=["POST"]),
                 Route("/pay/{sid}", self._pay_page, methods=["GET"]),
                 Route("/pay/{sid}", self._pay, methods=["POST"]),
@@ -171,6 +174,15 @@ class FakeStripe:
         if session is None:
             return _error(404, "invalid_request_error", "No such checkout.session")
         return JSONResponse(_public(session))
+
+    async def _get_charge(self, request: Request) -> Response:
+        self.requests.append(("GET", request.url.path, {}, dict(request.headers)))
+        if request.headers.get("authorization") != f"Bearer {SECRET_KEY}":
+            return _error(401, "authentication_error", "Invalid API Key provided.")
+        charge = self.charges.get(request.path_params["cid"])
+        if charge is None:
+            return _error(404, "invalid_request_error", f"No such charge: '{request.path_params['cid']}'")
+        return JSONResponse(dict(charge))
 
     async def _create_refund(self, request: Request) -> Response:
         body, refused = await self._form(request)
@@ -266,6 +278,15 @@ class FakeStripe:
             session["payment_status"] = "paid"
             return self.event("checkout.session.async_payment_succeeded", _public(session))
 
+    def expired(self, sid: str) -> dict[str, Any]:
+        """The session reached its expiry unpaid: checkout.session.expired (it cannot be paid any more)."""
+        with self._lock:
+            session = self.sessions[sid]
+            if session["status"] != "open":
+                raise ValueError(f"only an open session expires, not a {session['status']} one")
+            session["status"] = "expired"
+            return self.event("checkout.session.expired", _public(session))
+
     def charge_of(self, sid: str) -> dict[str, Any]:
         """The charge that paid the session."""
         pi = self.sessions[sid]["payment_intent"]
@@ -283,19 +304,41 @@ class FakeStripe:
         return self.event("charge.refunded", dict(self.charge_of(sid)))
 
     def disputed(self, sid: str, *, amount: int | None = None, fee: int = 1500) -> dict[str, Any]:
-        """The payer's bank opened a dispute: charge.dispute.created, with Stripe's dispute fee."""
-        charge = self.charge_of(sid)
-        dispute = {
-            "id": "dp_" + secrets.token_hex(10),
-            "object": "dispute",
-            "amount": amount or charge["amount"],
-            "charge": charge["id"],
-            "payment_intent": charge["payment_intent"],
-            "status": "needs_response",
-            "metadata": {},
-            "balance_transactions": [{"object": "balance_transaction", "amount": -charge["amount"], "fee": fee}],
-        }
-        return self.event("charge.dispute.created", dispute)
+        """The payer's bank opened a dispute: charge.dispute.created, with Stripe's dispute fee.
+
+        Like Stripe's, the dispute names its charge and payment intent but carries none of their
+        metadata (its own ``metadata`` is empty): which payment it is about is found through the charge.
+        """
+        with self._lock:
+            charge = self.charge_of(sid)
+            disputed = amount or charge["amount"]
+            dispute = {
+                "id": "dp_" + secrets.token_hex(10),
+                "object": "dispute",
+                "amount": disputed,
+                "currency": charge["currency"],
+                "charge": charge["id"],
+                "payment_intent": charge["payment_intent"],
+                "status": "needs_response",
+                "metadata": {},
+                "balance_transactions": [{"object": "balance_transaction", "amount": -disputed, "fee": fee}],
+            }
+            self.disputes[charge["id"]] = dispute
+            charge["disputed"] = True
+            return self.event("charge.dispute.created", dict(dispute))
+
+    def dispute_closed(self, sid: str, *, status: str = "won") -> dict[str, Any]:
+        """The bank decided: charge.dispute.closed; a won dispute reinstates the amount and the fee."""
+        with self._lock:
+            dispute = self.disputes[self.charge_of(sid)["id"]]
+            dispute["status"] = status
+            if status == "won":
+                withdrawn = dispute["balance_transactions"][0]
+                dispute["balance_transactions"] = [
+                    withdrawn,
+                    {"object": "balance_transaction", "amount": -withdrawn["amount"], "fee": -withdrawn["fee"]},
+                ]
+            return self.event("charge.dispute.closed", dict(dispute))
 
     def event(self, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
         """A Stripe event wrapping ``obj``."""

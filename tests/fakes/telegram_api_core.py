@@ -2,7 +2,7 @@
 
 Telegram takes parameters from the query string, a JSON body, a form-urlencoded body or a
 multipart body. In the last two every value is text, so fields Telegram reads as JSON
-(``reply_markup``, ``reply_parameters``, ``media``, ``commands`` …) are decoded here, and integer
+(``reply_markup``, ``reply_parameters``, ``media``, ``commands``, ``prices`` …) are decoded here, and integer
 and boolean fields are converted, so that recorded parameters look the same whichever encoding
 the client chose.
 """
@@ -30,6 +30,8 @@ JSON_FIELDS = frozenset(
         "link_preview_options",
         "reaction",
         "suggested_post_parameters",
+        "prices",
+        "suggested_tip_amounts",
     }
 )
 INT_FIELDS = frozenset(

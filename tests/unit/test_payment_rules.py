@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from noema.domain.errors import InvalidInput
+from noema.domain.errors import InvalidInput, TooManyOpenPayments
 from noema.domain.payments import (
+    OpenCap,
     Payment,
     PaymentProvider,
     PaymentStatus,
+    check_open,
     choose_amount,
     owed_back,
     parse_amounts,
@@ -93,3 +95,26 @@ def test_offered_amounts_are_whole_cents_of_at_least_fifty_and_a_choice_must_be_
         choose_amount("7", (500, 1000))
     with pytest.raises(InvalidInput):
         choose_amount("not money", (500,))
+
+
+@pytest.mark.parametrize(
+    ("ages_minutes", "most", "retry_after"),
+    [
+        ([50, 10], 2, 10 * 60 + 1),  # the oldest (50 min old, 1 h lifetime) frees a place in 10 min
+        ([50, 40, 30], 2, 20 * 60 + 1),  # the cap was lowered: two must expire, the second oldest in 20 min
+        ([59.99], 1, 1),
+    ],
+)
+def test_past_the_cap_the_refusal_says_when_a_place_frees(
+    ages_minutes: list[float], most: int, retry_after: int
+) -> None:
+    opened = [NOW - timedelta(minutes=m) for m in ages_minutes]
+    with pytest.raises(TooManyOpenPayments) as caught:
+        check_open(opened, OpenCap(most, timedelta(hours=1), "invoices"), NOW)
+    assert caught.value.retry_after == retry_after
+    assert f"({len(opened)}, at most {most})" in caught.value.message
+
+
+def test_under_the_cap_a_payment_may_be_made() -> None:
+    check_open([NOW], OpenCap(2, timedelta(hours=1)), NOW)
+    check_open([], OpenCap(1, timedelta(hours=1)), NOW)

@@ -210,6 +210,12 @@ class PaymentNotFound(NotFound):
     """No such payment."""
 
 
+class TooManyOpenPayments(LimitExceeded):
+    """Too many unpaid top-ups are open; pay one or let one expire before starting another."""
+
+    code = "TOO_MANY_OPEN_PAYMENTS"
+
+
 class PaymentsDisabled(DomainError):
     """That payment method is not set up on this Noema."""
 

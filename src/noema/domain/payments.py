@@ -10,13 +10,14 @@ Taking back never sends a balance below zero: what the free balance cannot cover
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from typing import Protocol
 
-from noema.domain.errors import InvalidInput
+from noema.domain.errors import InvalidInput, TooManyOpenPayments
 from noema.domain.ledger import EntryKind, Posting
 from noema.domain.money import NANOS_PER_USD, display_usd, parse_usd
 
@@ -39,8 +40,11 @@ class PaymentStatus(str, Enum):
 #: ledger transaction types of the payment entries (``noema ledger verify`` sums them)
 CREDIT_TYPE = "payment_credit"
 TAKE_BACK_TYPE = "payment_takeback"
+GIVE_BACK_TYPE = "payment_giveback"  #: credit taken back and given again (a dispute won)
 REPAY_TYPE = "owed_repayment"
 NANOS_PER_CENT = NANOS_PER_USD // 100
+#: how long a Stripe Checkout Session can be paid (Stripe's default expiry)
+CHECKOUT_LIFETIME = timedelta(hours=24)
 
 
 @dataclass(eq=False)
@@ -65,6 +69,8 @@ class Payment:
     refunded_minor: int = 0
     disputed_minor: int = 0
     dispute_fee_minor: int = 0
+    #: what a dispute won by the seller gave back of ``disputed_minor`` (cumulative)
+    dispute_reinstated_minor: int = 0
     taken_back_nanos: int = 0
 
     @property
@@ -122,13 +128,18 @@ def owed_back(payment: Payment) -> int:
     """The part of the credit that refunds and disputes take back (cumulative, never above the credit)."""
     if payment.amount_minor <= 0:
         return 0
-    reversed_minor = min(payment.amount_minor, payment.refunded_minor + payment.disputed_minor)
+    reversed_minor = min(payment.amount_minor, payment.refunded_minor + lost_to_disputes(payment))
     return payment.credit_nanos * reversed_minor // payment.amount_minor
+
+
+def lost_to_disputes(payment: Payment) -> int:
+    """The disputed amount not given back by a dispute won."""
+    return max(payment.disputed_minor - payment.dispute_reinstated_minor, 0)
 
 
 def status_of(payment: Payment) -> PaymentStatus:
     """The status its amounts say: disputed, (partially) refunded, paid, or what it was."""
-    if payment.disputed_minor > 0:
+    if lost_to_disputes(payment) > 0:
         return PaymentStatus.DISPUTED
     if payment.refunded_minor >= payment.amount_minor > 0:
         return PaymentStatus.REFUNDED
@@ -170,6 +181,36 @@ def repay_owed(wallet: OwingWallet) -> Posting | None:
     wallet.balance_nanos -= paid
     wallet.owed_nanos -= paid
     return Posting(EntryKind.DEBIT, paid, -paid, 0, wallet.balance_nanos, wallet.held_nanos)
+
+
+@dataclass(frozen=True)
+class OpenCap:
+    """At most ``most`` open payments (unpaid, younger than ``lifetime``) per account and provider."""
+
+    most: int
+    lifetime: timedelta
+    what: str = "top-ups"  #: how the user calls them: "checkouts", "invoices"
+
+
+def check_open(opened: Sequence[datetime], cap: OpenCap, now: datetime) -> None:
+    """Refuse one more payment while ``cap.most`` are open (``opened``: when each open one was made)."""
+    if len(opened) < cap.most:
+        return
+    frees_at = sorted(opened)[len(opened) - cap.most] + cap.lifetime
+    wait = max(1, int((frees_at - now).total_seconds()) + 1)
+    error = TooManyOpenPayments(
+        f"Too many unpaid {cap.what} are open ({len(opened)}, at most {cap.most}): pay one of them, "
+        f"or start a new one in {_duration(wait)} when the oldest expires.",
+        details={"open": len(opened), "most": cap.most},
+    )
+    error.retry_after = wait
+    raise error
+
+
+def _duration(seconds: int) -> str:
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return f"{seconds // 60 + 1} min"
 
 
 def owed_message(owed_nanos: int) -> str:

@@ -59,6 +59,6 @@ def refusal(payment: Payment | None, *, payer_account_id: str | None, stars: int
         return "This invoice has expired. Send /topup for a new one."
     if stars != payment.amount_minor:
         return "The amount does not match the invoice. Send /topup for a new one."
-    if payer_account_id is not None and payer_account_id != payment.account_id:
+    if payer_account_id != payment.account_id:  # a payer with no account yet is not the invoice's account either
         return "This invoice belongs to someone else. Send /topup for your own."
     return None

@@ -7,8 +7,10 @@ refund is counted once however many times it is asked for or reported.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from noema.domain.errors import InvalidInput, NoemaError
-from noema.domain.payments import Payment, PaymentProvider, cents_to_nanos
+from noema.domain.payments import CHECKOUT_LIFETIME, OpenCap, Payment, PaymentProvider, cents_to_nanos
 from noema.ports import CardGateway, Clock, UnitOfWork, UnitOfWorkFactory
 from noema.services import payments
 
@@ -21,10 +23,12 @@ async def start_checkout(
     account_id: str,
     amount_cents: int,
     public_url: str,
+    most_open: int,
 ) -> Payment:
-    """A payment row, then its checkout at the provider; the payment carries the checkout URL."""
+    """A payment row, then its checkout at the provider; at most ``most_open`` unpaid checkouts at a time."""
     new = payments.NewPayment(account_id, PaymentProvider.STRIPE, "usd", amount_cents, cents_to_nanos(amount_cents))
-    payment = await payments.create(uow(), clock, new)
+    cap = OpenCap(most_open, CHECKOUT_LIFETIME, "checkouts")
+    payment = await payments.create(uow(), clock, new, cap=cap)
     try:
         session = await gateway.create_checkout(
             payment_id=payment.id,
@@ -37,6 +41,18 @@ async def start_checkout(
         await payments.attach(uow(), clock, payment.id, external_id=None, url=None, failed=True)
         raise
     return await payments.attach(uow(), clock, payment.id, external_id=session.id, url=session.url)
+
+
+async def apply_event(
+    uow: UnitOfWorkFactory, clock: Clock, gateway: CardGateway, event: payments.ProviderEvent
+) -> payments.Applied:
+    """Apply a provider event; one that names only a charge (a dispute) is matched through the charge."""
+    if event.payment_id is None and event.charge_id and event.external_id is None:
+        async with uow() as u:
+            known = await u.payments.find(event.provider, charge_id=event.charge_id)
+        if known is None:  # before the checkout's own event told us the charge: ask the provider
+            event = replace(event, payment_id=await gateway.payment_of_charge(event.charge_id))
+    return await payments.apply_event(uow(), clock, event)
 
 
 async def refund(

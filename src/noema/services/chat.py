@@ -13,7 +13,7 @@ from typing import Any
 
 from noema.domain.accounts import Platform
 from noema.domain.chat_commands import parse_options
-from noema.domain.errors import GenerationNotFound, InvalidInput, ToolNotFound
+from noema.domain.errors import GenerationNotFound, InvalidInput, PaymentsDisabled, ToolNotFound
 from noema.domain.generation import LIVE, Generation
 from noema.domain.ids import parse_id, short_id
 from noema.domain.linking import CodePurpose, GuessLimits
@@ -77,6 +77,7 @@ class ChatServices:
     session_timeout: timedelta
     public_url: str
     link_limits: GuessLimits = field(default_factory=GuessLimits)  #: wrong link codes let through
+    cards_enabled: bool = False  #: card top-ups on the web page (Stripe) are set up
 
     async def enter(self, user: ChatUser, command: str, *, context: dict[str, Any] | None = None) -> Visit:
         """Find or create the account, reuse or open its session, and log the command."""
@@ -166,6 +167,13 @@ class ChatServices:
         code = await linking.issue(self.uow(), self.clock, account_id, CodePurpose.LINK, platform=platform.value)
         sign_in = await linking.issue(self.uow(), self.clock, account_id, CodePurpose.SIGN_IN, platform=platform.value)
         return code, f"{self.public_url}/signin/link/{sign_in.code}"
+
+    async def topup_link(self, account_id: str, platform: Platform) -> str:
+        """``/topup card``: a one-time sign-in link that opens the web page's top-up panel."""
+        if not self.cards_enabled:
+            raise PaymentsDisabled("Card payments are not set up on this Noema; ask an operator to add credit.")
+        sign_in = await linking.issue(self.uow(), self.clock, account_id, CodePurpose.SIGN_IN, platform=platform.value)
+        return f"{self.public_url}/signin/link/{sign_in.code}?to=topup"
 
     async def redeem_link(self, account_id: str, code: str) -> str:
         """Merge this account into the one that issued ``code``; returns the surviving account id."""

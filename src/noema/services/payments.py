@@ -8,6 +8,7 @@ row already settled and change nothing; the ledger's unique idempotency keys bac
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -34,12 +35,19 @@ class NewPayment:
     credit_nanos: int
 
 
-async def create(uow: UnitOfWork, clock: Clock, new: NewPayment) -> Payment:
-    """The payment row, made before the provider is asked, so its id can travel with the payment."""
+async def create(uow: UnitOfWork, clock: Clock, new: NewPayment, *, cap: rules.OpenCap | None = None) -> Payment:
+    """The payment row, made before the provider is asked, so its id can travel with the payment.
+
+    With ``cap``, refused (nothing made) while the account has that many open ones of the provider;
+    the account row is locked, so concurrent requests cannot slip past the cap together.
+    """
     async with uow:
-        if await uow.accounts.get(new.account_id) is None:
+        if await uow.accounts.get(new.account_id, for_update=cap is not None) is None:
             raise AccountNotFound()
         now = clock.now()
+        if cap is not None:
+            opened = await uow.payments.opened_since(new.account_id, new.provider, now - cap.lifetime)
+            rules.check_open(opened, cap, now)
         payment = Payment(
             id=new_id(),
             account_id=new.account_id,
@@ -90,6 +98,7 @@ class ProviderEvent:
     refunded_minor: int | None = None
     disputed_minor: int | None = None
     dispute_fee_minor: int | None = None
+    reinstated_minor: int | None = None  #: of the disputed amount, what a dispute won gave back
     expired: bool = False
     failed: bool = False
 
@@ -148,7 +157,7 @@ async def _apply(uow: UnitOfWork, clock: Clock, event: ProviderEvent) -> Applied
         _learn(payment, event)
         if event.paid and not payment.credited:
             _credit(uow, payment, account, now)
-        _take_back_due(uow, payment, account, now)
+        _settle_reversals(uow, payment, account, now, event.event_id)
         status = rules.status_of(payment)
         if not payment.credited and (event.expired or event.failed):
             status = PaymentStatus.EXPIRED if event.expired else PaymentStatus.FAILED
@@ -180,6 +189,8 @@ def _learn(payment: Payment, event: ProviderEvent) -> None:
         payment.disputed_minor = max(payment.disputed_minor, event.disputed_minor)
     if event.dispute_fee_minor is not None:
         payment.dispute_fee_minor = max(payment.dispute_fee_minor, event.dispute_fee_minor)
+    if event.reinstated_minor is not None:
+        payment.dispute_reinstated_minor = max(payment.dispute_reinstated_minor, event.reinstated_minor)
 
 
 def _credit(uow: UnitOfWork, payment: Payment, account: Account, now: datetime) -> None:
@@ -204,11 +215,22 @@ def _credit(uow: UnitOfWork, payment: Payment, account: Account, now: datetime) 
     )
 
 
-def _take_back_due(uow: UnitOfWork, payment: Payment, account: Account, now: datetime) -> None:
+def _settle_reversals(uow: UnitOfWork, payment: Payment, account: Account, now: datetime, event_id: str) -> None:
+    """Bring what was taken back to what refunds and disputes reversed: take more, or give some back."""
+    target = rules.owed_back(payment)
+    if not payment.credited or target == payment.taken_back_nanos:
+        return
+    # One entry per event at most, and every event is applied once: the event names the entry.
+    key = f"{payment.credit_key}:{hashlib.sha256(event_id.encode()).hexdigest()[:24]}"
+    if target < payment.taken_back_nanos:
+        _give_back(uow, payment, account, now, key=key)
+    else:
+        _take_back(uow, payment, account, now, key=key)
+
+
+def _take_back(uow: UnitOfWork, payment: Payment, account: Account, now: datetime, *, key: str) -> None:
     """Take back what refunds and disputes reversed and was not taken yet; the uncovered part is owed."""
     target = rules.owed_back(payment)
-    if not payment.credited or target <= payment.taken_back_nanos:
-        return
     due = target - payment.taken_back_nanos
     result = rules.take_back(account, due)
     payment.taken_back_nanos = target
@@ -218,12 +240,29 @@ def _take_back_due(uow: UnitOfWork, payment: Payment, account: Account, now: dat
             uow,
             account,
             result.posting,
-            key=f"{payment.credit_key}:back:{target}",
+            key=f"{key}:back",
             now=now,
             transaction_type=rules.TAKE_BACK_TYPE,
             description=f"Taken back {display_usd(due)}: payment {payment.id[:8]} was refunded or disputed",
             data={"paymentId": payment.id, "dueUsd": format_usd(due), "owedUsd": format_usd(result.owed_nanos)},
         )
+
+
+def _give_back(uow: UnitOfWork, payment: Payment, account: Account, now: datetime, *, key: str) -> None:
+    """Give back credit taken for a dispute that was then won; what the account owes is paid from it first."""
+    amount = payment.taken_back_nanos - rules.owed_back(payment)
+    payment.taken_back_nanos -= amount
+    post(
+        uow,
+        account,
+        ledger.credit(account, amount),
+        key=f"{key}:give",
+        now=now,
+        transaction_type=rules.GIVE_BACK_TYPE,
+        description=f"Given back {display_usd(amount)}: the dispute over payment {payment.id[:8]} was won",
+        data={"paymentId": payment.id, "amountUsd": format_usd(amount)},
+    )
+    repay_owed(uow, account, key=key, now=now)
 
 
 async def get(uow: UnitOfWork, payment_id: str, *, account_id: str | None = None) -> Payment:
@@ -259,8 +298,10 @@ async def verify(uow: UnitOfWork) -> list[PaymentDrift]:
     drifts = []
     for account_id, t in sorted(totals.items()):
         ledger_credited = t.posted.get(rules.CREDIT_TYPE, 0)
-        # Taken back = debited at once + paid back later + still owed.
-        ledger_taken = t.posted.get(rules.TAKE_BACK_TYPE, 0) + t.posted.get(rules.REPAY_TYPE, 0) + t.owed_nanos
+        # Taken back = debited at once + paid back later + still owed - given back after a dispute won.
+        posted = t.posted.get
+        ledger_taken = posted(rules.TAKE_BACK_TYPE, 0) + posted(rules.REPAY_TYPE, 0) + t.owed_nanos
+        ledger_taken -= posted(rules.GIVE_BACK_TYPE, 0)
         if (ledger_credited, ledger_taken) != (t.credited_nanos, t.taken_back_nanos):
             drifts.append(PaymentDrift(account_id, t.credited_nanos, ledger_credited, t.taken_back_nanos, ledger_taken))
     return drifts

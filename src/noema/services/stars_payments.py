@@ -15,17 +15,20 @@ from noema.domain import stars as rules
 from noema.domain.accounts import Platform
 from noema.domain.errors import AccountNotFound, Conflict, InvalidInput, NoemaError
 from noema.domain.ids import new_id
-from noema.domain.payments import Payment, PaymentProvider
+from noema.domain.payments import OpenCap, Payment, PaymentProvider
 from noema.ports import Clock, StarsGateway, UnitOfWorkFactory
 from noema.services import payments
 
 PROVIDER = PaymentProvider.TELEGRAM_STARS
 
 
-async def offer(uow: UnitOfWorkFactory, clock: Clock, *, account_id: str, stars: int, nanos_per_star: int) -> Payment:
-    """The payment row an invoice for ``stars`` will carry as its payload."""
+async def offer(
+    uow: UnitOfWorkFactory, clock: Clock, *, account_id: str, stars: int, nanos_per_star: int, most_open: int
+) -> Payment:
+    """The payment row an invoice for ``stars`` will carry; at most ``most_open`` unpaid invoices at a time."""
     new = payments.NewPayment(account_id, PROVIDER, rules.CURRENCY, stars, rules.credit_for(stars, nanos_per_star))
-    return await payments.create(uow(), clock, new)
+    cap = OpenCap(most_open, rules.INVOICE_LIFETIME, "invoices")
+    return await payments.create(uow(), clock, new, cap=cap)
 
 
 async def pre_check(
@@ -55,8 +58,8 @@ class Charge:
     nanos_per_star: int
 
 
-async def settle(uow: UnitOfWorkFactory, clock: Clock, charge: Charge) -> Payment:
-    """Credit a successful payment exactly once per charge id; returns the credited payment."""
+async def settle(uow: UnitOfWorkFactory, clock: Clock, charge: Charge) -> payments.Applied:
+    """Credit a successful payment exactly once per charge id; ``replayed`` when it already was."""
     if charge.currency != rules.CURRENCY or charge.stars <= 0 or not charge.charge_id:
         raise InvalidInput("Not a Telegram Stars payment.")
     for _attempt in range(3):
@@ -79,7 +82,7 @@ async def settle(uow: UnitOfWorkFactory, clock: Clock, charge: Charge) -> Paymen
     )
     applied = await payments.apply_event(uow(), clock, event)
     assert applied.payment is not None  # the row exists: it was found or made above
-    return applied.payment
+    return applied
 
 
 async def _row_for(uow: UnitOfWorkFactory, clock: Clock, charge: Charge) -> str:

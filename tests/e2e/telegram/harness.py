@@ -16,6 +16,7 @@ from noema.bootstrap import Container, build_container
 from noema.domain.accounts import Platform
 from noema.domain.money import parse_usd
 from noema.entrypoints.http.app import create_app
+from noema.ports import Clock
 from noema.services import accounts, economy
 from tests.conftest import make_settings
 from tests.fakes.telegram_api import FakeTelegram
@@ -79,9 +80,9 @@ class TelegramRig:
 
 @asynccontextmanager
 async def telegram_app(
-    db_url: str, tmp_path: Path, fake: FakeTelegram, **overrides: object
+    db_url: str, tmp_path: Path, fake: FakeTelegram, *, clock: Clock | None = None, **overrides: object
 ) -> AsyncIterator[TelegramRig]:
-    """Noema (sandbox backend, workers on) with Telegram in webhook mode pointed at ``fake``."""
+    """Noema (sandbox backend, workers on) with Telegram in webhook mode pointed at ``fake`` (and ``clock``)."""
     root = fake.url
     values: dict[str, object] = {
         "sandbox_data_dir": str(tmp_path / "sandbox"),
@@ -93,7 +94,7 @@ async def telegram_app(
         "telegram_webhook_secret": SECRET,
     }
     values.update(overrides)
-    application = create_app(build_container(make_settings(db_url, **values)))
+    application = create_app(build_container(make_settings(db_url, **values), clock=clock))
     async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url=PUBLIC, timeout=30) as client:

@@ -4,10 +4,15 @@ credited once → receipt; duplicates, expired invoices, refunds; the ledger ver
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from noema.domain.money import parse_usd
+from noema.domain.stars import INVOICE_LIFETIME
 from noema.services import economy, payments, stars_payments
-from tests.e2e.telegram.harness import TelegramRig
+from tests.e2e.telegram.harness import TelegramRig, telegram_app
+from tests.fakes.clock import FakeClock
+from tests.fakes.telegram_api import FakeTelegram
 
 USER = 4242
 
@@ -27,7 +32,9 @@ async def _invoice(rig: TelegramRig, stars: int = 100) -> str:
     assert "$1.30" in buttons[1]["text"]  # 100 stars at 0.013 USD
     await rig.press(USER, offer.message_id, f"stars:{stars}")
     invoice = rig.fake.calls_to("sendInvoice")[-1]
+    assert invoice.ok, invoice.response
     assert invoice.params["currency"] == "XTR" and invoice.params["provider_token"] in ("", None)
+    assert [price["amount"] for price in invoice.params["prices"]] == [stars]
     return str(invoice.params["payload"])
 
 
@@ -57,6 +64,7 @@ async def test_the_same_payment_delivered_concurrently_credits_once(rig: Telegra
     results = await asyncio.gather(*(rig.post(update) for _ in range(4)))
     assert all(r.status_code == 200 for r in results)
     assert (await rig.wallet(await rig.account_id(USER)))[0] == parse_usd("1.30")
+    assert len(rig.replies(USER, update["message"]["message_id"])) == 1  # one receipt
     await _verify_clean(rig)
 
 
@@ -123,3 +131,122 @@ async def test_a_payment_that_cannot_be_credited_yet_fails_the_webhook_and_teleg
     assert (await rig.wallet(account))[0] == parse_usd("1.30")
     assert "Payment received" in (rig.replies(USER, update["message"]["message_id"])[0].text or "")
     await _verify_clean(rig)
+
+
+async def test_past_the_cap_no_invoice_is_sent_and_a_paid_or_expired_one_frees_a_place(
+    db_url: str, tmp_path: Path, fake: FakeTelegram
+) -> None:
+    async with telegram_app(db_url, tmp_path, fake, max_open_payments=2) as rig:
+        msg = await rig.say(USER, "/topup")
+        offer = rig.replies(USER, msg["message_id"])[-1]
+        for _ in range(3):
+            await rig.press(USER, offer.message_id, "stars:50")
+        calls = rig.fake.calls_to("sendInvoice")
+        assert len(calls) == 2 and all(call.ok for call in calls)
+        invoices = [str(call.params["payload"]) for call in calls]
+        refusal = rig.replies(USER, offer.message_id)[-1].text or ""
+        assert "Too many unpaid invoices are open (2, at most 2)" in refusal
+        account = await rig.account_id(USER)
+        c = rig.container
+        assert len((await payments.list_payments(c.uow(), account_id=account, limit=10, cursor=None)).items) == 2
+        await _pay(rig, invoices[0], stars=50)  # paid: a place is free
+        await rig.press(USER, offer.message_id, "stars:50")
+        await rig.press(USER, offer.message_id, "stars:50")
+        assert len(rig.fake.calls_to("sendInvoice")) == 3
+        async with c.uow() as uow:  # an hour passes: the second invoice can no longer be paid
+            row = await uow.payments.get(invoices[1], for_update=True)
+            assert row is not None
+            row.created_at -= INVOICE_LIFETIME + timedelta(seconds=1)
+            await uow.commit()
+        await rig.press(USER, offer.message_id, "stars:50")
+        assert len(rig.fake.calls_to("sendInvoice")) == 4
+        await _verify_clean(rig)
+
+
+async def test_paysupport_answers_with_the_operators_text(db_url: str, tmp_path: Path, fake: FakeTelegram) -> None:
+    text = "Payment trouble? Write to <billing@example.org> with the payment id & the date."
+    async with telegram_app(db_url, tmp_path, fake, paysupport_text=text) as rig:
+        msg = await rig.say(USER, "/paysupport")
+        (answer,) = rig.replies(USER, msg["message_id"])
+        assert answer.text == text  # sent as HTML, escaped: Telegram shows exactly the operator's words
+
+
+def _answer_to(rig: TelegramRig, query: dict) -> dict:
+    return dict(rig.fake.state.pre_checkout_answers[query["pre_checkout_query"]["id"]])
+
+
+async def test_a_pre_checkout_for_an_expired_invoice_is_refused_and_a_payment_that_still_arrives_is_credited(
+    db_url: str, tmp_path: Path, fake: FakeTelegram
+) -> None:
+    clock = FakeClock(datetime.now(UTC))
+    async with telegram_app(db_url, tmp_path, fake, clock=clock) as rig:
+        payload = await _invoice(rig)
+        clock.advance(seconds=INVOICE_LIFETIME.total_seconds() - 1)
+        fresh = rig.fake.pre_checkout_query(USER, payload, 100)
+        await rig.post(fresh)
+        assert _answer_to(rig, fresh)["ok"] is True
+        clock.advance(seconds=2)
+        late = rig.fake.pre_checkout_query(USER, payload, 100)
+        await rig.post(late)
+        answer = _answer_to(rig, late)
+        assert (
+            answer["ok"] is False and answer["error_message"] == "This invoice has expired. Send /topup for a new one."
+        )
+        # Telegram took the stars anyway (the user had confirmed in time): the money is credited, once.
+        update = await _pay(rig, payload)
+        await rig.post(update)
+        account = await rig.account_id(USER)
+        assert (await rig.wallet(account))[0] == parse_usd("1.30")
+        (paid,) = (await payments.list_payments(rig.container.uow(), account_id=account, limit=5, cursor=None)).items
+        assert paid.id == payload and paid.status.value == "paid"
+        assert "Payment received" in (rig.replies(USER, update["message"]["message_id"])[0].text or "")
+        await _verify_clean(rig)
+
+
+async def test_a_pre_checkout_for_someone_elses_invoice_is_refused_with_the_reason(rig: TelegramRig) -> None:
+    payload = await _invoice(rig)
+    other_with_account, other_new = 5151, 5252
+    await rig.fund(other_with_account, "0")
+    for payer in (other_with_account, other_new):
+        query = rig.fake.pre_checkout_query(payer, payload, 100)
+        await rig.post(query)
+        answer = _answer_to(rig, query)
+        assert answer["ok"] is False, payer
+        assert answer["error_message"] == "This invoice belongs to someone else. Send /topup for your own."
+    mine = rig.fake.pre_checkout_query(USER, payload, 100)
+    await rig.post(mine)
+    assert _answer_to(rig, mine)["ok"] is True
+
+
+async def test_a_pre_checkout_with_a_different_amount_or_for_a_paid_invoice_is_refused(rig: TelegramRig) -> None:
+    payload = await _invoice(rig)
+    changed = rig.fake.pre_checkout_query(USER, payload, 99)
+    await rig.post(changed)
+    assert "amount does not match" in _answer_to(rig, changed)["error_message"]
+    await _pay(rig, payload)
+    again = rig.fake.pre_checkout_query(USER, payload, 100)
+    await rig.post(again)
+    assert _answer_to(rig, again) == {
+        "ok": False,
+        "error_message": "This invoice was already used. Send /topup for a new one.",
+    }
+
+
+async def test_two_replicas_receiving_the_same_payment_at_once_credit_it_once(
+    db_url: str, tmp_path: Path, fake: FakeTelegram
+) -> None:
+    async with (
+        telegram_app(db_url, tmp_path / "a", fake) as first,
+        telegram_app(db_url, tmp_path / "b", fake) as second,
+    ):
+        payload = await _invoice(first)
+        update = first.fake.successful_payment(USER, payload, 100)
+        answers = await asyncio.gather(*(rig.post(update) for rig in (first, second, first, second)))
+        assert [a.status_code for a in answers] == [200] * 4
+        account = await first.account_id(USER)
+        assert (await second.wallet(account))[0] == parse_usd("1.30")
+        (paid,) = (await payments.list_payments(first.container.uow(), account_id=account, limit=5, cursor=None)).items
+        assert (paid.id, paid.status.value) == (payload, "paid")
+        receipts = first.replies(USER, update["message"]["message_id"])
+        assert len(receipts) == 1 and "Payment received" in (receipts[0].text or "")
+        await _verify_clean(first)

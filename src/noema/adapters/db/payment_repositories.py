@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from noema.adapters.db.pagination import paginate
 from noema.adapters.db.tables import accounts, ledger_entries, payment_events, payments
-from noema.domain.payments import Payment, PaymentProvider
+from noema.domain.payments import Payment, PaymentProvider, PaymentStatus
 from noema.ports import Page, PaymentTotals
 
 A, P, PE, L = accounts.c, payments.c, payment_events.c, ledger_entries.c
@@ -58,6 +58,17 @@ class SqlPayments:
         if account_id is not None:
             stmt = stmt.where(P.account_id == account_id)
         return await paginate(self._s, stmt, created_col=P.created_at, id_col=P.id, limit=limit, cursor=cursor)
+
+    async def opened_since(self, account_id: str, provider: PaymentProvider, since: datetime) -> tuple[datetime, ...]:
+        """When each of the account's unpaid payments made after ``since`` was made (still open to be paid)."""
+        stmt = select(P.created_at).where(
+            P.account_id == account_id,
+            P.provider == provider.value,
+            P.status == PaymentStatus.CREATED.value,
+            P.paid_at.is_(None),
+            P.created_at > since,
+        )
+        return tuple(row[0] for row in await self._s.execute(stmt))
 
     async def seen_event(self, provider: PaymentProvider, event_id: str) -> bool:
         """Whether this provider event was already applied."""

@@ -346,6 +346,7 @@ payments = Table(
     Column("disputed_minor", BigInteger, nullable=False, server_default="0"),
     Column("dispute_fee_minor", BigInteger, nullable=False, server_default="0"),
     Column("taken_back_nanos", BigInteger, nullable=False, server_default="0"),
+    Column("dispute_reinstated_minor", BigInteger, nullable=False, server_default="0"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("provider", "external_id"),
@@ -356,6 +357,7 @@ payments = Table(
         " AND dispute_fee_minor >= 0 AND taken_back_nanos >= 0 AND taken_back_nanos <= credit_nanos",
         name="amounts_in_range",
     ),
+    CheckConstraint("dispute_reinstated_minor >= 0", name="reinstated_not_negative"),
     Index("ix_payments_account_created", "account_id", "created_at"),
 )
 

@@ -25,6 +25,15 @@ if TYPE_CHECKING:
 TOLERANCE_SECONDS = 300
 _PAID = {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
 _SESSION_EVENTS = _PAID | {"checkout.session.async_payment_failed", "checkout.session.expired"}
+_DISPUTE_EVENTS = {
+    "charge.dispute.created",
+    "charge.dispute.updated",
+    "charge.dispute.closed",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.funds_reinstated",
+}
+#: dispute statuses after which the disputed amount is ours again (won; an inquiry closed without a dispute)
+_DISPUTE_UNDONE = {"won", "warning_closed"}
 
 
 class BadSignature(InvalidInput):
@@ -103,6 +112,19 @@ class StripeGateway:
             raise StripeUnavailable(_describe(exc)) from exc
         return str(refund.id)
 
+    async def payment_of_charge(self, charge_id: str) -> str | None:
+        """The payment id a charge carries in its metadata (None: Stripe knows no such charge, or not ours)."""
+        try:
+            charge = await self._client.v1.charges.retrieve_async(charge_id)
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:
+                return None
+            raise StripeUnavailable(_describe(exc)) from exc
+        except stripe.StripeError as exc:
+            raise StripeUnavailable(_describe(exc)) from exc
+        metadata = charge.to_dict().get("metadata")
+        return _text(metadata.get("payment_id")) if isinstance(metadata, dict) else None
+
     def parse_event(self, body: bytes, signature: str | None) -> ProviderEvent | None:
         """The payment event in a signed webhook body (None for events Noema does not act on)."""
         try:
@@ -129,7 +151,7 @@ def _int(value: Any) -> int | None:
 
 
 def to_provider_event(event: dict[str, Any]) -> ProviderEvent | None:
-    """Read a Stripe event: sessions paid, failed or expired; charges refunded; disputes opened."""
+    """Read a Stripe event: sessions paid, failed or expired; charges refunded; disputes opened, won or lost."""
     kind = str(event.get("type") or "")
     data = event.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
@@ -156,12 +178,16 @@ def to_provider_event(event: dict[str, Any]) -> ProviderEvent | None:
         )
     if kind == "charge.refunded":
         return ProviderEvent(**base, charge_id=_text(obj.get("id")), refunded_minor=_int(obj.get("amount_refunded")))
-    if kind == "charge.dispute.created":
+    if kind in _DISPUTE_EVENTS:
+        # A dispute's metadata is its own (empty), not the charge's: the payment is found by the charge.
+        base["payment_id"] = None
+        amount = _int(obj.get("amount"))
         fees = [_int(t.get("fee")) or 0 for t in obj.get("balance_transactions") or [] if isinstance(t, dict)]
         return ProviderEvent(
             **base,
             charge_id=_text(obj.get("charge")),
-            disputed_minor=_int(obj.get("amount")),
-            dispute_fee_minor=sum(fees),
+            disputed_minor=amount,
+            dispute_fee_minor=max(fees, default=0),
+            reinstated_minor=amount if obj.get("status") in _DISPUTE_UNDONE else None,
         )
     return None

@@ -21,7 +21,13 @@ async def create_topup(body: TopupIn, account_id: AccountDep, c: ContainerDep) -
         raise PaymentsDisabled("Card payments are not set up on this Noema.")
     cents = choose_amount(body.amount_usd, c.settings.stripe_amounts)
     payment = await card_payments.start_checkout(
-        c.uow, c.clock, c.stripe, account_id=account_id, amount_cents=cents, public_url=c.settings.base_url
+        c.uow,
+        c.clock,
+        c.stripe,
+        account_id=account_id,
+        amount_cents=cents,
+        public_url=c.settings.base_url,
+        most_open=c.settings.max_open_payments,
     )
     assert payment.checkout_url is not None
     return TopupOut(checkout_url=payment.checkout_url, payment_id=payment.id)

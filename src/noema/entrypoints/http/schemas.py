@@ -284,6 +284,7 @@ class StatusReportOut(ApiModel):
     level_bar: str
     wallet_address: str | None
     live_tasks: list[LiveTaskOut]
+    owed_usd: str  #: taken back by a refund or dispute and not yet paid; new runs wait for it
 
 
 def status_out(r: StatusReport) -> StatusReportOut:
@@ -298,6 +299,7 @@ def status_out(r: StatusReport) -> StatusReportOut:
         level_progress=r.level_progress,
         level_bar=r.level_bar,
         wallet_address=r.wallet_address,
+        owed_usd=format_usd(r.owed_nanos),
         live_tasks=[
             LiveTaskOut(
                 id_hash=t.id_hash,

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 
 from noema.domain.errors import NotFound
 from noema.entrypoints.http.deps import ContainerDep
-from noema.services import payments
+from noema.services import card_payments
 
 router = APIRouter(tags=["webhooks"])
 log = structlog.get_logger(__name__)
@@ -21,7 +21,7 @@ async def stripe_webhook(request: Request, c: ContainerDep) -> dict[str, str]:
     event = c.stripe.parse_event(await request.body(), request.headers.get("stripe-signature"))
     if event is None:
         return {"status": "ignored"}
-    applied = await payments.apply_event(c.uow(), c.clock, event)
+    applied = await card_payments.apply_event(c.uow, c.clock, c.stripe, event)
     outcome = "replayed" if applied.replayed else "applied" if applied.payment else "ignored"
     log.info(
         "stripe_event",

@@ -34,6 +34,7 @@ BUILTINS = {
     "account": "Your account record",
     "set": "Keep default inputs for a tool: steps=30 sampler=ddim (or clear)",
     "settings": "Show your default inputs for a tool",
+    "topup": "Add credit by card on the web page (a one-time sign-in link only you see)",
 }
 _TYPES = {
     InputType.INTEGER: INTEGER,

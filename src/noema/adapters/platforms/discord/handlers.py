@@ -47,6 +47,7 @@ class DiscordHandlers:
             "apikey": self._apikey,
             "set": self._set,
             "settings": self._settings,
+            "topup": self._topup,
         }
 
     async def answer(self, ix: Interaction) -> Answer:
@@ -158,6 +159,10 @@ class DiscordHandlers:
             return texts.message("🔗 Linked: this Discord account and the other one are now one account.")
         issued, url = await self.chat.link_codes(visit.account_id, Platform.DISCORD)
         return texts.message(texts.link_text(issued.code, int(CODE_LIFETIME.total_seconds() // 60), url))
+
+    async def _topup(self, _ix: Interaction, visit: Visit) -> dict[str, Any]:
+        url = await self.chat.topup_link(visit.account_id, Platform.DISCORD)
+        return texts.message(texts.topup_text(url, int(CODE_LIFETIME.total_seconds() // 60)))
 
     async def _apikey(self, _ix: Interaction, visit: Visit) -> dict[str, Any]:
         key = await api_keys.create(self.chat.uow(), self.chat.clock, visit.account_id, name="discord")

@@ -257,6 +257,14 @@ def link_text(code: str, minutes: int, sign_in_url: str) -> str:
     )
 
 
+def topup_text(sign_in_url: str, minutes: int) -> str:
+    """/topup: the one-time sign-in link to the web page's card top-up."""
+    return (
+        "💳 Pay by card on the web page: this link signs you in once and opens the top-up panel "
+        f"(valid {minutes} minutes, keep it to yourself):\n{sign_in_url}"
+    )
+
+
 def api_key_text(plain: str, public_url: str) -> str:
     """/apikey: the new key, shown once."""
     return (

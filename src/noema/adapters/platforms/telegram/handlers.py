@@ -43,7 +43,7 @@ BUILTINS = {
     "account": "Your account record",
     "set": "Your default inputs for a tool: /set txt2img steps=30",
     "settings": "Show your defaults for a tool",
-    "topup": "Add credit with Telegram Stars",
+    "topup": "Add credit with Telegram Stars (or /topup card)",
     "paysupport": "Help with a payment",
 }
 _Handler = Callable[[Message, "Caller", ParsedCommand], Awaitable[None]]

@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LabeledPrice, Message, Update
-from telegram.constants import ParseMode
+from telegram.constants import ChatType, ParseMode
 from telegram.ext import Application, ContextTypes, MessageHandler, PreCheckoutQueryHandler, filters
 
 from noema.domain.accounts import Platform
+from noema.domain.chat_commands import ParsedCommand
 from noema.domain.errors import AccountNotFound, InvalidInput, NoemaError
+from noema.domain.linking import CODE_LIFETIME
 from noema.domain.money import display_usd
 from noema.domain.stars import CURRENCY, credit_for
 from noema.services import accounts, economy, stars_payments
@@ -40,6 +42,7 @@ class StarsOffer:
     packages: tuple[int, ...]
     nanos_per_star: int
     support_text: str
+    most_open: int = 5  #: unpaid invoices an account may have open at once
 
 
 def topup_button() -> InlineKeyboardMarkup:
@@ -72,11 +75,34 @@ class TelegramPayments:
         ]
         return InlineKeyboardMarkup(rows)
 
-    async def topup(self, message: Message, _caller: Caller, _parsed: object = None) -> None:
-        """/topup: the packages."""
+    async def topup(self, message: Message, caller: Caller, parsed: ParsedCommand | None = None) -> None:
+        """/topup: the Stars packages; /topup card: a one-time sign-in link to the web page's card top-up."""
+        method = (parsed.args.split() or [""])[0].lower() if parsed is not None else ""
+        if method == "card":
+            await self.card(message, caller)
+            return
+        if method:
+            raise InvalidInput("Send /topup for the Telegram Stars packages, or /topup card to pay by card.")
+        card = "\nOr send /topup card to pay by card on the web page." if self.chat.cards_enabled else ""
         await message.reply_text(
-            "Choose how many Telegram Stars to pay; each button shows the credit it buys.",
+            "Choose how many Telegram Stars to pay; each button shows the credit it buys." + card,
             reply_markup=self.packages(),
+            do_quote=True,
+        )
+
+    async def card(self, message: Message, caller: Caller) -> None:
+        """/topup card: the sign-in link opens the whole account, so it is sent only in a private chat."""
+        if message.chat.type != ChatType.PRIVATE:
+            await message.reply_text(
+                "For your safety I send sign-in links only in a private chat: message me directly.", do_quote=True
+            )
+            return
+        url = await self.chat.topup_link(caller.account_id, Platform.TELEGRAM)
+        minutes = int(CODE_LIFETIME.total_seconds() // 60)
+        await message.reply_text(
+            f"💳 Pay by card on the web page: this link signs you in once and opens the top-up panel "
+            f"(valid {minutes} minutes, keep it to yourself):\n{escape(url)}",
+            parse_mode=ParseMode.HTML,
             do_quote=True,
         )
 
@@ -95,6 +121,7 @@ class TelegramPayments:
             account_id=caller.account_id,
             stars=stars,
             nanos_per_star=self.offer.nanos_per_star,
+            most_open=self.offer.most_open,
         )
         credit = display_usd(payment.credit_nanos)
         await message.get_bot().send_invoice(
@@ -136,7 +163,7 @@ class TelegramPayments:
             await query.answer(ok=False, error_message=reason)
 
     async def on_paid(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Credit the payment exactly once, then send the receipt with the new balance."""
+        """Credit the payment exactly once, then send the one receipt with the new balance."""
         message, user = update.effective_message, update.effective_user
         if message is None or user is None or message.successful_payment is None:
             return
@@ -151,7 +178,12 @@ class TelegramPayments:
                 currency=paid.currency,
                 nanos_per_star=self.offer.nanos_per_star,
             )
-            payment = await stars_payments.settle(self.chat.uow, self.chat.clock, charge)
+            applied = await stars_payments.settle(self.chat.uow, self.chat.clock, charge)
+            if applied.replayed or applied.payment is None:
+                # The same update delivered again (or to another replica at once): its delivery that
+                # credited sends the one receipt.
+                return
+            payment = applied.payment
             wallet = await economy.wallet(self.chat.uow(), payment.account_id)
             owed = f"\nStill owed: {display_usd(wallet.owed_nanos)}" if wallet.owed_nanos else ""
             text = (

@@ -108,14 +108,14 @@ async def sign_in_sandbox(request: Request, c: ContainerDep, csrf: str = Form(de
 
 
 @router.get("/signin/link/{token}")
-async def sign_in_link(request: Request, token: str, c: ContainerDep) -> Response:
-    """A one-time sign-in link from /link in a chat."""
+async def sign_in_link(request: Request, token: str, c: ContainerDep, to: str = "") -> Response:
+    """A one-time sign-in link from /link in a chat (``to=topup``: from /topup card, to the top-up panel)."""
     try:
         account_id = await linking.redeem_sign_in(c.uow(), c.clock, token[:200])
     except NoemaError as exc:
         return await sign_in_page(request, error=exc.message, status=400)
     session_token, _ = await web_sessions.start(c.uow(), c.clock, account_id)
-    return _signed_in(c, session_token)
+    return _signed_in(c, session_token, "/app/account#add-funds" if to == "topup" else "/app")
 
 
 @router.post("/signout")

@@ -30,7 +30,13 @@ async def start_topup(request: Request, user: UserDep) -> Response:
             raise PaymentsDisabled("Card payments are not set up on this Noema.")
         cents = choose_amount(str(form.get("amount") or "")[:20], c.settings.stripe_amounts)
         payment = await card_payments.start_checkout(
-            c.uow, c.clock, c.stripe, account_id=user.account_id, amount_cents=cents, public_url=c.settings.base_url
+            c.uow,
+            c.clock,
+            c.stripe,
+            account_id=user.account_id,
+            amount_cents=cents,
+            public_url=c.settings.base_url,
+            most_open=c.settings.max_open_payments,
         )
     except NoemaError as exc:
         return await account_page_with(request, user, error=exc.message, status_code=status_of(exc))
