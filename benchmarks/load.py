@@ -116,6 +116,7 @@ async def _make_keys(env: dict[str, str], count: int) -> list[dict[str, str]]:
 @contextlib.asynccontextmanager
 async def served(workdir: Path, *, run_seconds: float, accounts_count: int) -> AsyncIterator[Server]:
     """A fresh PostgreSQL database, migrated, with funded keys, and ``noema serve`` over it."""
+    await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
     async with fresh_database("postgres", workdir) as db_url:
         port = free_port()
         env = _env(db_url, port, workdir, run_seconds)
@@ -197,10 +198,13 @@ async def ask(server: Server, key: dict[str, str], n: int) -> httpx.Response | B
 
 
 def log_problems(process: NoemaProcess) -> collections.Counter[str]:
-    """Unhandled errors and never-retrieved task exceptions in the server's output."""
+    """Unhandled errors and never-retrieved task exceptions in the server's output (the first traceback shown)."""
     found: collections.Counter[str] = collections.Counter()
     for path in (process.stdout_path, process.stderr_path):
         text = path.read_text(errors="replace") if path.exists() else ""
+        if "Traceback (most recent call last)" in text and not found["Traceback"]:
+            first = text.index("Traceback (most recent call last)")
+            print(f"  first traceback in {path.name}:\n{text[max(0, first - 600) : first + 2500]}", flush=True)
         found["unhandled_error"] += text.count('"unhandled_error"')
         found["task exception never retrieved"] += text.count("Task exception was never retrieved")
         found["Traceback"] += text.count("Traceback (most recent call last)")
@@ -269,8 +273,9 @@ class BurstResult:
 
 
 async def burst(workdir: Path, plan: Plan) -> BurstResult:
-    """``plan.burst_rate`` requests a second for ``plan.burst_seconds``; then every accepted run must end once."""
-    async with served(workdir, run_seconds=2.0, accounts_count=plan.accounts) as server:
+    """``plan.burst_rate`` requests a second for ``plan.burst_seconds`` (runs of 600 s, as in the operator's
+    day); then every accepted run is cancelled through the API and must end and be settled exactly once."""
+    async with served(workdir, run_seconds=600, accounts_count=plan.accounts) as server:
         answers = Answers()
         tasks = []
         start = time.monotonic()
@@ -279,8 +284,12 @@ async def burst(workdir: Path, plan: Plan) -> BurstResult:
             if delay > 0:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(ask(server, server.keys[n % plan.accounts], n)))
-        for response in await asyncio.gather(*tasks):
+        owners = {}
+        for n, response in enumerate(await asyncio.gather(*tasks)):
             answers.record(response)
+            if isinstance(response, httpx.Response) and response.status_code == 202:
+                owners[response.json()["id"]] = server.keys[n % plan.accounts]
+        await _cancel_all(server, owners)
         ended, twice = await _wait_ended(server.db_url, answers.accepted, seconds=180)
         verified = await asyncio.to_thread(run_noema, "ledger", "verify", env=server.env, cwd=server.cwd)
         return BurstResult(
@@ -292,6 +301,21 @@ async def burst(workdir: Path, plan: Plan) -> BurstResult:
             verified.returncode == 0,
             log_problems(server.process),
         )
+
+
+async def _cancel_all(server: Server, owners: dict[str, dict[str, str]]) -> None:
+    """Cancel every run (16 at a time), retrying what Noema asks to retry."""
+    gate = asyncio.Semaphore(16)
+
+    async def cancel(gid: str, key: dict[str, str]) -> None:
+        async with gate:
+            for _ in range(20):
+                response = await server.client.post(f"/api/v1/generations/{gid}/cancel", headers=key)
+                if response.status_code not in (429, 503):
+                    return
+                await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+
+    await asyncio.gather(*(cancel(gid, key) for gid, key in owners.items()))
 
 
 async def _wait_ended(db_url: str, ids: list[str], *, seconds: float) -> tuple[int, int]:
@@ -333,7 +357,7 @@ def report(held: HoldResult, burst_result: BurstResult) -> str:
             f"answers: {dict(held.answers.counts)}; failures (5xx, client errors): {held.answers.failures}",
             f"server log: {dict(held.problems)}",
             "",
-            f"Burst: {b.rate} requests/s for {b.seconds} s (runs of 2 s)",
+            f"Burst: {b.rate} requests/s for {b.seconds} s (runs of 600 s, then every one cancelled)",
             f"answers: {dict(b.answers.counts)}; failures (5xx, client errors): {b.answers.failures}",
             f"accepted {len(b.answers.accepted)}, ended and settled {b.ended}, settled twice {b.settled_twice}, "
             f"ledger verify {'clean' if b.ledger_clean else 'FAILED'}",
