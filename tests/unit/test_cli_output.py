@@ -78,3 +78,16 @@ def test_cells_are_plain_text_never_markup(width: int) -> None:
     )
     print_fields(Console(file=buffer, width=width), [("Name", name)])
     assert buffer.getvalue().count(name) == 2
+
+
+@pytest.mark.parametrize("width", [80, 100, 120])
+def test_words_in_a_wrapped_column_are_never_split_across_lines(width: int) -> None:
+    reason = "disabled: No price is configured for GPU H200; an operator must add one (NOEMA_GPU_RATES)."
+    columns = ("command", "name", "input", "output", "GPU", "USD/s", "status")
+    rows = [["/flux_pro", "flux-pro", "text", "image", "H200", "-", reason]]
+    buffer = io.StringIO()
+    print_rows(Console(file=buffer, width=width), "tools", columns, rows, whole={"command", "USD/s"})
+    printed = buffer.getvalue()
+    words = set(printed.replace("│", " ").replace(":", " ").split())
+    for word in reason.replace(":", " ").split():
+        assert word in words, f"{word!r} was split:\n{printed}"

@@ -24,8 +24,9 @@ from rich.text import Text
 
 from noema.config import Settings
 
-#: a column of words may be folded down to this width (a longer word is split across lines)
-_FOLD_WIDTH = 8
+#: a column of words may be narrowed to this width, never less than its longest word up to it (so
+#: words wrap whole; only a word longer than this is split across lines)
+_FOLD_WIDTH = 14
 #: the ``--json`` option every list and show command takes
 JSON_HELP = "Print JSON (for scripts) instead of a table."
 
@@ -60,11 +61,11 @@ def print_rows(
 ) -> None:
     """A table whose ``whole`` columns (ids, prices) are never cut; one block per row when it cannot fit."""
     table = Table(title=title)
-    for column in columns:
+    for index, column in enumerate(columns):
         if column in whole:
             table.add_column(column, no_wrap=True, overflow="ignore")
         else:
-            table.add_column(column, overflow="fold")
+            table.add_column(column, overflow="fold", min_width=_fold_width(column, [row[index] for row in rows]))
     for row in rows:
         table.add_row(*(Text(cell) for cell in row))  # plain text: a name like "[/]" is no markup
     if _narrowest(columns, rows, whole) <= console.width:
@@ -86,8 +87,13 @@ def _narrowest(columns: Sequence[str], rows: Sequence[Sequence[str]], whole: Col
         if column in whole:
             total += 3 + max(len(line) for cell in cells for line in cell.splitlines() or [""])
         else:
-            total += 3 + min(_FOLD_WIDTH, max(len(word) for cell in cells for word in cell.split() or [""]))
+            total += 3 + _fold_width(column, cells)
     return total
+
+
+def _fold_width(column: str, cells: Sequence[str]) -> int:
+    """The narrowest a column of words may be: its longest word, at most ``_FOLD_WIDTH``."""
+    return min(_FOLD_WIDTH, max(len(word) for cell in [column, *cells] for word in cell.split() or [""]))
 
 
 def print_fields(console: Console, fields: Sequence[tuple[str, str]]) -> None:
