@@ -84,7 +84,11 @@ def test_cells_are_plain_text_never_markup(width: int) -> None:
 def test_words_in_a_wrapped_column_are_never_split_across_lines(width: int) -> None:
     reason = "disabled: No price is configured for GPU H200; an operator must add one (NOEMA_GPU_RATES)."
     columns = ("command", "name", "input", "output", "GPU", "USD/s", "status")
-    rows = [["/flux_pro", "flux-pro", "text", "image", "H200", "-", reason]]
+    rows = [
+        ["/animate", "animate", "text", "animation", "L40S", "0.000596000", "enabled"],
+        ["/flux_pro", "flux-pro", "text", "image", "H200", "-", reason],
+        ["/img2img", "img2img", "image_text", "image", "L4", "0.000320000", "enabled"],
+    ]
     buffer = io.StringIO()
     print_rows(Console(file=buffer, width=width), "tools", columns, rows, whole={"command", "USD/s"})
     printed = buffer.getvalue()
