@@ -43,7 +43,7 @@ def _flat(value: object) -> str:
 def _report() -> StatusReport:
     task = LiveTask("ab12c", "txt2img", "running", 0.5, None, 766_338, 10_110_000, T0)
     return StatusReport(
-        points=1481, balance_nanos=499_233_662, held_nanos=10_110_000, exp=12, level=1, level_progress=0.14,
+        account_id="01a2511a-1ba4-73a2-b323-bc19ce90ecd4", points=1481, balance_nanos=499_233_662, held_nanos=10_110_000, exp=12, level=1, level_progress=0.14,
         level_bar="▰▱▱▱▱▱▱▱▱▱", wallet_address=None, live_tasks=[task],
     )  # fmt: skip
 
@@ -85,7 +85,7 @@ def test_discord_embeds_show_sub_cent_costs_as_two_significant_digits() -> None:
 
 def test_status_on_both_chats_explains_points_exp_and_levels_and_the_bar_is_not_empty_at_14_percent() -> None:
     report = StatusReport(
-        points=1481, balance_nanos=499_233_662, held_nanos=0, exp=2, level=1, level_progress=1 / 7,
+        account_id="01a2511a-1ba4-73a2-b323-bc19ce90ecd4", points=1481, balance_nanos=499_233_662, held_nanos=0, exp=2, level=1, level_progress=1 / 7,
         level_bar=level_of(2).bar, wallet_address=None,
     )  # fmt: skip
     tg = telegram.status_text(report, T0)
