@@ -176,7 +176,8 @@ class MemoryLinkCodes(MemoryRepo, LinkCodeRepository):
 class MemoryPreferences(MemoryRepo, PreferenceRepository):
     async def get(self, account_id: str, tool_id: str) -> dict[str, Any]:
         """The account's defaults for a tool (empty when none are set)."""
-        return _json(self._t.preferences.get((account_id, tool_id), {}))
+        inputs: dict[str, Any] = _json(self._t.preferences.get((account_id, tool_id), {}))
+        return inputs
 
     async def put(self, account_id: str, tool_id: str, inputs: dict[str, Any], *, now: datetime) -> None:
         """Replace the account's defaults for a tool (an empty object removes them)."""

@@ -44,6 +44,22 @@ class StoredLora:
     record: LoraRecord
 
 
+#: the tables of mutable domain entities (the services change them in place; the copies must not share them)
+ENTITY_TABLES = (
+    "accounts",
+    "identities",
+    "sessions",
+    "events",
+    "ledger",
+    "api_keys",
+    "generations",
+    "deliveries",
+    "link_codes",
+    "web_sessions",
+    "payments",
+)
+
+
 @dataclass
 class Tables:
     """Every table, keyed by its primary key."""
@@ -70,31 +86,17 @@ class Tables:
 
     def copy(self) -> Tables:
         """A deep copy whose entities share nothing with these."""
-        entity_tables = {
-            name: {key: clone(row) for key, row in getattr(self, name).items()}
-            for name in (
-                "accounts",
-                "identities",
-                "sessions",
-                "events",
-                "ledger",
-                "api_keys",
-                "generations",
-                "deliveries",
-                "link_codes",
-                "web_sessions",
-                "payments",
-            )
-        }
-        return Tables(
-            **entity_tables,
+        copied = Tables(
             link_failures=list(self.link_failures),
             payment_events=copy.deepcopy(self.payment_events),
             platform_updates=dict(self.platform_updates),
             kv=copy.deepcopy(self.kv),
             preferences=copy.deepcopy(self.preferences),
-            loras={k: StoredLora(v.id, copy.deepcopy(v.record)) for k, v in self.loras.items()},
+            loras={k: StoredLora(v.id, v.record) for k, v in self.loras.items()},  # a LoraRecord is immutable
         )
+        for name in ENTITY_TABLES:
+            setattr(copied, name, {key: clone(row) for key, row in getattr(self, name).items()})
+        return copied
 
 
 def stage(table: dict[str, E], key: str, row: E, tables: Tables) -> None:

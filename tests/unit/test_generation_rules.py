@@ -42,7 +42,8 @@ async def test_a_request_the_free_balance_cannot_cover_is_refused_and_changes_no
     aid = await w.account(usd=0)
     with pytest.raises(InsufficientFunds) as info:
         await w.service.request(w.ask(aid))
-    assert info.value.details["currentBalance"] == "0.000000000"
+    details = info.value.details
+    assert details is not None and details["currentBalance"] == "0.000000000"
     assert w.backend.runs == []
     assert w.uows.tables.generations == {} and w.uows.tables.ledger == {}
 

@@ -144,14 +144,13 @@ async def test_claiming_due_polls_leases_live_generations_only(uows: UnitOfWorkF
 
 async def test_recent_durations_prefer_the_backends_own_times(uows: UnitOfWorkFactory) -> None:
     a = await make_account(uows, new_id())
-    timed = {"started_at": at(0), "finished_at": at(1)}
     await store(
         uows,
-        generation(a.id, status=S.SUCCEEDED, **timed),
+        generation(a.id, status=S.SUCCEEDED, started_at=at(0), finished_at=at(1)),
         generation(
             a.id, status=S.SUCCEEDED, started_at=at(2), finished_at=at(4), run_started_at=at(2), run_ended_at=at(2.5)
         ),
-        generation(a.id, status=S.FAILED, **timed),
+        generation(a.id, status=S.FAILED, started_at=at(0), finished_at=at(1)),
         generation(a.id, status=S.SUCCEEDED, started_at=None, finished_at=at(9)),
     )
     async with uows() as uow:
