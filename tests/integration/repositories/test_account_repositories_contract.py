@@ -7,7 +7,8 @@ import pytest
 from noema.domain.accounts import ApiKey, Identity, Platform
 from noema.domain.errors import Conflict, InvalidInput
 from noema.domain.ids import new_id
-from noema.domain.sessions import Session
+from noema.domain.linking import WebSession
+from noema.domain.sessions import Event, Session
 from noema.ports import UnitOfWorkFactory
 from tests.integration.repositories.conftest import at, make_account
 from tests.integration.repositories.test_unit_of_work_contract import entry
@@ -156,3 +157,39 @@ async def test_api_keys_are_found_by_hash_and_listed_newest_first(uows: UnitOfWo
         uow.api_keys.add(ApiKey(new_id(), a.id, "nk_x", "0" * 64, created_at=at(9)))
         with pytest.raises(Conflict):
             await uow.commit()
+
+
+async def test_events_are_listed_newest_first_by_account_or_by_session(uows: UnitOfWorkFactory) -> None:
+    a, b = await make_account(uows, new_id()), await make_account(uows, new_id())
+    session_id = new_id()
+    made = [
+        Event(new_id(), "generation_requested", at(n), account_id=a.id, session_id=session_id if n < 2 else None)
+        for n in range(3)
+    ]
+    async with uows() as uow:
+        for event in [*made, Event(new_id(), "account_created", at(9), account_id=b.id)]:
+            uow.events.add(event)
+        await uow.commit()
+    async with uows() as uow:
+        first = await uow.events.list(account_id=a.id, limit=2, cursor=None)
+        rest = await uow.events.list(account_id=a.id, limit=2, cursor=first.next_cursor)
+        in_session = await uow.events.list(session_id=session_id, limit=9, cursor=None)
+        one = await uow.events.get(made[1].id)
+    assert [e.id for e in first.items + rest.items] == [e.id for e in made[::-1]]
+    assert [e.id for e in in_session.items] == [made[1].id, made[0].id]
+    assert one is not None and one.event_type == "generation_requested"
+
+
+async def test_a_browser_session_is_found_by_its_token_hash_and_its_sign_out_saved(uows: UnitOfWorkFactory) -> None:
+    a = await make_account(uows, new_id())
+    async with uows() as uow:
+        uow.web_sessions.add(WebSession("t" * 64, a.id, "csrf", created_at=at(0), expires_at=at(60)))
+        await uow.commit()
+    async with uows() as uow:
+        found = await uow.web_sessions.get("t" * 64)
+        assert found is not None and found.active(at(1))
+        found.revoked_at = at(2)
+        await uow.commit()
+    async with uows() as uow:
+        ended = await uow.web_sessions.get("t" * 64)
+        assert ended is not None and not ended.active(at(3)) and await uow.web_sessions.get("u" * 64) is None
