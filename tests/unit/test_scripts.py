@@ -62,4 +62,4 @@ def test_scripts_test_fast_runs_only_the_unit_lane_without_installing_or_linting
     assert r.returncode == 0, r.stderr
     [call] = calls.read_text(encoding="utf-8").splitlines()  # pytest alone: no pip, no lint
     assert call.startswith("pytest ") and call.endswith("-m not slow tests/unit -x")
-    assert "--basetemp=.cache/pytest" in call and "-n 2" in call
+    assert "--basetemp=.cache/pytest" in call and "-n 0" in call
