@@ -12,6 +12,7 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from noema.bootstrap import Container
@@ -107,6 +108,7 @@ async def _all_ended(app: FastAPI, seconds: float) -> None:
     raise AssertionError(f"generations still live: {[(g.id, g.status.value) for g in live.items]}")
 
 
+@pytest.mark.slow  # minutes, not seconds (measured with --durations)
 async def test_two_hundred_faulty_generations_all_end_charged_once_and_told_once(db_url: str, tmp_path: Path) -> None:
     async with (
         FakeTelegram() as telegram,

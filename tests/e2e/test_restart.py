@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import text
 
 from noema.adapters.db.engine import create_engine
@@ -69,6 +70,7 @@ async def _listed(client: httpx.AsyncClient, aid: str, delivery_status: str) -> 
     return {g["id"] for g in response.json()["items"]}
 
 
+@pytest.mark.slow  # minutes, not seconds (measured with --durations)
 async def test_a_server_killed_with_sigkill_mid_run_restarts_and_every_run_ends_charged_once(
     db_url: str, tmp_path: Path
 ) -> None:

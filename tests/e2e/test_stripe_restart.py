@@ -57,6 +57,7 @@ async def _blocked_by_us(conn: asyncpg.Connection, *, seconds: float = 20) -> in
     raise AssertionError("the webhook request never reached the held lock")
 
 
+@pytest.mark.slow  # minutes, not seconds (measured with --durations)
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 async def test_a_server_killed_before_committing_a_stripe_credit_credits_it_once_on_stripes_retry(
     db_url: str, tmp_path: Path, fake_stripe: FakeStripe

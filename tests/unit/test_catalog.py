@@ -491,6 +491,7 @@ def test_two_overrides_asking_for_one_name_go_to_the_smaller_deployment_id() -> 
     assert "command 'best' is taken by another tool; using 'best_2'" in tools["dep-b"].extra["override_warnings"]
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.text(max_size=45), max_size=25), st.randoms(use_true_random=False))
 def test_commands_are_unique_valid_and_independent_of_order(names: list[str], rnd: random.Random) -> None:
@@ -502,6 +503,7 @@ def test_commands_are_unique_valid_and_independent_of_order(names: list[str], rn
     assert all(COMMAND.match(command) for command in first.values())
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(st.dictionaries(st.text(max_size=8), st.text(max_size=40), max_size=15), st.sets(st.text(max_size=8)))
 def test_assigning_commands_with_overrides_is_unique_and_valid(
@@ -640,6 +642,7 @@ node = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(
     api=st.dictionaries(st.text(max_size=4), node | json_values, max_size=6),

@@ -652,6 +652,7 @@ _JSON = st.recursive(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(st.dictionaries(st.text(max_size=8), _JSON, max_size=5))
 def test_summary_from_object_info_never_raises_on_any_json(raw: dict[str, Any]) -> None:
@@ -765,6 +766,7 @@ _NODE = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(st.sampled_from(["1", "2", "3"]), _NODE | _JSON, max_size=3))
 def test_any_json_graph_loads_or_is_refused_naming_its_file(graph: dict[str, Any]) -> None:
@@ -798,6 +800,7 @@ _TOML_VALUE = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(
     st.dictionaries(

@@ -481,6 +481,7 @@ EVERYTHING = make_tool(
 NAMES = [spec.name for spec in EVERYTHING.inputs] + ["unknown"]
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(st.dictionaries(st.sampled_from(NAMES) | st.text(max_size=6), json_values | interesting_strings, max_size=8))
 def test_validate_inputs_either_returns_or_raises_invalid_input(raw: dict[str, Any]) -> None:

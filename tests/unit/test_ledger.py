@@ -97,6 +97,7 @@ _ops = st.lists(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(_ops)
 def test_any_sequence_keeps_balance_equal_to_the_sum_of_entries_and_never_negative(

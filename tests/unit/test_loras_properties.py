@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -164,6 +165,7 @@ def output_tags(prompt: str) -> list[tuple[str, float]]:
     return [(h.slug, float(h.weight or 0)) for h in found]
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(prompts() | wild_text, registries(), accounts, checkpoints, st.integers(0, 6), bounds())
 @example("a pupper", EVERYTHING, "acc-1", Family.SDXL, 5, WeightBounds())  # a replacement calls another LoRA
@@ -179,6 +181,7 @@ def test_resolving_twice_changes_nothing(
     assert outcome(twice) == outcome(once)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(prompts(), registries(), accounts, checkpoints, st.integers(0, 6))
 @example("a<lora:x:1>b c<lora:y>", EVERYTHING, "acc-1", Family.SDXL, 5)
@@ -192,6 +195,7 @@ def test_no_user_word_is_lost(
     assert is_subsequence(kept, words(result.prompt)), (kept, result.prompt)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(prompts() | wild_text, registries(), accounts, checkpoints, bounds())
 def test_applied_weights_stay_within_the_bounds(
@@ -203,6 +207,7 @@ def test_applied_weights_stay_within_the_bounds(
         assert weight != 0
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(prompts(), registries(), accounts, checkpoints, st.integers(0, 6))
 def test_never_more_than_the_cap_and_every_applied_lora_is_usable_once(
@@ -218,6 +223,7 @@ def test_never_more_than_the_cap_and_every_applied_lora_is_usable_once(
     assert [(s, w) for s, w in output_tags(result.prompt) if w != 0] == outcome(result)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(wild_text, registries(), accounts, checkpoints, st.integers(0, 6))
 def test_resolve_never_raises_on_arbitrary_text(

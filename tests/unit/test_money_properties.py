@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -89,6 +90,7 @@ def _play(g: Generation, run: Run) -> None:
     g.apply(RunUpdate(run_id="run-1", status=run.ending, started_at=T0, ended_at=ends_at, confirmed=True), ends_at)
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(balance=st.integers(0, 2_000_000_000), batch=st.lists(runs, min_size=1, max_size=8))
 def test_no_account_pays_more_than_its_hold_or_less_than_its_cost_unless_a_shortfall_is_recorded(

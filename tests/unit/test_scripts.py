@@ -41,3 +41,25 @@ def test_scripts_test_points_temporary_files_and_caches_into_the_repository() ->
     assert 'PIP_CACHE_DIR="$PWD/.cache/pip"' in text and "export TMPDIR PIP_CACHE_DIR" in text
     assert "--basetemp=.cache/pytest" in text and "> .cache/lint-imports.log" in text
     assert ".cache/" in (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
+
+
+def _fake_tool(path: Path, log: Path) -> None:
+    """An executable that only records how it was called."""
+    path.write_text(f'#!/usr/bin/env bash\necho "$(basename "$0") $*" >> "{log}"\n', encoding="utf-8")
+    path.chmod(0o755)
+
+
+def test_scripts_test_fast_runs_only_the_unit_lane_without_installing_or_linting(tmp_path: Path) -> None:
+    repo, calls = tmp_path / "repo", tmp_path / "calls.log"
+    (repo / "scripts").mkdir(parents=True)
+    shutil.copy2(ROOT / "scripts" / "test", repo / "scripts" / "test")
+    (repo / ".venv" / "bin").mkdir(parents=True)
+    for tool in ("python", "pip", "pytest", "ruff", "mypy", "lint-imports"):
+        _fake_tool(repo / ".venv" / "bin" / tool, calls)
+    r = subprocess.run(
+        [str(repo / "scripts" / "test"), "--fast", "-x"], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert r.returncode == 0, r.stderr
+    [call] = calls.read_text(encoding="utf-8").splitlines()  # pytest alone: no pip, no lint
+    assert call.startswith("pytest ") and call.endswith("-m not slow tests/unit -x")
+    assert "--basetemp=.cache/pytest" in call and "-n 0" in call
