@@ -18,6 +18,7 @@ import httpx
 from benchmarks.harness import NOOP_PATH, Bench, bench_settings, funded_account, started_app, table
 from noema.domain.delivery import DeliveryKind, dedupe_key
 from noema.domain.generation import GenerationStatus
+from noema.domain.progress_words import humane
 from noema.services.generations import GenerationRequest
 
 WEBHOOK_PATH = "/api/webhook/comfydeploy"
@@ -149,12 +150,18 @@ async def drive(client: httpx.AsyncClient, batch: Batch) -> float:
 
 
 async def submitted_generations(bench: Bench, count: int) -> list[Target]:
-    """``count`` generations of txt2img in ``submitted`` state, through the real request path."""
+    """``count`` Telegram generations of txt2img in ``submitted`` state, through the real request path."""
     aid, _ = await funded_account(bench.container, "100")
     targets = []
     for i in range(count):
         generation = await bench.container.generations.request(
-            GenerationRequest(account_id=aid, tool_ref="txt2img", inputs={"input_text": f"benchmark {i}"})
+            GenerationRequest(
+                account_id=aid,
+                tool_ref="txt2img",
+                inputs={"input_text": f"benchmark {i}"},
+                platform="telegram",  # a chat run: each progress event also rolls its outbox row
+                delivery={"chat_id": 1000 + i, "message_id": 1, "progress_message_id": 2},
+            )
         )
         if generation.status is not GenerationStatus.SUBMITTED:
             raise RuntimeError(f"generation {generation.id} is {generation.status.value}, not submitted")
@@ -175,7 +182,7 @@ async def verify(bench: Bench, expected: dict[str, float]) -> None:
                     f"generation {gid}: {generation.status.value} at {generation.progress}, expected running at "
                     f"{progress}: the webhooks were not applied"
                 )
-            if generation.live_status != LIVE_STATUS or generation.started_at is None:
+            if generation.live_status != humane(LIVE_STATUS) or generation.started_at is None:
                 raise RuntimeError(f"generation {gid}: live status or start time not persisted")
             message = await uow.deliveries.by_key(dedupe_key(gid, DeliveryKind.PROGRESS))
             if message is None or abs(float(message.payload["progress"]) - progress) > 1e-9:

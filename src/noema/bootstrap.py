@@ -56,6 +56,7 @@ from noema.services.generations import GenerationService, Limits
 from noema.services.live_updates import LiveUpdates, LiveUpdatesNotifier
 from noema.services.loras import LoraLibrary
 from noema.services.presets import PresetBook
+from noema.services.progress_batches import ProgressBatches
 from noema.services.run_updates import record_run_update
 
 SANDBOX_MOUNT = "/sandbox"
@@ -90,6 +91,8 @@ class Container:
     media_fetcher: ResultFetcher | None = None
     comfyui: ComfyUIBackend | None = None
     deferred_webhooks: DeferredWebhooks = field(default_factory=DeferredWebhooks)
+    #: non-final webhooks applied together, one transaction for all that arrive at once
+    progress_batches: ProgressBatches | None = None
     _clients: list[httpx.AsyncClient] = field(default_factory=list)
     _sandbox_started: bool = False
 
@@ -426,5 +429,6 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         media_store=store,
         media_fetcher=media,
         comfyui=comfyui,
+        progress_batches=ProgressBatches(uow, clock, metrics=metrics, quiet_for=limits.quiet_for),
         _clients=clients,
     )

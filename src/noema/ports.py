@@ -381,6 +381,10 @@ class GenerationRepository(Protocol):
         """Stage a new generation."""
         ...
 
+    async def get_many(self, generation_ids: list[str], *, for_update: bool = False) -> dict[str, Generation]:
+        """Several generations by id in one statement, row-locked in id order when asked."""
+        ...
+
     async def by_idempotency_key(self, account_id: str, key: str) -> Generation | None:
         """The account's generation made under this Idempotency-Key."""
         ...
@@ -429,6 +433,10 @@ class DeliveryRepository(Protocol):
 
     async def by_key(self, key: str, *, for_update: bool = False) -> Delivery | None:
         """The delivery with this dedupe key."""
+        ...
+
+    async def lock_keys(self, keys: list[str]) -> None:
+        """Read and lock the deliveries with these keys in one statement, so ``by_key`` needs none for them."""
         ...
 
     async def claim_due(self, now: datetime, *, limit: int, lease_seconds: float) -> list[Delivery]:

@@ -11,7 +11,6 @@ import hashlib
 import json
 import random
 import secrets
-import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -42,6 +41,7 @@ from noema.domain.tools import ACCOUNT, Tool, ToolCaller
 from noema.ports import Backend, Clock, Metrics, RoomAware, UnitOfWorkFactory
 from noema.services import events, failover, history, media_inputs, preferences, run_updates
 from noema.services.catalog import Catalog
+from noema.services.durations import RecentDurations
 from noema.services.economy import post
 from noema.services.lora_prompts import apply_loras
 from noema.services.loras import LoraLibrary
@@ -96,6 +96,7 @@ class GenerationService:
         self.limits, self.webhook_base, self.metrics = limits, webhook_base, metrics
         self.rng = rng or random.Random(secrets.randbits(64))
         self.loras, self.max_loras = loras, max_loras
+        self.durations = RecentDurations(uow)
 
     async def request(self, req: GenerationRequest) -> Generation:
         """Run a tool for an account; returns the generation (already failed if the backend refused)."""
@@ -130,9 +131,7 @@ class GenerationService:
         return max(1, estimate_nanos(tool, expected_seconds=seconds)), seconds
 
     async def _expected_seconds(self, tool: Tool) -> float:
-        async with self.uow() as uow:
-            recent = await uow.generations.recent_durations(tool.id, limit=20)
-        return statistics.median(recent) if len(recent) >= 5 else tool.expected_seconds
+        return await self.durations.expected_seconds(tool)
 
     async def _create(
         self, req: GenerationRequest, tools: list[Tool], inputs: dict[str, Any], fingerprint: str, meta: dict[str, Any]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -16,10 +17,13 @@ from noema.ports import Backend, Clock, Metrics, UnitOfWork, UnitOfWorkFactory
 from noema.services import events
 from noema.services.settlement import enqueue, settle
 
+if TYPE_CHECKING:
+    from noema.services.progress_batches import ProgressBatches
+
 log = structlog.get_logger(__name__)
 
 
-_BAD_WEBHOOK = "That webhook token is not valid for this generation."
+BAD_WEBHOOK = "That webhook token is not valid for this generation."
 
 
 def hash_token(token: str) -> str:
@@ -42,8 +46,11 @@ async def record_webhook(
     token: str,
     metrics: Metrics,
     quiet_for: timedelta,
+    batches: ProgressBatches | None = None,
 ) -> Generation:
     """Apply a backend webhook: checked against the generation's token, and an end confirmed with the backend.
+
+    An update that does not end the run goes into the next shared transaction of ``batches`` when given.
 
     A webhook body is only a hint (anyone holding the URL can post one); the update that ends a run
     decides the money, so it is replaced by the backend's own answer for that run, with the
@@ -56,9 +63,11 @@ async def record_webhook(
             known = await tx.generations.get(generation_id)
         if known is None or not token_matches(known, token):
             # One answer for "no such generation" and "wrong token": a webhook caller learns no ids.
-            raise Forbidden(_BAD_WEBHOOK)
+            raise Forbidden(BAD_WEBHOOK)
         if not known.is_terminal and known.run_id in (None, update.run_id):
             update = await _confirm(backend, known, update, metrics)
+    elif batches is not None:
+        return await batches.apply(generation_id, update, token=token)
     return await record_run_update(
         uow(), clock, generation_id, update, token=token, metrics=metrics, quiet_for=quiet_for
     )
@@ -103,22 +112,28 @@ async def record_run_update(
         generation = await uow.generations.get(generation_id, for_update=True)
         if token is not None and (generation is None or not token_matches(generation, token)):
             # One answer for "no such generation" and "wrong token": a webhook caller learns no ids.
-            raise Forbidden(_BAD_WEBHOOK)
+            raise Forbidden(BAD_WEBHOOK)
         if generation is None:
             raise GenerationNotFound()
-        now = clock.now()
-        try:
-            changes = generation.apply(update, now)
-        except InvalidTransition:
-            # A second run for the same generation (e.g. a retried submit): never let it touch this one.
-            log.warning("foreign_run_ignored", generation_id=generation.id, run_id=update.run_id[:64])
-            return generation
-        if not generation.is_terminal:
-            # Polled when it goes quiet, and at its time limit or when its cost reaches the hold, whichever is first.
-            generation.next_poll_at = min(now + quiet_for, generation.check_at())
-        await _after(uow, generation, changes, now, metrics)
+        await apply_update(uow, generation, update, clock.now(), metrics=metrics, quiet_for=quiet_for)
         await uow.commit()
         return generation
+
+
+async def apply_update(
+    uow: UnitOfWork, generation: Generation, update: RunUpdate, now: datetime, *, metrics: Metrics, quiet_for: timedelta
+) -> None:
+    """Apply one update to a generation locked in ``uow`` (not committed): state, poll time, money, outbox."""
+    try:
+        changes = generation.apply(update, now)
+    except InvalidTransition:
+        # A second run for the same generation (e.g. a retried submit): never let it touch this one.
+        log.warning("foreign_run_ignored", generation_id=generation.id, run_id=update.run_id[:64])
+        return
+    if not generation.is_terminal:
+        # Polled when it goes quiet, and at its time limit or when its cost reaches the hold, whichever is first.
+        generation.next_poll_at = min(now + quiet_for, generation.check_at())
+    await _after(uow, generation, changes, now, metrics)
 
 
 async def finish(

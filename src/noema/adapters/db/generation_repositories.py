@@ -32,6 +32,13 @@ class SqlGenerations:
         """Stage a new generation."""
         self._s.add(generation)
 
+    async def get_many(self, generation_ids: list[str], *, for_update: bool = False) -> dict[str, Generation]:
+        """Several generations by id in one statement, locked in id order when asked (batches never deadlock)."""
+        stmt = select(Generation).where(G.id.in_(sorted(set(generation_ids)))).order_by(G.id)
+        if for_update:
+            stmt = stmt.with_for_update().execution_options(populate_existing=True)
+        return {g.id: g for g in (await self._s.scalars(stmt)).all()}
+
     async def by_idempotency_key(self, account_id: str, key: str) -> Generation | None:
         """The account's generation made under this Idempotency-Key."""
         stmt = select(Generation).where(G.account_id == account_id, G.idempotency_key == key)
@@ -141,17 +148,38 @@ def _filtered(stmt: Select[Any], where: GenerationFilter) -> Select[Any]:
 class SqlDeliveries:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
+        #: rows (or their absence) this transaction already read under lock: read again without a statement
+        self._locked: dict[str, Delivery | None] = {}
 
     def add(self, delivery: Delivery) -> None:
         """Stage a new delivery."""
         self._s.add(delivery)
+        self._locked[delivery.key] = delivery
 
     async def by_key(self, key: str, *, for_update: bool = False) -> Delivery | None:
         """The delivery with this dedupe key."""
+        if key in self._locked:
+            return self._locked[key]
         stmt = select(Delivery).where(D.key == key)
         if for_update:
             stmt = stmt.with_for_update()
-        return (await self._s.scalars(stmt)).first()
+        found = (await self._s.scalars(stmt)).first()
+        if for_update:
+            self._locked[key] = found
+        return found
+
+    async def lock_keys(self, keys: list[str]) -> None:
+        """Read and lock the deliveries with these keys in one statement, so ``by_key`` needs none for them.
+
+        An absent key is remembered as absent: callers lock the generation first, which keeps
+        another transaction from adding its row meanwhile.
+        """
+        wanted = sorted(set(keys) - self._locked.keys())
+        if not wanted:
+            return
+        stmt = select(Delivery).where(D.key.in_(wanted)).order_by(D.key).with_for_update()
+        found = {d.key: d for d in (await self._s.scalars(stmt)).all()}
+        self._locked.update({key: found.get(key) for key in wanted})
 
     async def claim_due(self, now: datetime, *, limit: int, lease_seconds: float) -> list[Delivery]:
         """Pending deliveries that are due, leased to this worker (skipping rows others hold)."""

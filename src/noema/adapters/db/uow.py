@@ -132,6 +132,7 @@ class SqlUnitOfWork:
         self.session.info.pop(_OUTBOX, None)
         self._announced = set()
         await self.session.rollback()
+        self.deliveries = SqlDeliveries(self.session)  # what it had read under lock is no longer locked
 
 
 class SqlUnitOfWorkFactory:

@@ -37,7 +37,15 @@ async def comfydeploy_webhook(
         raise InvalidInput(f"The webhook body is not a run update: {str(exc)[:200]}") from None
     try:
         await run_updates.record_webhook(
-            c.uow, c.clock, c.backend, gid, update, token=token, metrics=c.metrics, quiet_for=c.limits.quiet_for
+            c.uow,
+            c.clock,
+            c.backend,
+            gid,
+            update,
+            token=token,
+            metrics=c.metrics,
+            quiet_for=c.limits.quiet_for,
+            batches=c.progress_batches,
         )
     except Busy:
         c.deferred_webhooks.defer(gid, update, token)  # applied when there is room; 503 tells the sender too

@@ -1,0 +1,120 @@
+"""Progress webhooks arriving together share one transaction, and each still gets its own answer."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from noema.bootstrap import Container
+from noema.domain.accounts import Platform
+from noema.domain.delivery import DeliveryKind, DeliveryStatus, dedupe_key
+from noema.domain.errors import Forbidden
+from noema.domain.generation import GenerationStatus
+from noema.domain.ids import new_id
+from noema.domain.runs import RunStatus, RunUpdate
+from noema.services import accounts
+from noema.services.progress_batches import ProgressBatches
+from noema.services.run_updates import hash_token
+from tests.fakes.clock import FakeClock
+from tests.fakes.generations import make_generation
+
+
+async def _running(c: Container, clock: FakeClock, platform: str = "telegram") -> str:
+    aid = (await accounts.find_or_create(c.uow, clock, platform=Platform.TELEGRAM, platform_id=new_id()[:8])).account.id
+    gid = new_id()
+    g = make_generation(
+        GenerationStatus.RUNNING,
+        id=gid,
+        account_id=aid,
+        platform=platform,
+        run_id=f"run-{gid}",
+        webhook_token_hash=hash_token(f"token-{gid}"),
+        requested_at=clock.now(),
+        updated_at=clock.now(),
+        started_at=clock.now(),
+        delivery={"chat_id": 1},
+    )
+    async with c.uow() as uow:
+        uow.generations.add(g)
+        await uow.commit()
+    return gid
+
+
+def _progress(gid: str, progress: float, *, run_id: str | None = None) -> RunUpdate:
+    return RunUpdate(run_id=run_id or f"run-{gid}", status=RunStatus.RUNNING, progress=progress, live_status="Sampling")
+
+
+def _batches(c: Container) -> ProgressBatches:
+    assert c.progress_batches is not None
+    return c.progress_batches
+
+
+async def _progress_of(c: Container, gid: str) -> tuple[float, float | None, int]:
+    """(the generation's progress, its progress message's progress, how many messages it has)."""
+    async with c.uow() as uow:
+        g = await uow.generations.get(gid)
+        row = await uow.deliveries.by_key(dedupe_key(gid, DeliveryKind.PROGRESS))
+        rows = await uow.deliveries.for_generation(gid)
+    assert g is not None
+    return g.progress, (None if row is None else float(row.payload["progress"])), len(rows)
+
+
+async def test_progress_webhooks_sent_at_once_are_all_applied_in_order(container: Container, clock: FakeClock) -> None:
+    a, b = await _running(container, clock), await _running(container, clock)
+    web = await _running(container, clock, platform="web")
+    batches = _batches(container)
+    sent = [(a, 0.3), (b, 0.5), (a, 0.6), (web, 0.4), (b, 0.7), (a, 0.9)]
+    await asyncio.gather(*(batches.apply(g, _progress(g, p), token=f"token-{g}") for g, p in sent))
+    assert await _progress_of(container, a) == (0.9, 0.9, 1)
+    assert await _progress_of(container, b) == (0.7, 0.7, 1)
+    assert await _progress_of(container, web) == (0.4, None, 0)  # watched live: no outbox row
+
+
+async def test_a_wrong_token_in_a_batch_is_refused_alone_and_changes_nothing(
+    container: Container, clock: FakeClock
+) -> None:
+    good, victim = await _running(container, clock), await _running(container, clock)
+    batches = _batches(container)
+    results = await asyncio.gather(
+        batches.apply(good, _progress(good, 0.5), token=f"token-{good}"),
+        batches.apply(victim, _progress(victim, 0.8), token=f"token-{good}"),
+        batches.apply(new_id(), _progress(good, 0.8), token=f"token-{good}"),  # no such generation
+        return_exceptions=True,
+    )
+    assert not isinstance(results[0], BaseException) and results[0].progress == 0.5
+    assert [type(r) for r in results[1:]] == [Forbidden, Forbidden]
+    assert await _progress_of(container, good) == (0.5, 0.5, 1)
+    assert await _progress_of(container, victim) == (0.0, None, 0)
+
+
+async def test_a_foreign_run_in_a_batch_is_ignored_and_the_rest_applied(container: Container, clock: FakeClock) -> None:
+    mine, other = await _running(container, clock), await _running(container, clock)
+    batches = _batches(container)
+    await asyncio.gather(
+        batches.apply(mine, _progress(mine, 0.9, run_id="someone-elses-run"), token=f"token-{mine}"),
+        batches.apply(other, _progress(other, 0.2), token=f"token-{other}"),
+    )
+    assert await _progress_of(container, mine) == (0.0, None, 0)
+    assert await _progress_of(container, other) == (0.2, 0.2, 1)
+
+
+@pytest.mark.parametrize("sent_before", [True, False])
+async def test_progress_after_a_sent_edit_waits_for_the_throttle_in_a_batch(
+    container: Container, clock: FakeClock, sent_before: bool
+) -> None:
+    gid = await _running(container, clock)
+    batches = _batches(container)
+    await batches.apply(gid, _progress(gid, 0.2), token=f"token-{gid}")
+    if sent_before:
+        async with container.uow() as uow:
+            row = await uow.deliveries.by_key(dedupe_key(gid, DeliveryKind.PROGRESS), for_update=True)
+            assert row is not None
+            row.succeeded(clock.now())
+            await uow.commit()
+    await asyncio.gather(*(batches.apply(gid, _progress(gid, p), token=f"token-{gid}") for p in (0.4, 0.6)))
+    async with container.uow() as uow:
+        row = await uow.deliveries.by_key(dedupe_key(gid, DeliveryKind.PROGRESS))
+    assert row is not None and row.status is DeliveryStatus.PENDING and row.payload["progress"] == 0.6
+    # A progress edit already sent holds the next one back by the throttle; one never sent goes at once.
+    assert (row.next_attempt_at > clock.now()) is sent_before
