@@ -60,7 +60,6 @@ async def add_background_runs(db_url: str, first: int, last: int, *, accounts: i
     conn = await asyncpg.connect(_pg_dsn(db_url))
     try:
         await conn.execute(sql, first, last, 30.0, total, "generation-", accounts)
-        await conn.execute("ANALYZE")
     finally:
         await conn.close()
 
@@ -71,9 +70,16 @@ async def add_account_runs(db_url: str, account_id: str, *, runs: int, live: int
     sql = _GENERATIONS.format(account="$6", status=status, outputs=_OUTPUTS)
     conn = await asyncpg.connect(_pg_dsn(db_url))
     try:
-        # Only new numbers: the account's runs already there keep theirs (the tag keeps ids apart).
         await conn.execute(sql, 1, runs, 3600.0, runs, f"{tag}-{account_id}-", account_id)
-        await conn.execute("ANALYZE generations")
+    finally:
+        await conn.close()
+
+
+async def settle(db_url: str) -> None:
+    """Vacuum and analyze, as a long-running database would be: no autovacuum pass starts mid-measurement."""
+    conn = await asyncpg.connect(_pg_dsn(db_url))
+    try:
+        await conn.execute("VACUUM (ANALYZE) accounts, generations")
     finally:
         await conn.close()
 

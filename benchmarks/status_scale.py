@@ -1,11 +1,12 @@
 """Status at scale: the status, history and web history reads of one account, on a small and on a large database.
 
 ``python -m benchmarks --scale`` (or ``python -m benchmarks.status_scale [--quick]``), PostgreSQL only.
-One fresh database, one started app. First it holds 1,000 generations over 100 accounts and the three
-reads are timed for two accounts with 10 runs each (2 live): that is the baseline. Then set-based SQL
-grows it to 1,000,000 generations and 100,000 accounts, one of the two accounts to 20,000 runs, and the
-same reads are timed again. Each read is repeated well past PostgreSQL's fifth execution of a prepared
-statement, where a generic plan may take over. The figure that matters is each p99 against its baseline.
+Two fresh databases filled with set-based SQL, an app started on each, in one process: the baseline
+holds 1,000 generations over 100 accounts; the large one 1,000,000 generations and 100,000 accounts.
+On each, two accounts read: one with 10 runs, one with 20,000 (10 on the baseline), two of them live.
+The reads go round-robin over both databases, so the shared machine's busy moments hit both alike,
+and each is repeated well past PostgreSQL's fifth execution of a prepared statement, where a generic
+plan may take over. The figure that matters is each p99 on the large database against the baseline's.
 """
 
 from __future__ import annotations
@@ -124,42 +125,66 @@ async def _once(bench: Bench, reader: Reader, read: str, cursor: str) -> float:
     return elapsed
 
 
-async def _measure(bench: Bench, readers: list[Reader], plan: Plan, database: str) -> list[Figure]:
-    """Every read of every account in turn, round after round, so a busy moment of the machine hits all alike."""
-    cursors = {r.name: await _deep_cursor(bench, r, pages=100) for r in readers}
-    samples: dict[tuple[str, str], list[float]] = {(r.name, read): [] for r in readers for read in READS}
+@dataclass(frozen=True)
+class Side:
+    """One database's started app and its two accounts."""
+
+    database: str
+    bench: Bench
+    readers: list[Reader]
+
+
+async def _measure(sides: list[Side], plan: Plan) -> list[Figure]:
+    """Every read of every account on both databases in turn, round after round: a busy moment hits all alike."""
+    cursors = {(s.database, r.name): await _deep_cursor(s.bench, r, pages=100) for s in sides for r in s.readers}
+    samples: dict[tuple[str, str, str], list[float]] = {}
     for i in range(plan.warmup + plan.requests):
-        for reader in readers:
-            for read in READS:
-                elapsed = await _once(bench, reader, read, cursors[reader.name])
-                if i >= plan.warmup:
-                    samples[(reader.name, read)].append(elapsed)
-    return [Figure(read, name, database, values) for (name, read), values in samples.items()]
+        for side in sides:
+            for reader in side.readers:
+                for read in READS:
+                    elapsed = await _once(side.bench, reader, read, cursors[(side.database, reader.name)])
+                    if i >= plan.warmup:
+                        samples.setdefault((side.database, reader.name, read), []).append(elapsed)
+    return [Figure(read, name, database, values) for (database, name, read), values in samples.items()]
 
 
-async def run(db_url: str, workdir: Path, *, quick: bool = False) -> ScaleResult:
-    """Time the reads on the small database, grow it, and time them again."""
+async def _fill_small(url: str, readers: list[Reader], plan: Plan) -> None:
+    """1,000 generations over 100 accounts, ten of them (two live) for each reader."""
+    await scale_data.add_accounts(url, 1, BASELINE_ACCOUNTS)
+    for reader in readers:
+        await scale_data.add_account_runs(url, reader.account_id, runs=SMALL_RUNS, live=LIVE_RUNS, tag="base")
+    last = BASELINE_RUNS - len(readers) * SMALL_RUNS
+    await scale_data.add_background_runs(url, 1, last, accounts=BASELINE_ACCOUNTS, total=plan.generations)
+    await scale_data.settle(url)
+
+
+async def _fill_large(url: str, small: Reader, big: Reader, plan: Plan) -> None:
+    """The plan's accounts and generations: ten runs (two live) for ``small``, ``plan.big_runs`` for ``big``."""
+    await scale_data.add_accounts(url, 1, plan.accounts - 2)
+    await scale_data.add_account_runs(url, small.account_id, runs=SMALL_RUNS, live=LIVE_RUNS, tag="base")
+    await scale_data.add_account_runs(url, big.account_id, runs=plan.big_runs, live=LIVE_RUNS, tag="base")
+    last = plan.generations - plan.big_runs - SMALL_RUNS
+    await scale_data.add_background_runs(url, 1, last, accounts=plan.accounts - 2, total=plan.generations)
+    await scale_data.settle(url)
+
+
+async def run(small_url: str, large_url: str, workdir: Path, *, quick: bool = False) -> ScaleResult:
+    """Fill a small and a large database, start an app on each, and time the reads on both side by side."""
     plan = QUICK if quick else FULL
-    async with started_app(bench_settings(db_url, workdir)) as bench:
-        small, big = await _reader(bench, "10 runs"), await _reader(bench, f"{plan.big_runs:,} runs")
-        await scale_data.add_accounts(db_url, 1, BASELINE_ACCOUNTS)
-        for reader in (small, big):
-            await scale_data.add_account_runs(db_url, reader.account_id, runs=SMALL_RUNS, live=LIVE_RUNS, tag="base")
-        await scale_data.add_background_runs(
-            db_url, 1, BASELINE_RUNS - 2 * SMALL_RUNS, accounts=BASELINE_ACCOUNTS, total=plan.generations
-        )
-        figures = await _measure(bench, [small, big], plan, "1,000 rows")
+    async with (
+        started_app(bench_settings(small_url, workdir / "small")) as small_bench,
+        started_app(bench_settings(large_url, workdir / "large")) as large_bench,
+    ):
+        sides = []
+        for database, bench in (("1,000 rows", small_bench), ("large", large_bench)):
+            readers = [await _reader(bench, "10 runs"), await _reader(bench, f"{plan.big_runs:,} runs")]
+            sides.append(Side(database, bench, readers))
+        await _fill_small(small_url, sides[0].readers, plan)
         started = time.perf_counter()
-        await scale_data.add_accounts(db_url, BASELINE_ACCOUNTS + 1, plan.accounts - 2)
-        await scale_data.add_account_runs(db_url, big.account_id, runs=plan.big_runs - SMALL_RUNS, live=0, tag="more")
-        last = plan.generations - plan.big_runs - SMALL_RUNS
-        await scale_data.add_background_runs(
-            db_url, BASELINE_RUNS - 2 * SMALL_RUNS + 1, last, accounts=plan.accounts - 2, total=plan.generations
-        )
+        await _fill_large(large_url, *sides[1].readers, plan)
         build = time.perf_counter() - started
-        rows = await scale_data.count_rows(db_url)
-        figures += await _measure(bench, [small, big], plan, f"{rows[1]:,} rows")
-    return ScaleResult(plan, figures, build, rows)
+        figures = await _measure(sides, plan)
+    return ScaleResult(plan, figures, build, await scale_data.count_rows(large_url))
 
 
 def report(result: ScaleResult) -> str:
@@ -184,8 +209,8 @@ def report(result: ScaleResult) -> str:
     return "\n".join(
         [
             f"Status at scale on PostgreSQL ({result.plan.requests} requests per read one at a time, after "
-            f"{result.plan.warmup} warm-up; milliseconds). Grown to {generations:,} generations and "
-            f"{accounts:,} accounts in {result.build_seconds:.0f} s.",
+            f"{result.plan.warmup} warm-up; milliseconds). Large: {generations:,} generations and "
+            f"{accounts:,} accounts, built in {result.build_seconds:.0f} s.",
             table(["read (account)", "1k p50", "1k p99", "large p50", "large p99", "p99 ratio"], rows),
         ]
     )
@@ -195,9 +220,12 @@ async def bench_scale(*, quick: bool) -> None:
     """Status and history reads on a small and a large PostgreSQL database (minutes: it builds the large one)."""
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="noema-bench-scale-") as tmp:
-        async with fresh_database("postgres", Path(tmp)) as url:
+        async with (
+            fresh_database("postgres", Path(tmp)) as small_url,
+            fresh_database("postgres", Path(tmp)) as large_url,
+        ):
             print("\n=== postgres at scale ===", flush=True)
-            print(report(await run(url, Path(tmp), quick=quick)), flush=True)
+            print(report(await run(small_url, large_url, Path(tmp), quick=quick)), flush=True)
     print(f"(scale: {time.perf_counter() - started:.1f} s)", flush=True)
 
 
