@@ -1,4 +1,4 @@
-"""Run every benchmark on SQLite and PostgreSQL: ``python -m benchmarks [--quick] [--db sqlite|postgres|both]``."""
+"""Run every benchmark: ``python -m benchmarks [--quick] [--db sqlite|postgres|both] [--scale]``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import delivery, request_overhead, webhooks
+from benchmarks import delivery, request_overhead, status_scale, webhooks
 from benchmarks.harness import fresh_database, quiet_production_logging
 
 
@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a short smoke run (under ~30 s)")
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument(
+        "--scale", action="store_true", help="also status and history at 1,000,000 generations (PostgreSQL, minutes)"
+    )
     args = parser.parse_args(argv)
     quiet_production_logging()
     kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
@@ -46,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     for kind in kinds:
         asyncio.run(bench_database(kind, quick=args.quick))
+    if args.scale:
+        asyncio.run(status_scale.bench_scale(quick=args.quick))
     return 0
 
 

@@ -31,7 +31,7 @@ from sqlalchemy.orm import registry
 from noema.adapters.db.types import UTCDateTime
 from noema.domain.accounts import Account, AccountStatus, ApiKey, Identity, Platform
 from noema.domain.delivery import Delivery, DeliveryKind, DeliveryStatus
-from noema.domain.generation import Generation, GenerationStatus
+from noema.domain.generation import LIVE, Generation, GenerationStatus
 from noema.domain.ledger import EntryKind, LedgerEntry
 from noema.domain.linking import CodePurpose, LinkCode, WebSession
 from noema.domain.loras import Family
@@ -49,6 +49,10 @@ metadata = MetaData(
     }
 )
 mapper_registry = registry(metadata=metadata)
+
+#: The live statuses as SQL, in one fixed order: the partial index and the queries must spell them alike.
+LIVE_STATUSES = tuple(sorted(s.value for s in LIVE))
+LIVE_STATUSES_SQL = "status IN (" + ", ".join(f"'{v}'" for v in LIVE_STATUSES) + ")"
 
 
 def enum_column(enum: type[Enum], length: int = 32) -> SAEnum:
@@ -87,6 +91,7 @@ accounts = Table(
     CheckConstraint("balance_nanos >= 0", name="balance_not_negative"),
     CheckConstraint("held_nanos >= 0 AND held_nanos <= balance_nanos", name="held_within_balance"),
     CheckConstraint("owed_nanos >= 0", name="owed_not_negative"),
+    Index("ix_accounts_created_id", "created_at", "id"),
 )
 
 identities = Table(
@@ -232,7 +237,19 @@ generations = Table(
     CheckConstraint("cost_nanos >= 0 AND hold_nanos >= 0 AND shortfall_nanos >= 0", name="money_not_negative"),
     # An Idempotency-Key names one generation of one account, whatever the retries.
     UniqueConstraint("account_id", "idempotency_key"),
-    Index("ix_generations_account_requested", "account_id", "requested_at"),
+    # History pages read (account, requested_at, id) newest first; the id settles equal times without a sort.
+    Index("ix_generations_account_requested_id", "account_id", "requested_at", "id"),
+    # Only live runs, whatever an account's history: the status panel and the run cap read these few rows.
+    # The statuses are literals in the queries too, so even a prepared statement's generic plan can use it.
+    Index(
+        "ix_generations_live_account",
+        "account_id",
+        "requested_at",
+        "id",
+        sqlite_where=text(LIVE_STATUSES_SQL),
+        postgresql_where=text(LIVE_STATUSES_SQL),
+    ),
+    Index("ix_generations_requested_id", "requested_at", "id"),
     Index("ix_generations_status_poll", "status", "next_poll_at"),
     Index("ix_generations_run_id", "run_id"),
     # The estimate reads a tool's latest successful durations, and the cap counts an account's live runs.
