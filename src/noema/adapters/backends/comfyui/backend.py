@@ -1,7 +1,8 @@
 """The self-hosted ComfyUI backend: the ``Backend`` port over a pool of the operator's ComfyUI servers.
 
 Each workflow file is a deployment (its id is the file name); each server is a machine with its GPU.
-A tool is priced at the dearest server able to run it (holds cover any of them), and disabled,
+A tool is priced at the dearest server able to run it (holds cover any of them), each run is
+charged at the rate of the server that ran it, and a tool is disabled,
 naming the server and what it lacks, when no up server can. ``queue_run`` answers at once: the run
 waits in Noema's line (in memory: a restart loses waiting runs, which the reconciler then fails
 with nothing charged) until the scheduler submits it.
@@ -79,7 +80,10 @@ class ComfyUIBackend:
         links: LinkFetcher | None = None,
     ) -> None:
         client_id = f"{CLIENT_PREFIX}{uuid.uuid4().hex[:12]}"
-        pool = [Server(url, gpu, ComfyUIClient(url, http=http, client_id=client_id)) for url, gpu in servers]
+        pool = [
+            Server(url, gpu, ComfyUIClient(url, http=http, client_id=client_id), rate=rate_for(gpu, rates))
+            for url, gpu in servers
+        ]
         self.workflows = dict(workflows)
         self.store = store
         self.rates = dict(rates)
@@ -179,8 +183,7 @@ class ComfyUIBackend:
 
     def _price_key(self, server: Server) -> tuple[int, int]:
         # An unpriced server is the dearest: a run may land there, so the tool must not look priced.
-        rate = rate_for(server.gpu, self.rates) if server.gpu else None
-        return (1, 0) if rate is None else (0, rate)
+        return (1, 0) if server.rate is None else (0, server.rate)
 
     def _why_not(self, tool: WorkflowTool) -> str:
         reasons = []

@@ -175,16 +175,19 @@ def waiting_update(run_id: str, ahead: int) -> RunUpdate:
 
 def failed(run: Run, reason: str) -> RunUpdate:
     """The run ended without running (or its run is lost): never charged."""
-    gpu = run.server.gpu if run.server else None
-    return RunUpdate(run_id=run.id, status=RunStatus.FAILED, error=reason[:500], gpu=gpu, confirmed=True)
+    gpu, rate = (run.server.gpu, run.server.rate) if run.server else (None, None)
+    return RunUpdate(
+        run_id=run.id, status=RunStatus.FAILED, error=reason[:500], gpu=gpu, confirmed=True, rate_nanos_per_second=rate
+    )
 
 
 async def final_update(run: Run, result: PromptResult, client: ComfyUIClient, store: MediaStore) -> RunUpdate:
     """The end of the run from the server's history: outputs copied into the media store, the server's times."""
-    gpu = run.server.gpu if run.server else None
+    gpu, rate = (run.server.gpu, run.server.rate) if run.server else (None, None)
     common: dict[str, Any] = {
         "run_id": run.id,
         "gpu": gpu,
+        "rate_nanos_per_second": rate,  # the pool's GPUs differ: charged at this server's own rate
         "started_at": result.started_at,
         "ended_at": result.ended_at,
         "confirmed": True,

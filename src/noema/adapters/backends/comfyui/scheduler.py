@@ -299,6 +299,7 @@ class Scheduler:
                 gpu=server.gpu,
                 started_at=event.at,
                 confirmed=True,
+                rate_nanos_per_second=server.rate,
                 live_status="running on a GPU server",
             )
             run.last_push = time.monotonic()
