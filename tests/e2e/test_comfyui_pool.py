@@ -58,15 +58,15 @@ def pool(tmp_path: Path, urls: list[str], **more: object) -> dict[str, object]:
 
 
 async def server_of(app: FastAPI, gid: str) -> tuple[str, str, str]:
-    """(server URL, its GPU, the prompt id) of the server that ran a generation."""
+    """(server URL, its GPU, the prompt id) of the server a generation was sent to."""
     c: Container = app.state.container
     assert c.comfyui is not None
     async with c.uow() as tx:
         generation = await tx.generations.get(gid)
     assert generation is not None and generation.run_id is not None
     run = c.comfyui.scheduler.runs[generation.run_id]
-    assert run.server is not None and run.server.gpu is not None and run.prompt_id is not None
-    return run.server.url, run.server.gpu, run.prompt_id
+    assert run.server is not None and run.server.gpu is not None
+    return run.server.url, run.server.gpu, run.prompt_id or ""  # no prompt id yet while it is being sent
 
 
 def gpu_ms(url: str, prompt_id: str) -> int:
