@@ -31,11 +31,19 @@ from noema.adapters.backends.comfyui.events import (
 from noema.adapters.backends.comfyui.line import Kept
 from noema.adapters.backends.comfyui.pool import Candidate, Server, choose_server
 from noema.adapters.backends.comfyui.progress import PromptState, apply_event
-from noema.adapters.backends.comfyui.runs import RESTARTED, Run, failed, final_update, waiting_update, with_nonce
+from noema.adapters.backends.comfyui.runs import (
+    RESTARTED,
+    Run,
+    failed,
+    final_update,
+    progress_update,
+    started_update,
+    waiting_update,
+    with_nonce,
+)
 from noema.adapters.media_store import MediaStore
 from noema.domain.comfyui_workflows import WorkflowTool, build_prompt, server_can_run, summary_from_object_info
 from noema.domain.errors import BackendOutcomeUnknown, BackendPromptInvalid, BackendUnavailable, ExternalServiceError
-from noema.domain.progress_words import progress_text
 from noema.domain.runs import RunStatus, RunUpdate
 
 logger = logging.getLogger(__name__)
@@ -304,23 +312,8 @@ class Scheduler:
         ):
             self._spawn(self._poll_quietly(run))
         elif isinstance(event, ExecutionStart):
-            started = RunUpdate(
-                run_id=run.id,
-                status=RunStatus.RUNNING,
-                progress=0.0,
-                gpu=server.gpu,
-                started_at=event.at,
-                confirmed=True,
-                rate_nanos_per_second=server.rate,
-                live_status="running on a GPU server",
-            )
             run.last_push = time.monotonic()
-            self._spawn(self.push(run, started))
+            self._spawn(self.push(run, started_update(run, server, event.at)))
         elif isinstance(event, Executing | Progress) and time.monotonic() - run.last_push >= PROGRESS_EVERY:
             run.last_push = time.monotonic()
-            node = run.tool.graph.get(run.state.current or "")
-            words = progress_text(node.get("class_type") if isinstance(node, dict) else None, run.state.steps)
-            update = RunUpdate(
-                run_id=run.id, status=RunStatus.RUNNING, progress=run.state.progress, gpu=server.gpu, live_status=words
-            )
-            self._spawn(self.push(run, update))
+            self._spawn(self.push(run, progress_update(run, server)))
