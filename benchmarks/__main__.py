@@ -1,4 +1,7 @@
-"""Run every benchmark: ``python -m benchmarks [--quick] [--db sqlite|postgres|both] [--scale]``."""
+"""Run every benchmark: ``python -m benchmarks [--quick] [--db sqlite|postgres|both] [--scale]``.
+
+``--comfyui`` runs instead the self-hosted ComfyUI benchmark against real ComfyUI peers (``benchmarks/comfyui.py``).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import delivery, request_overhead, status_scale, webhooks
+from benchmarks import comfyui, delivery, request_overhead, status_scale, webhooks
 from benchmarks.harness import fresh_database, quiet_production_logging
 
 
@@ -31,6 +34,16 @@ async def bench_database(kind: str, *, quick: bool) -> None:
     print(f"({kind}: {time.perf_counter() - started:.1f} s)", flush=True)
 
 
+async def bench_comfyui(kind: str, *, quick: bool) -> None:
+    """The self-hosted ComfyUI benchmark on one fresh database of this kind."""
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=f"noema-bench-comfyui-{kind}-") as tmp:
+        async with fresh_database(kind, Path(tmp)) as url:
+            print(f"\n=== {kind} ===", flush=True)
+            print(comfyui.report(await comfyui.run(url, Path(tmp), quick=quick)), flush=True)
+    print(f"({kind}: {time.perf_counter() - started:.1f} s)", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the flags and run."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
@@ -39,17 +52,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scale", action="store_true", help="also status and history at 1,000,000 generations (PostgreSQL, minutes)"
     )
+    parser.add_argument("--comfyui", action="store_true", help="only the self-hosted ComfyUI benchmark (real peers)")
     args = parser.parse_args(argv)
     quiet_production_logging()
     kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     print(
         f"Noema benchmarks ({'quick' if args.quick else 'full'}); Python {platform.python_version()}, "
-        "in-process httpx.ASGITransport, instant backend, workers off, INFO logs to /dev/null",
+        "in-process httpx.ASGITransport, "
+        + ("real ComfyUI peers" if args.comfyui else "instant backend")
+        + ", workers off, INFO logs to /dev/null",
         flush=True,
     )
     for kind in kinds:
-        asyncio.run(bench_database(kind, quick=args.quick))
-    if args.scale:
+        asyncio.run((bench_comfyui if args.comfyui else bench_database)(kind, quick=args.quick))
+    if args.scale and not args.comfyui:
         asyncio.run(status_scale.bench_scale(quick=args.quick))
     return 0
 

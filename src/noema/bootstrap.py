@@ -17,6 +17,7 @@ from noema.adapters.backends.comfyui.backend import ComfyUIBackend, load_workflo
 from noema.adapters.backends.comfyui.links import LinkFetcher
 from noema.adapters.backends.sandbox import SandboxConfig, SandboxServer, new_api_key, parse_faults
 from noema.adapters.clock import SystemClock
+from noema.adapters.db.comfyui_line import SqlRunLine
 from noema.adapters.db.engine import Pool, create_engine
 from noema.adapters.db.migrate import upgrade_to_head
 from noema.adapters.db.outbox_signal import OutboxSignal
@@ -222,7 +223,7 @@ def _backend(
 
 
 def _comfyui(
-    settings: Settings, store: MediaStore, clients: list[httpx.AsyncClient], rates: dict[str, int]
+    settings: Settings, store: MediaStore, clients: list[httpx.AsyncClient], rates: dict[str, int], line: SqlRunLine
 ) -> ComfyUIBackend:
     try:
         workflows = load_workflows_dir(Path(settings.comfyui_workflows_dir))
@@ -238,6 +239,7 @@ def _comfyui(
         rates=rates,
         slots=settings.comfyui_slots,
         links=LinkFetcher(http, settings.comfyui_input_hosts),
+        line=line,
     )
 
 
@@ -340,7 +342,7 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
     rates = parse_rates(parse_gpu_rates(settings.gpu_rates))
     store = MediaStore(Path(settings.media_dir), settings.base_url)
     kinds = settings.backends
-    comfyui = _comfyui(settings, store, clients, rates) if BackendKind.COMFYUI in kinds else None
+    comfyui = _comfyui(settings, store, clients, rates, SqlRunLine(engine)) if BackendKind.COMFYUI in kinds else None
     cloud, sandbox = _backend(settings, local, clients) if kinds[-1] is not BackendKind.COMFYUI else (None, None)
     backend = _joined(comfyui, cloud)
     catalog = Catalog(

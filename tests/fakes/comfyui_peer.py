@@ -52,12 +52,12 @@ def log_tail(log: Path | None, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def start_real(directory: Path) -> Iterator[Server]:
-    """Start the peer in ``directory`` on a free port; yields it and kills its process group after."""
+def launch(directory: Path, port: int | None = None) -> Server:
+    """Start the peer in ``directory`` on ``port`` (a free one if None); fails the test with its log if it cannot."""
     log = directory / "comfyui.log"
     try:
         done = subprocess.run(
-            ["bash", str(PEER_START), "--port", str(free_port()), "--dir", str(directory)],
+            ["bash", str(PEER_START), "--port", str(port or free_port()), "--dir", str(directory)],
             capture_output=True,
             text=True,
             timeout=START_TIMEOUT,
@@ -71,7 +71,17 @@ def start_real(directory: Path) -> Iterator[Server]:
             f"the ComfyUI peer did not start (exit {done.returncode}):\n{done.stdout[-2000:]}\n"
             f"{done.stderr[-3000:]}\n--- comfyui.log ---\n{log_tail(log)}"
         )
-    pid = int(found.group(2))
-    yield Server("real", found.group(1), pid=pid, log=log)
+    return Server("real", found.group(1), pid=int(found.group(2)), log=log)
+
+
+def kill(server: Server, sig: signal.Signals = signal.SIGTERM) -> None:
+    """Signal the peer's process group (the script starts it with setsid: its group is its own)."""
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)  # the script starts it with setsid: its group is its own
+        os.killpg(server.pid, sig)
+
+
+def start_real(directory: Path) -> Iterator[Server]:
+    """Start the peer in ``directory`` on a free port; yields it and kills its process group after."""
+    server = launch(directory)
+    yield server
+    kill(server)

@@ -9,6 +9,7 @@ import pytest
 
 from noema.domain import ledger
 from noema.domain.generation import Generation, GenerationStatus
+from noema.domain.runs import RunStatus, RunUpdate
 from noema.services.settlement import cost_of_run
 from tests.fakes.generations import T0, make_generation
 
@@ -64,3 +65,28 @@ def test_settling_a_hold_charges_the_cost_and_never_goes_negative(
     result = ledger.settle(wallet, held=10_110_000, cost=cost)
     assert (result.charged_nanos, result.shortfall_nanos) == (charged, shortfall)
     assert (wallet.balance_nanos, wallet.held_nanos) == (after, 0)
+
+
+def test_a_run_is_charged_at_the_rate_of_the_machine_its_backend_says_ran_it() -> None:
+    # Held at an L40S (the dearest server able to run the tool), run on an A10G: charged as an A10G.
+    g = make_generation(S.RUNNING, rate_nanos_per_second=596_000, hold_nanos=20_000_000, started_at=T0)
+    end = T0 + timedelta(seconds=10)
+    g.apply(
+        RunUpdate(
+            run_id="run-1",
+            status=RunStatus.SUCCESS,
+            started_at=T0,
+            ended_at=end,
+            confirmed=True,
+            rate_nanos_per_second=337_000,
+        ),
+        end,
+    )
+    assert g.rate_nanos_per_second == 337_000 and cost_of_run(g) == 3_370_000
+
+
+def test_a_rate_in_an_unconfirmed_update_is_ignored() -> None:
+    # A webhook body (anyone holding its URL can post one) never sets the price.
+    g = make_generation(S.RUNNING, started_at=T0)
+    g.apply(RunUpdate(run_id="run-1", status=RunStatus.RUNNING, rate_nanos_per_second=1), T0 + timedelta(seconds=1))
+    assert g.rate_nanos_per_second == 337_000

@@ -185,6 +185,9 @@ class Generation:
         if update.confirmed:  # only the backend's own answer may set the times the run is billed by
             self.run_started_at = update.started_at or self.run_started_at
             self.run_ended_at = update.ended_at or self.run_ended_at
+            if update.rate_nanos_per_second is not None and update.rate_nanos_per_second > 0:
+                # Held at the dearest machine able to run it; charged at the one that did.
+                self.rate_nanos_per_second = update.rate_nanos_per_second
         if update.gpu:
             self.gpu = update.gpu
         if update.live_status and not self.is_terminal:

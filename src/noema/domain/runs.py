@@ -80,6 +80,8 @@ class RunUpdate:
     ended_at: datetime | None = None
     #: the backend itself said this (our GET), not a webhook body anyone with the URL could send
     confirmed: bool = False
+    #: the GPU rate of the machine that ran it, when machines of one tool differ (a self-hosted pool)
+    rate_nanos_per_second: int | None = None
 
 
 @dataclass(frozen=True)

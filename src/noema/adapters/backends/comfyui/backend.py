@@ -1,10 +1,11 @@
 """The self-hosted ComfyUI backend: the ``Backend`` port over a pool of the operator's ComfyUI servers.
 
 Each workflow file is a deployment (its id is the file name); each server is a machine with its GPU.
-A tool is priced at the dearest server able to run it (holds cover any of them), and disabled,
+A tool is priced at the dearest server able to run it (holds cover any of them), each run is
+charged at the rate of the server that ran it, and a tool is disabled,
 naming the server and what it lacks, when no up server can. ``queue_run`` answers at once: the run
-waits in Noema's line (in memory: a restart loses waiting runs, which the reconciler then fails
-with nothing charged) until the scheduler submits it.
+waits in Noema's line until the scheduler submits it. Given a ``line`` (the database), every run not
+yet ended is kept there too, and a restarted Noema takes the line up again in the same order.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 
 from noema.adapters.backends.comfyui.client import ComfyUIClient
+from noema.adapters.backends.comfyui.line import Kept, RunLine, restore
 from noema.adapters.backends.comfyui.links import LinkFetcher
 from noema.adapters.backends.comfyui.pool import Server
 from noema.adapters.backends.comfyui.runs import (
@@ -77,14 +79,19 @@ class ComfyUIBackend:
         slots: int = 2,
         health_seconds: float = 3.0,
         links: LinkFetcher | None = None,
+        line: RunLine | None = None,
     ) -> None:
         client_id = f"{CLIENT_PREFIX}{uuid.uuid4().hex[:12]}"
-        pool = [Server(url, gpu, ComfyUIClient(url, http=http, client_id=client_id)) for url, gpu in servers]
+        pool = [
+            Server(url, gpu, ComfyUIClient(url, http=http, client_id=client_id), rate=rate_for(gpu, rates))
+            for url, gpu in servers
+        ]
         self.workflows = dict(workflows)
         self.store = store
         self.rates = dict(rates)
         self.links = links or LinkFetcher(http, None)
-        self.scheduler = Scheduler(pool, store, slots=slots, health_seconds=health_seconds)
+        self.line = line
+        self.scheduler = Scheduler(pool, store, slots=slots, health_seconds=health_seconds, kept=Kept(line))
 
     @property
     def servers(self) -> list[Server]:
@@ -92,13 +99,27 @@ class ComfyUIBackend:
         return self.scheduler.servers
 
     async def start(self, on_update: OnUpdate) -> None:
-        """Check every server once, then keep checking, listening and dispatching in the background."""
+        """Take up the kept line, check every server once, then keep checking, listening and dispatching."""
+        if self.line is not None:
+            await self._restore(self.line)
         await self._check_unchecked()
         self.scheduler.start(on_update)
 
     async def close(self) -> None:
-        """Stop the background tasks (waiting runs are lost: see the module's note)."""
+        """Stop the background tasks (the kept line outlives them)."""
         await self.scheduler.close()
+
+    async def _restore(self, line: RunLine) -> None:
+        scheduler = self.scheduler
+        for run in await restore(
+            line, workflows=self.workflows, servers=self.servers, store=self.store, links=self.links
+        ):
+            scheduler.runs[run.id] = run
+            if run.server is None:
+                scheduler.waiting.append(run.id)
+                continue
+            run.server.ours.add(run.id)
+            scheduler.by_prompt[str(run.prompt_id)] = run
 
     async def _check_unchecked(self) -> None:
         for server in self.servers:
@@ -120,6 +141,7 @@ class ComfyUIBackend:
         images = await image_inputs(tool, values, self.store, self.links)
         build_prompt(tool, values, {name: "check.png" for name in images})  # raises InvalidInput on bad values
         run = Run(new_run_id(), tool, values, images, generation_of(webhook_url))
+        await self.scheduler.kept.add(run)
         self.scheduler.runs[run.id] = run
         self.scheduler.waiting.append(run.id)
         self.scheduler.wake()
@@ -179,8 +201,7 @@ class ComfyUIBackend:
 
     def _price_key(self, server: Server) -> tuple[int, int]:
         # An unpriced server is the dearest: a run may land there, so the tool must not look priced.
-        rate = rate_for(server.gpu, self.rates) if server.gpu else None
-        return (1, 0) if rate is None else (0, rate)
+        return (1, 0) if server.rate is None else (0, server.rate)
 
     def _why_not(self, tool: WorkflowTool) -> str:
         reasons = []

@@ -49,6 +49,7 @@ class Server:
     url: str
     gpu: str | None
     client: ComfyUIClient
+    rate: int | None = None  #: its GPU's price in nanos per second (None: unpriced); a run here is charged at it
     up: bool = False
     checked: bool = False
     reason: str = "not checked yet"

@@ -12,6 +12,7 @@ import base64
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -25,6 +26,7 @@ from noema.adapters.media_store import INLINE_TYPES, MediaStore
 from noema.domain.catalog_graph import EXTERNAL_PREFIX
 from noema.domain.comfyui_workflows import WorkflowTool
 from noema.domain.errors import InvalidInput
+from noema.domain.progress_words import progress_text
 from noema.domain.runs import InputSpec, OutputKind, RunOutput, RunStatus, RunUpdate
 from noema.domain.tools import InputType, ToolInput
 
@@ -173,18 +175,44 @@ def waiting_update(run_id: str, ahead: int) -> RunUpdate:
     )
 
 
+def started_update(run: Run, server: Server, at: datetime | None) -> RunUpdate:
+    """The server began the run (its own clock): from now on it is billed at this server's rate."""
+    return RunUpdate(
+        run_id=run.id,
+        status=RunStatus.RUNNING,
+        progress=0.0,
+        gpu=server.gpu,
+        started_at=at,
+        confirmed=True,
+        rate_nanos_per_second=server.rate,
+        live_status="running on a GPU server",
+    )
+
+
+def progress_update(run: Run, server: Server) -> RunUpdate:
+    """How far the run is, in words from the node it is on and its sampler steps."""
+    state = run.state
+    node = run.tool.graph.get(state.current or "") if state else None
+    words = progress_text(node.get("class_type") if isinstance(node, dict) else None, state.steps if state else None)
+    progress = state.progress if state else None
+    return RunUpdate(run_id=run.id, status=RunStatus.RUNNING, progress=progress, gpu=server.gpu, live_status=words)
+
+
 def failed(run: Run, reason: str) -> RunUpdate:
     """The run ended without running (or its run is lost): never charged."""
-    gpu = run.server.gpu if run.server else None
-    return RunUpdate(run_id=run.id, status=RunStatus.FAILED, error=reason[:500], gpu=gpu, confirmed=True)
+    gpu, rate = (run.server.gpu, run.server.rate) if run.server else (None, None)
+    return RunUpdate(
+        run_id=run.id, status=RunStatus.FAILED, error=reason[:500], gpu=gpu, confirmed=True, rate_nanos_per_second=rate
+    )
 
 
 async def final_update(run: Run, result: PromptResult, client: ComfyUIClient, store: MediaStore) -> RunUpdate:
     """The end of the run from the server's history: outputs copied into the media store, the server's times."""
-    gpu = run.server.gpu if run.server else None
+    gpu, rate = (run.server.gpu, run.server.rate) if run.server else (None, None)
     common: dict[str, Any] = {
         "run_id": run.id,
         "gpu": gpu,
+        "rate_nanos_per_second": rate,  # the pool's GPUs differ: charged at this server's own rate
         "started_at": result.started_at,
         "ended_at": result.ended_at,
         "confirmed": True,

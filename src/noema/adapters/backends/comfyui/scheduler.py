@@ -1,6 +1,7 @@
 """The pool at work: health checks, Noema's waiting line, submitting, and each server's websocket.
 
-Runs wait in memory, first come first served, until an able, up server has a free slot. What the
+Runs wait first come first served (kept in the database too, see ``line``) until an able, up server
+has a free slot. What the
 sockets say becomes ``RunUpdate``s handed to ``on_update`` (progress at most once a second per run);
 the end of a run is always read from the server's history, so its times are the server's own.
 """
@@ -27,13 +28,22 @@ from noema.adapters.backends.comfyui.events import (
     ExecutionSuccess,
     Progress,
 )
+from noema.adapters.backends.comfyui.line import Kept
 from noema.adapters.backends.comfyui.pool import Candidate, Server, choose_server
 from noema.adapters.backends.comfyui.progress import PromptState, apply_event
-from noema.adapters.backends.comfyui.runs import RESTARTED, Run, failed, final_update, waiting_update, with_nonce
+from noema.adapters.backends.comfyui.runs import (
+    RESTARTED,
+    Run,
+    failed,
+    final_update,
+    progress_update,
+    started_update,
+    waiting_update,
+    with_nonce,
+)
 from noema.adapters.media_store import MediaStore
 from noema.domain.comfyui_workflows import WorkflowTool, build_prompt, server_can_run, summary_from_object_info
 from noema.domain.errors import BackendOutcomeUnknown, BackendPromptInvalid, BackendUnavailable, ExternalServiceError
-from noema.domain.progress_words import progress_text
 from noema.domain.runs import RunStatus, RunUpdate
 
 logger = logging.getLogger(__name__)
@@ -44,8 +54,11 @@ PROGRESS_EVERY = 1.0  #: seconds between two progress updates of one run
 class Scheduler:
     """Servers, runs and the background tasks that move runs through them."""
 
-    def __init__(self, servers: list[Server], store: MediaStore, *, slots: int, health_seconds: float) -> None:
+    def __init__(
+        self, servers: list[Server], store: MediaStore, *, slots: int, health_seconds: float, kept: Kept | None = None
+    ) -> None:
         self.servers = servers
+        self.kept = kept or Kept(None)
         self.store = store
         self.slots = slots
         self.health_seconds = health_seconds
@@ -168,6 +181,10 @@ class Scheduler:
 
     async def _submit(self, run: Run, server: Server) -> None:
         prompt_id = str(uuid.uuid4())
+        if not await self.kept.claim(run, server, prompt_id):  # ended, or another process sent it
+            self._release(run)
+            run.server = None
+            return
         try:
             names = {name: await server.client.upload_image(*image) for name, image in run.images.items()}
             prompt = with_nonce(build_prompt(run.tool, run.values, names), uuid.uuid4().hex[:10])
@@ -184,6 +201,7 @@ class Scheduler:
             server.up, server.reason = False, exc.message[:200]
             self._release(run)
             run.server, run.prompt_id, run.state = None, None, None
+            await self.kept.release(run)  # before it can be claimed again under a new prompt id
             self.waiting.appendleft(run.id)
             return
         except ExternalServiceError as exc:
@@ -192,11 +210,12 @@ class Scheduler:
         if run.cancel_requested:
             await self.cancel(run)
 
-    def requeue(self, run: Run) -> None:
+    async def requeue(self, run: Run) -> None:
         """Put a run its server lost back at the head of the line (once)."""
         self._release(run)
         run.resubmitted = True
         run.server, run.prompt_id, run.state, run.submitted = None, None, None, False
+        await self.kept.release(run)  # before it can be claimed again under a new prompt id
         self.waiting.appendleft(run.id)
         self.wake()
 
@@ -214,6 +233,7 @@ class Scheduler:
             self._release(run)
             if run.id in self.waiting:
                 self.waiting.remove(run.id)
+            await self.kept.remove(run)
             await self.push(run, update)
         return run.final
 
@@ -242,7 +262,7 @@ class Scheduler:
                 return await self.end(run, await final_update(run, result, server.client, self.store))
             if run.started or run.resubmitted:
                 return await self.end(run, failed(run, RESTARTED))
-            self.requeue(run)
+            await self.requeue(run)
             return RunUpdate(run_id=run.id, status=RunStatus.QUEUED, live_status="sent again to a GPU server")
 
     async def cancel(self, run: Run) -> None:
@@ -292,22 +312,8 @@ class Scheduler:
         ):
             self._spawn(self._poll_quietly(run))
         elif isinstance(event, ExecutionStart):
-            started = RunUpdate(
-                run_id=run.id,
-                status=RunStatus.RUNNING,
-                progress=0.0,
-                gpu=server.gpu,
-                started_at=event.at,
-                confirmed=True,
-                live_status="running on a GPU server",
-            )
             run.last_push = time.monotonic()
-            self._spawn(self.push(run, started))
+            self._spawn(self.push(run, started_update(run, server, event.at)))
         elif isinstance(event, Executing | Progress) and time.monotonic() - run.last_push >= PROGRESS_EVERY:
             run.last_push = time.monotonic()
-            node = run.tool.graph.get(run.state.current or "")
-            words = progress_text(node.get("class_type") if isinstance(node, dict) else None, run.state.steps)
-            update = RunUpdate(
-                run_id=run.id, status=RunStatus.RUNNING, progress=run.state.progress, gpu=server.gpu, live_status=words
-            )
-            self._spawn(self.push(run, update))
+            self._spawn(self.push(run, progress_update(run, server)))
