@@ -217,6 +217,46 @@ async def test_a_run_waiting_in_noema_is_cancelled_and_never_reaches_the_server(
         assert wallet == (1_000_000_000 - int(body["costUsd"].replace(".", "")), 0)
 
 
+def server_pending(comfy: Comfy) -> list[str]:
+    with comfy.server.client() as http:
+        return [item[1] for item in http.get("/queue").json()["queue_pending"]]
+
+
+async def test_a_run_queued_on_the_server_is_deleted_from_its_queue_never_runs_and_costs_nothing(
+    db_url: str, tmp_path: Path, comfy: Comfy
+) -> None:
+    if comfy.server.fake is not None:
+        comfy.server.fake.node_seconds = 2.0
+        # The second prompt sits in the server's queue while Noema still waits for the answer to its
+        # POST: a cancel then must still reach the server once the answer comes.
+        comfy.server.fake.prompt_answer_delay = 1.5
+    async with running_app(db_url, tmp_path, **settings(tmp_path, comfy)) as (app, client):
+        aid, auth = await funded_key(app, "1")
+        first = await start(client, auth, "long", {})
+        second = await start(client, auth, "blur", {"image": picture_uri()})
+
+        async def queued_behind() -> bool:
+            prompt = await prompt_of(app, second)
+            return prompt is not None and prompt in server_pending(comfy)
+
+        await until(queued_behind, 60)
+        prompt_id = await prompt_of(app, second)
+        r = await client.post(f"/api/v1/generations/{second}/cancel", headers=auth)
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "cancelled" and r.json()["costUsd"] == "0.000000000"
+
+        async def gone() -> bool:  # deleted from the server's queue (a cancel during the submit, once it lands)
+            return prompt_id not in server_queue(comfy)
+
+        await until(gone, 30)
+        # Still behind the first (the server runs one prompt at a time): it left the queue deleted, not run.
+        assert await prompt_of(app, first) in server_queue(comfy)
+        body = await wait_terminal(client, first, auth, seconds=120)
+        assert body["status"] == "succeeded", body
+        assert str(prompt_id) not in server_history(comfy), "a deleted prompt must never run"
+        assert await balance(app, aid) == (1_000_000_000 - int(body["costUsd"].replace(".", "")), 0)
+
+
 async def test_a_running_run_is_interrupted_and_gone_from_the_servers_queue(
     db_url: str, tmp_path: Path, comfy: Comfy
 ) -> None:

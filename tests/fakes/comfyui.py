@@ -3,7 +3,7 @@
 Served by uvicorn on a free loopback port in a thread of its own (``start``/``stop``), so a test
 talks to it over real HTTP and a real websocket, like to the real peer. It also does what a real
 server cannot do on demand: ``drop_sockets`` (the websocket dies), ``restart`` (queue and history
-lost) and a slow ``/view`` (``view_delay``). Every route is also under ``/api``, as on the real one.
+lost), a slow ``/view`` (``view_delay``) and a slow answer to ``POST /prompt`` (``prompt_answer_delay``). Every route is also under ``/api``, as on the real one.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ class FakeComfyUI:
         self.context = Context(root)
         self.worker = Worker(self.context, self._send, node_seconds=node_seconds)
         self.view_delay = 0.0  #: seconds /view waits before answering
+        #: seconds POST /prompt waits before answering, the prompt already queued (a slow way back)
+        self.prompt_answer_delay = 0.0
         self.refuse_sockets = False  #: turn every websocket away (a proxy that lost its upgrade path)
         self.number = 0
         self.sockets: dict[str, WebSocket] = {}
@@ -222,6 +224,8 @@ class FakeComfyUI:
             extra["client_id"] = body["client_id"]
         self.worker.put(Item(number, prompt_id, body["prompt"], extra, outputs))
         await self._status()
+        if self.prompt_answer_delay:
+            await asyncio.sleep(self.prompt_answer_delay)
         return JSONResponse({"prompt_id": prompt_id, "number": number, "node_errors": node_errors})
 
     async def get_history(self, request: Request) -> Response:

@@ -192,6 +192,8 @@ class Scheduler:
             self.by_prompt[prompt_id] = run
             await server.client.queue_prompt(prompt, prompt_id=prompt_id, strict=True)
             run.submitted = True
+            if run.cancel_requested:  # cancelled while the prompt was on its way: stop it there now
+                await self.cancel(run)
         except BackendPromptInvalid as exc:
             await self.end(run, failed(run, f"ComfyUI refused the workflow: {exc.message}; nothing was charged."))
             return
