@@ -25,6 +25,7 @@ from noema.ports import GenerationFilter
 from noema.services import accounts, economy, history
 from noema.services.generations import GenerationRequest
 from tests.conftest import funded_key, running_app
+from tests.e2e.chat_harness import assert_told_once, drained_chat_messages
 from tests.fakes.telegram_api import FakeTelegram
 
 FAULTS = "webhook_duplicate=0.3,webhook_reorder=0.3,webhook_drop=0.2,submit_error=0.1,run_fail=0.1"
@@ -169,21 +170,8 @@ async def test_two_hundred_faulty_generations_all_end_charged_once_and_told_once
                 )
         assert succeeded >= 50
         # The delivery worker drains the outbox: every chat message sent, each on its first attempt.
-        deadline = asyncio.get_running_loop().time() + 60
-        while True:
-            async with c.uow() as uow:
-                messages = [
-                    d
-                    for gid in chat_ids
-                    for d in await uow.deliveries.for_generation(gid)
-                    if d.kind is not DeliveryKind.PROGRESS
-                ]
-            if all(d.status is DeliveryStatus.SENT for d in messages) or asyncio.get_running_loop().time() > deadline:
-                break
-            await asyncio.sleep(0.25)
+        messages = await drained_chat_messages(c, chat_ids)
         assert len(messages) == len(chat_ids)
         assert all(d.status is DeliveryStatus.SENT and d.attempts == 1 for d in messages)
         # Told once: each chat got exactly one message (its result or its failure) per generation.
-        for (batch, _), chat in zip(results[10:], chats, strict=True):
-            sent = [(s.method, s.text or s.caption) for s in telegram.sent_to(chat)]
-            assert len(sent) == len(batch) == len(set(sent)), (chat, len(batch), sent)
+        assert_told_once(telegram, {chat: len(batch) for (batch, _), chat in zip(results[10:], chats, strict=True)})
