@@ -342,6 +342,11 @@ async def test_a_server_restart_fails_the_run_it_was_running_and_sends_the_waiti
     async with running_app(db_url, tmp_path, **settings(tmp_path, comfy)) as (app, client):
         aid, auth = await funded_key(app, "1")
         running = await start(client, auth, "long", {})
+
+        async def first_sent() -> bool:  # two submits run concurrently: keep their order on the server
+            return await prompt_of(app, running) in server_queue(comfy)
+
+        await until(first_sent, 30)
         queued = await start(client, auth, "blur", {"image": picture_uri()})
 
         async def both_on_the_server() -> bool:
