@@ -397,6 +397,15 @@ class GenerationRepository(Protocol):
         """How many generations the account asked for since ``since``."""
         ...
 
+    async def save_submit(self, generation: Generation) -> bool:
+        """Write a submit (status, run id, times, inputs) if the stored row is still pending and not
+        cancelled; False, and nothing written, otherwise."""
+        ...
+
+    async def count_live_and_since(self, account_id: str, since: datetime) -> tuple[int, int]:
+        """``count_live`` and ``count_requested_since`` in one round trip (the request's limits)."""
+        ...
+
     async def search(self, where: GenerationFilter, *, limit: int, cursor: str | None) -> Page[Generation]:
         """Generations matching the filter, newest first."""
         ...

@@ -34,6 +34,25 @@ class SqlGenerations:
         """Stage a new generation."""
         self._s.add(generation)
 
+    async def save_submit(self, generation: Generation) -> bool:
+        """Write a submit (status, run id, times, inputs) in one statement if the row is still pending.
+
+        False, and nothing written, when anything moved the generation on meanwhile (an early
+        webhook, a cancel): the caller then locks and reads it instead.
+        """
+        stmt = (
+            generations.update()
+            .where(G.id == generation.id, G.status == GenerationStatus.PENDING.value, G.cancel_requested.is_(False))
+            .values(
+                status=generation.status,
+                run_id=generation.run_id,
+                submitted_at=generation.submitted_at,
+                updated_at=generation.updated_at,
+                inputs=generation.inputs,
+            )
+        )
+        return bool(getattr(await self._s.execute(stmt), "rowcount", 0) == 1)
+
     async def get_many(self, generation_ids: list[str], *, for_update: bool = False) -> dict[str, Generation]:
         """Several generations by id in one statement, locked in id order when asked (batches never deadlock)."""
         stmt = select(Generation).where(G.id.in_(sorted(set(generation_ids)))).order_by(G.id)
@@ -48,13 +67,17 @@ class SqlGenerations:
 
     async def count_live(self, account_id: str) -> int:
         """The account's generations that have not ended."""
-        stmt = select(func.count()).where(G.account_id == account_id, _status_in(LIVE_STATUSES))
-        return int((await self._s.execute(stmt)).scalar_one())
+        return int((await self._s.execute(_live_count(account_id))).scalar_one())
 
     async def count_requested_since(self, account_id: str, since: datetime) -> int:
         """How many generations the account asked for since ``since``."""
-        stmt = select(func.count()).where(G.account_id == account_id, G.requested_at >= since)
-        return int((await self._s.execute(stmt)).scalar_one())
+        return int((await self._s.execute(_requested_since(account_id, since))).scalar_one())
+
+    async def count_live_and_since(self, account_id: str, since: datetime) -> tuple[int, int]:
+        """Both counts in one statement, each its own subquery (so each keeps its own index)."""
+        stmt = select(_live_count(account_id).scalar_subquery(), _requested_since(account_id, since).scalar_subquery())
+        live, recent = (await self._s.execute(stmt)).one()
+        return int(live), int(recent)
 
     async def search(self, where: GenerationFilter, *, limit: int, cursor: str | None) -> Page[Generation]:
         """Generations matching the filter, newest first."""
@@ -121,6 +144,14 @@ class SqlGenerations:
         """How many generations each tool has had (chat menus rank tools by it)."""
         rows = await self._s.execute(select(G.tool_id, func.count()).group_by(G.tool_id))
         return {str(tool_id): int(n) for tool_id, n in rows}
+
+
+def _live_count(account_id: str) -> Select[Any]:
+    return select(func.count()).where(G.account_id == account_id, _status_in(LIVE_STATUSES))
+
+
+def _requested_since(account_id: str, since: datetime) -> Select[Any]:
+    return select(func.count()).where(G.account_id == account_id, G.requested_at >= since)
 
 
 def _value(status: Any) -> str:
