@@ -64,10 +64,6 @@ class MemoryGenerations(MemoryRepo, GenerationRepository):
         )
         return True
 
-    async def count_live_and_since(self, account_id: str, since: datetime) -> tuple[int, int]:
-        """``count_live`` and ``count_requested_since`` together."""
-        return await self.count_live(account_id), await self.count_requested_since(account_id, since)
-
     async def search(self, where: GenerationFilter, *, limit: int, cursor: str | None) -> Page[Generation]:
         """Generations matching the filter, newest first."""
         rows = (g for g in self._t.generations.values() if self._matches(g, where))

@@ -167,27 +167,27 @@ class GenerationService:
         """Check, hold and create in one transaction; the token is None when the Idempotency-Key replays."""
         tool = tools[0]
         estimate, ceiling = prices
+        now = self.clock.now()
         async with self.uow() as uow:
+            # One statement: the account's row lock, its defaults, its live and recent runs, its replay.
+            check = await uow.accounts.lock_for_request(
+                req.account_id, tool_id=tool.id, since=now - timedelta(minutes=1), idempotency_key=req.idempotency_key
+            )
+            if check is None:
+                raise AccountNotFound()
+            account = check.account
             # The account's defaults go under what the request says; the fingerprint is of what it said.
-            defaults = await uow.preferences.get(req.account_id, tool.id)
-            inputs = validate_inputs(tool, preferences.under_explicit(tool, defaults, raw), rng=self.rng)
+            inputs = validate_inputs(tool, preferences.under_explicit(tool, check.defaults, raw), rng=self.rng)
             # After validation, so that an over-long prompt gets the tool's own length message.
             inputs, meta = apply_loras(tool, inputs, req.account_id, registry=registry, max_loras=self.max_loras)
-            account = await uow.accounts.get(req.account_id, for_update=True)
-            if account is None:
-                raise AccountNotFound()
-            if req.idempotency_key:
-                existing = await uow.generations.by_idempotency_key(account.id, req.idempotency_key)
-                if existing is not None:
-                    return _same_request(existing, fingerprint), None, inputs
-            now = self.clock.now()
-            live, recent = await uow.generations.count_live_and_since(account.id, now - timedelta(minutes=1))
-            if live >= self.limits.max_concurrent:
+            if check.replayed_id is not None:
+                return _same_request(await uow.generations.get(check.replayed_id), fingerprint), None, inputs
+            if check.live >= self.limits.max_concurrent:
                 raise LimitExceeded(
                     f"You already have {self.limits.max_concurrent} generations running; "
                     "wait for one to finish or cancel one."
                 )
-            if recent >= self.limits.per_minute:
+            if check.recent >= self.limits.per_minute:
                 raise LimitExceeded(f"At most {self.limits.per_minute} generations a minute; try again shortly.")
             if account.owed_nanos > 0:
                 raise AmountOwed(owed_message(account.owed_nanos), details={"owedUsd": format_usd(account.owed_nanos)})

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, null, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from noema.adapters.db.generation_repositories import live_count, requested_since
 from noema.adapters.db.pagination import paginate
 from noema.adapters.db.tables import (
     accounts,
@@ -22,15 +23,17 @@ from noema.adapters.db.tables import (
     ledger_entries,
     link_codes,
     payments,
+    preferences,
     sessions,
     web_sessions,
 )
 from noema.domain.accounts import Account, ApiKey, Identity, Platform
 from noema.domain.ledger import LedgerEntry
 from noema.domain.sessions import Event, Session
-from noema.ports import Page
+from noema.ports import Page, RequestCheck
 
 A, ID, S, E, L, K = accounts.c, identities.c, sessions.c, events.c, ledger_entries.c, api_keys.c
+G, P = generations.c, preferences.c
 
 
 class _Repo:
@@ -42,6 +45,43 @@ class SqlAccounts(_Repo):
     async def get(self, account_id: str, *, for_update: bool = False) -> Account | None:
         """The account, row-locked when ``for_update`` (SQLite locks the whole database instead)."""
         return await self._s.get(Account, account_id, with_for_update=for_update, populate_existing=for_update)
+
+    async def lock_for_request(
+        self, account_id: str, *, tool_id: str, since: datetime, idempotency_key: str | None
+    ) -> RequestCheck | None:
+        """The account row-locked, its defaults for the tool, its live and recent runs and its replay: one statement.
+
+        Each figure is its own scalar subquery, so each keeps its own index; only the account row is locked.
+        """
+        defaults = select(P.inputs).where(P.account_id == account_id, P.tool_id == tool_id).scalar_subquery()
+        replayed = (
+            select(G.id).where(G.account_id == account_id, G.idempotency_key == idempotency_key).scalar_subquery()
+            if idempotency_key
+            else null()
+        )
+        stmt = (
+            select(
+                Account,
+                defaults,
+                live_count(account_id).scalar_subquery(),
+                requested_since(account_id, since).scalar_subquery(),
+                replayed,
+            )
+            .where(A.id == account_id)
+            .with_for_update(of=accounts)
+            .execution_options(populate_existing=True)
+        )
+        row = (await self._s.execute(stmt)).first()
+        if row is None:
+            return None
+        account, stored, live, recent, replayed_id = row
+        return RequestCheck(
+            account=account,
+            defaults=dict(stored) if isinstance(stored, dict) else {},
+            live=int(live),
+            recent=int(recent),
+            replayed_id=replayed_id,
+        )
 
     def add(self, account: Account) -> None:
         """Stage a new account."""
