@@ -151,12 +151,12 @@ class SqlGenerations:
         return {str(tool_id): int(n) for tool_id, n in rows}
 
 
-def live_count(account_id: str) -> Select[Any]:
+def live_count(account_id: str | ColumnElement[str]) -> Select[Any]:
     """How many of the account's generations have not ended (the live-runs partial index answers it)."""
     return select(func.count()).where(G.account_id == account_id, _status_in(LIVE_STATUSES))
 
 
-def requested_since(account_id: str, since: datetime) -> Select[Any]:
+def requested_since(account_id: str | ColumnElement[str], since: datetime | ColumnElement[datetime]) -> Select[Any]:
     """How many generations the account asked for since ``since``."""
     return select(func.count()).where(G.account_id == account_id, G.requested_at >= since)
 

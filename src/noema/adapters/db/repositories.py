@@ -6,9 +6,11 @@ domain classes stay plain dataclasses to the type checker.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, null, select
+from sqlalchemy import Select, String, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from noema.adapters.db.generation_repositories import live_count, requested_since
@@ -27,6 +29,7 @@ from noema.adapters.db.tables import (
     sessions,
     web_sessions,
 )
+from noema.adapters.db.types import UTCDateTime
 from noema.domain.accounts import Account, ApiKey, Identity, Platform
 from noema.domain.ledger import LedgerEntry
 from noema.domain.sessions import Event, Session
@@ -34,6 +37,30 @@ from noema.ports import Page, RequestCheck
 
 A, ID, S, E, L, K = accounts.c, identities.c, sessions.c, events.c, ledger_entries.c, api_keys.c
 G, P = generations.c, preferences.c
+
+
+@functools.cache
+def _request_check() -> Select[Any]:
+    """What a new generation request is checked against, in one statement built once (after the mapping).
+
+    Each figure is its own scalar subquery, so each keeps its own index; only the account row is
+    locked (``FOR UPDATE OF accounts``). A request without an Idempotency-Key binds NULL, which matches no run.
+    """
+    account_id = bindparam("account_id", type_=String)
+    defaults = select(P.inputs).where(P.account_id == account_id, P.tool_id == bindparam("tool_id", type_=String))
+    replayed = select(G.id).where(G.account_id == account_id, G.idempotency_key == bindparam("key", type_=String))
+    return (
+        select(
+            Account,
+            defaults.scalar_subquery(),
+            live_count(account_id).scalar_subquery(),
+            requested_since(account_id, bindparam("since", type_=UTCDateTime)).scalar_subquery(),
+            replayed.scalar_subquery(),
+        )
+        .where(A.id == account_id)
+        .with_for_update(of=accounts)
+        .execution_options(populate_existing=True)
+    )
 
 
 class _Repo:
@@ -49,29 +76,9 @@ class SqlAccounts(_Repo):
     async def lock_for_request(
         self, account_id: str, *, tool_id: str, since: datetime, idempotency_key: str | None
     ) -> RequestCheck | None:
-        """The account row-locked, its defaults for the tool, its live and recent runs and its replay: one statement.
-
-        Each figure is its own scalar subquery, so each keeps its own index; only the account row is locked.
-        """
-        defaults = select(P.inputs).where(P.account_id == account_id, P.tool_id == tool_id).scalar_subquery()
-        replayed = (
-            select(G.id).where(G.account_id == account_id, G.idempotency_key == idempotency_key).scalar_subquery()
-            if idempotency_key
-            else null()
-        )
-        stmt = (
-            select(
-                Account,
-                defaults,
-                live_count(account_id).scalar_subquery(),
-                requested_since(account_id, since).scalar_subquery(),
-                replayed,
-            )
-            .where(A.id == account_id)
-            .with_for_update(of=accounts)
-            .execution_options(populate_existing=True)
-        )
-        row = (await self._s.execute(stmt)).first()
+        """The account row-locked, its defaults for the tool, its live and recent runs and its replay: one statement."""
+        params = {"account_id": account_id, "tool_id": tool_id, "since": since, "key": idempotency_key}
+        row = (await self._s.execute(_request_check(), params)).first()
         if row is None:
             return None
         account, stored, live, recent, replayed_id = row
