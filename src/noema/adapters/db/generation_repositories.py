@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -60,16 +61,8 @@ class SqlGenerations:
         only under its generation's lock, and the delivery worker's own writes to it are not ordered by
         a lock on it either (it sends outside any transaction).
         """
-        progress_key = G.id.concat(dedupe_key("", DeliveryKind.PROGRESS))
-        stmt = (
-            select(Generation, Delivery)
-            .outerjoin(Delivery, D.key == progress_key)
-            .where(G.id.in_(sorted(set(generation_ids))))
-            .order_by(G.id)
-            .with_for_update(of=generations)
-            .execution_options(populate_existing=True)
-        )
-        return {g.id: (g, d) for g, d in (await self._s.execute(stmt)).all()}
+        ids = sorted(set(generation_ids))
+        return {g.id: (g, d) for g, d in (await self._s.execute(_with_progress(), {"ids": ids})).all()}
 
     async def by_idempotency_key(self, account_id: str, key: str) -> Generation | None:
         """The account's generation made under this Idempotency-Key."""
@@ -149,6 +142,20 @@ class SqlGenerations:
         """How many generations each tool has had (chat menus rank tools by it)."""
         rows = await self._s.execute(select(G.tool_id, func.count()).group_by(G.tool_id))
         return {str(tool_id): int(n) for tool_id, n in rows}
+
+
+@functools.cache
+def _with_progress() -> Select[Generation, Delivery]:
+    """Generations by id (``ids``, expanding), each with its progress row, only the generations locked: built once."""
+    progress_key = G.id.concat(dedupe_key("", DeliveryKind.PROGRESS))
+    return (
+        select(Generation, Delivery)
+        .outerjoin(Delivery, D.key == progress_key)
+        .where(G.id.in_(bindparam("ids", expanding=True)))
+        .order_by(G.id)
+        .with_for_update(of=generations)
+        .execution_options(populate_existing=True)
+    )
 
 
 def live_count(account_id: str | ColumnElement[str]) -> Select[Any]:
