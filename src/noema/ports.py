@@ -495,6 +495,10 @@ class PlatformUpdateRepository(Protocol):
         """Remember the update as answered (with the answer's own changes); False when it already was."""
         ...
 
+    async def forget_before(self, cutoff: datetime, *, limit: int) -> int:
+        """Forget at most ``limit`` updates answered before ``cutoff``; how many were forgotten."""
+        ...
+
 
 class KeyValueRepository(Protocol):
     async def get(self, key: str) -> Any:

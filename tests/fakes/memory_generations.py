@@ -218,3 +218,10 @@ class MemoryPlatformUpdates(MemoryRepo, PlatformUpdateRepository):
             return False
         self._t.platform_updates[key] = at
         return True
+
+    async def forget_before(self, cutoff: datetime, *, limit: int) -> int:
+        """Forget at most ``limit`` updates answered before ``cutoff``; how many were forgotten."""
+        old = [key for key, at in self._t.platform_updates.items() if at < cutoff][:limit]
+        for key in old:
+            del self._t.platform_updates[key]
+        return len(old)

@@ -173,6 +173,23 @@ async def test_a_chat_update_is_recorded_as_answered_once(uows: UnitOfWorkFactor
         assert not await uow.platform_updates.seen(PlatformUpdate("discord", "1001"))
 
 
+async def test_chat_updates_answered_before_a_cutoff_are_forgotten_at_most_a_batch_at_a_time(
+    uows: UnitOfWorkFactory,
+) -> None:
+    async with uows() as uow:
+        for n in range(5):
+            assert await uow.platform_updates.record(PlatformUpdate("telegram", str(n)), at=at(n))
+        await uow.commit()
+    async with uows() as uow:
+        assert await uow.platform_updates.forget_before(at(3), limit=2) == 2
+        assert await uow.platform_updates.forget_before(at(3), limit=2) == 1
+        assert await uow.platform_updates.forget_before(at(3), limit=2) == 0
+        await uow.commit()
+    async with uows() as uow:
+        seen = [await uow.platform_updates.seen(PlatformUpdate("telegram", str(n))) for n in range(5)]
+    assert seen == [False, False, False, True, True]
+
+
 def lora(slug: str, **fields: object) -> Lora:
     """A public SDXL LoRA."""
     values: dict[str, object] = {"display_name": slug, "triggers": (slug,), "cognates": (), "default_weight": 0.8}
