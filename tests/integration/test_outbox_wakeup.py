@@ -19,7 +19,7 @@ from noema.domain.generation import GenerationStatus
 from noema.domain.ids import new_id
 from noema.ports import UnitOfWorkFactory
 from noema.services import delivery
-from noema.services.settlement import enqueue
+from noema.services.outbox import enqueue
 from tests.fakes.clock import FakeClock
 from tests.fakes.generations import make_generation
 from tests.fakes.notifier import ScriptedNotifier
