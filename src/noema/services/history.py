@@ -7,7 +7,6 @@ from typing import Any
 
 from noema.domain.errors import GenerationNotFound
 from noema.domain.generation import Generation
-from noema.domain.pricing import charge_nanos
 from noema.domain.tools import InputType, Tool
 from noema.ports import GenerationFilter, Page, UnitOfWork
 
@@ -41,4 +40,4 @@ def cost_so_far(generation: Generation, now: datetime) -> int:
     if generation.settled_at is not None or generation.started_at is None:
         return generation.cost_nanos
     ms = max(0, int((now - generation.started_at).total_seconds() * 1000))
-    return charge_nanos(generation.rate_nanos_per_second, ms, price_multiplier=generation.price_multiplier)
+    return generation.price.used(ms)

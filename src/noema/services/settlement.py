@@ -13,7 +13,6 @@ from noema.domain import ledger
 from noema.domain.economy import exp_for_spend
 from noema.domain.generation import Generation, GenerationStatus, billable_ms
 from noema.domain.ids import short_id
-from noema.domain.pricing import charge_nanos
 from noema.ports import UnitOfWork
 from noema.services.economy import post
 
@@ -23,15 +22,7 @@ def cost_of_run(generation: Generation) -> int:
 
     Settlement charges at most the hold; anything above it is recorded as the shortfall.
     """
-    ms = billable_ms(generation)
-    if ms == 0:
-        return 0
-    flat = generation.flat_price_nanos
-    if flat is not None and generation.status is GenerationStatus.SUCCEEDED:
-        return flat
-    used = charge_nanos(generation.rate_nanos_per_second, ms, price_multiplier=generation.price_multiplier)
-    # A cancelled flat-priced run pays for the seconds it used, never more than the whole run would have.
-    return used if flat is None else min(used, flat)
+    return generation.price.cost(billable_ms(generation), succeeded=generation.status is GenerationStatus.SUCCEEDED)
 
 
 async def settle(uow: UnitOfWork, generation: Generation, now: datetime) -> None:
