@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from noema.domain.errors import GenerationNotFound
 from noema.domain.generation import Generation
-from noema.domain.tools import InputType, Tool
 from noema.ports import GenerationFilter, Page, UnitOfWork
 
 
@@ -24,15 +22,6 @@ async def search(uow: UnitOfWork, where: GenerationFilter, *, limit: int, cursor
     """Generations matching the filter, newest first."""
     async with uow:
         return await uow.generations.search(where, limit=limit, cursor=cursor)
-
-
-def rerun_inputs(tool: Tool, generation: Generation, *, new_seed: bool = False) -> dict[str, Any]:
-    """An earlier run's inputs to run again: the recorded seed reproduces it, ``new_seed`` draws fresh ones.
-
-    Files are left out: what was stored is the backend's copy, which the caller must supply again.
-    """
-    dropped = {s.name for s in tool.inputs if s.type.is_media or (new_seed and s.type is InputType.SEED)}
-    return {k: v for k, v in generation.inputs.items() if k not in dropped and tool.input(k) is not None}
 
 
 def cost_so_far(generation: Generation, now: datetime) -> int:

@@ -16,6 +16,7 @@ from noema.domain.generation import Generation
 from noema.domain.ids import parse_id, short_id
 from noema.domain.inputs import at_field
 from noema.domain.preferences import settable
+from noema.domain.reruns import plan_rerun
 from noema.domain.tools import Tool
 from noema.entrypoints.http.public_generations import stream_response
 from noema.entrypoints.http.web.context import UserDep, WebUser, live_rows, render
@@ -93,7 +94,7 @@ async def tools_page(
     if rerun:
         try:
             earlier = await history.get(user.container.uow(), parse_id(rerun), account_id=user.account_id)
-            values = {k: v for k, v in earlier.inputs.items() if not str(v).startswith(("http", "(uploaded"))}
+            values = plan_rerun(await user.container.catalog.find(earlier.tool_id), earlier).inputs
         except NoemaError:
             values = {}
     return await _tools_page(request, user, tool, values=values)
