@@ -14,13 +14,13 @@ from noema.adapters.platforms.web import templates
 from noema.domain.errors import GenerationNotFound, InvalidTransition, NoemaError
 from noema.domain.generation import Generation
 from noema.domain.ids import parse_id, short_id
-from noema.domain.inputs import at_field
+from noema.domain.inputs import MAX_UPLOAD_BYTES, at_field
 from noema.domain.preferences import settable
 from noema.domain.reruns import plan_rerun
 from noema.domain.tools import Tool
 from noema.entrypoints.http.public_generations import stream_response
 from noema.entrypoints.http.web.context import UserDep, WebUser, live_rows, render
-from noema.entrypoints.http.web.forms import MAX_UPLOAD_BYTES, parse_tool_form
+from noema.entrypoints.http.web.forms import parse_tool_form
 from noema.ports import GenerationFilter
 from noema.services import cancel, economy, history, preferences
 from noema.services.generations import GenerationRequest
