@@ -31,7 +31,6 @@ from noema.domain.errors import (
     ToolDisabled,
 )
 from noema.domain.generation import Generation, GenerationStatus
-from noema.domain.ids import new_id
 from noema.domain.inputs import validate_inputs
 from noema.domain.money import display_usd, format_usd
 from noema.domain.payments import owed_message
@@ -191,7 +190,7 @@ class GenerationService:
             generation = Generation.for_tool(
                 tool,
                 now,
-                id=new_id(),
+                id=uow.ids.new(),
                 account_id=account.id,
                 inputs=media_inputs.storable(inputs),
                 estimated_cost_nanos=estimate,

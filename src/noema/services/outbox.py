@@ -12,7 +12,7 @@ from typing import Any
 
 from noema.domain.delivery import LIVE_PLATFORMS, Delivery, DeliveryKind, DeliveryStatus, dedupe_key
 from noema.domain.generation import Generation
-from noema.domain.ids import new_id, short_id
+from noema.domain.ids import short_id
 from noema.domain.money import format_usd
 from noema.ports import Clock, UnitOfWork, UnitOfWorkFactory
 
@@ -55,13 +55,13 @@ async def enqueue(uow: UnitOfWork, generation: Generation, kind: DeliveryKind, n
     progress = await uow.deliveries.by_key(dedupe_key(generation.id, DeliveryKind.PROGRESS), for_update=True)
     if progress is not None and progress.status is DeliveryStatus.PENDING:
         progress.status = DeliveryStatus.SKIPPED  # the result supersedes a progress edit not yet sent
-    uow.deliveries.add(_new(generation, kind, key, now))
+    uow.deliveries.add(_new(uow, generation, kind, key, now))
 
 
 async def _roll_progress(uow: UnitOfWork, generation: Generation, existing: Delivery | None, now: datetime) -> None:
     if existing is None:
         uow.deliveries.add(
-            _new(generation, DeliveryKind.PROGRESS, dedupe_key(generation.id, DeliveryKind.PROGRESS), now)
+            _new(uow, generation, DeliveryKind.PROGRESS, dedupe_key(generation.id, DeliveryKind.PROGRESS), now)
         )
         return
     existing.payload = snapshot(generation)
@@ -73,9 +73,9 @@ async def _roll_progress(uow: UnitOfWork, generation: Generation, existing: Deli
         existing.next_attempt_at = max(now, earliest)
 
 
-def _new(generation: Generation, kind: DeliveryKind, key: str, now: datetime) -> Delivery:
+def _new(uow: UnitOfWork, generation: Generation, kind: DeliveryKind, key: str, now: datetime) -> Delivery:
     return Delivery(
-        id=new_id(),
+        id=uow.ids.new(),
         generation_id=generation.id,
         account_id=generation.account_id,
         kind=kind,
