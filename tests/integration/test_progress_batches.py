@@ -57,7 +57,7 @@ async def _progress_of(c: Container, gid: str) -> tuple[float, float | None, int
         row = await uow.deliveries.by_key(dedupe_key(gid, DeliveryKind.PROGRESS))
         rows = await uow.deliveries.for_generation(gid)
     assert g is not None
-    return g.progress, (None if row is None else float(row.payload["progress"])), len(rows)
+    return g.progress, (None if row is None else row.payload.progress), len(rows)
 
 
 async def test_progress_webhooks_sent_at_once_are_all_applied_in_order(container: Container, clock: FakeClock) -> None:
@@ -115,6 +115,6 @@ async def test_progress_after_a_sent_edit_waits_for_the_throttle_in_a_batch(
     await asyncio.gather(*(batches.apply(gid, _progress(gid, p), token=f"token-{gid}") for p in (0.4, 0.6)))
     async with container.uow() as uow:
         row = await uow.deliveries.by_key(dedupe_key(gid, DeliveryKind.PROGRESS))
-    assert row is not None and row.status is DeliveryStatus.PENDING and row.payload["progress"] == 0.6
+    assert row is not None and row.status is DeliveryStatus.PENDING and row.payload.progress == 0.6
     # A progress edit already sent holds the next one back by the throttle; one never sent goes at once.
     assert (row.next_attempt_at > clock.now()) is sent_before

@@ -8,32 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
 
-from noema.domain.delivery import LIVE_PLATFORMS, Delivery, DeliveryKind, DeliveryStatus, dedupe_key
+from noema.domain.delivery import LIVE_PLATFORMS, Delivery, DeliveryKind, DeliveryPayload, DeliveryStatus, dedupe_key
 from noema.domain.generation import Generation
-from noema.domain.ids import short_id
-from noema.domain.money import format_usd
 from noema.ports import Clock, UnitOfWork, UnitOfWorkFactory
 
 #: Progress messages to a chat are edited at most this often.
 PROGRESS_EVERY = timedelta(seconds=3)
-
-
-def snapshot(generation: Generation) -> dict[str, Any]:
-    """What a message about the generation says, frozen when it is queued."""
-    return {
-        "status": generation.status.value,
-        "progress": generation.progress,
-        "liveStatus": generation.live_status,
-        "tool": generation.tool_command,
-        "shortId": short_id(generation.id),
-        "costUsd": format_usd(generation.cost_nanos),
-        "estimatedCostUsd": format_usd(generation.estimated_cost_nanos),
-        "outputs": generation.outputs,
-        "failureReason": generation.failure_reason,
-        "shortfallUsd": format_usd(generation.shortfall_nanos),
-    }
 
 
 async def enqueue(uow: UnitOfWork, generation: Generation, kind: DeliveryKind, now: datetime) -> None:
@@ -64,7 +45,7 @@ async def _roll_progress(uow: UnitOfWork, generation: Generation, existing: Deli
             _new(uow, generation, DeliveryKind.PROGRESS, dedupe_key(generation.id, DeliveryKind.PROGRESS), now)
         )
         return
-    existing.payload = snapshot(generation)
+    existing.payload = DeliveryPayload.of(generation)
     existing.updated_at = now
     if existing.status is not DeliveryStatus.PENDING:
         # Throttle: the next edit waits until PROGRESS_EVERY after the last one was sent.
@@ -84,7 +65,7 @@ def _new(uow: UnitOfWork, generation: Generation, kind: DeliveryKind, key: str, 
         created_at=now,
         next_attempt_at=now,
         target=dict(generation.delivery),
-        payload=snapshot(generation),
+        payload=DeliveryPayload.of(generation),
         updated_at=now,
     )
 

@@ -19,6 +19,7 @@ from telegram.ext import Application, CallbackQueryHandler, ContextTypes, Messag
 from noema.adapters.platforms.telegram import texts
 from noema.adapters.platforms.telegram.images import ImageSource, download, image_of
 from noema.adapters.platforms.telegram.payments import StarsOffer, TelegramPayments, topup_button
+from noema.adapters.platforms.telegram.target import TelegramTarget
 from noema.adapters.platforms.wording import OOPS
 from noema.domain.accounts import Platform
 from noema.domain.chat_commands import ParsedCommand, parse_command, split_inputs
@@ -242,8 +243,9 @@ class TelegramHandlers:
     async def _rerun(self, message: Message, caller: Caller, gid: str, *, key: str, new_seed: bool) -> None:
         """The same inputs again (the recorded seed reproduces the image), or with fresh random seeds."""
         plan, earlier = await self.chat.earlier_run(caller.account_id, gid, new_seed=new_seed)
-        file_id = earlier.delivery.get("image_file_id")
-        source = ImageSource(file_id, "image/jpeg") if isinstance(file_id, str) else None
+        before = TelegramTarget.parse(earlier.delivery)
+        file_id = before.image_file_id if before is not None else None
+        source = ImageSource(file_id, "image/jpeg") if file_id is not None else None
         image = plan.tool.image_input
         if plan.missing_file(given=[image.name] if image is not None and source is not None else []) is not None:
             raise InvalidInput("That run's image is not available any more; reply to the photo again.")
@@ -270,17 +272,23 @@ class TelegramHandlers:
             files[image_input] = await download(message.get_bot(), source)
         estimate, _seconds = await self.chat.generations.estimate(tool)
         ack = await _reply(message, texts.received(tool, estimate))
-        delivery: dict[str, Any] = {
-            "chat_id": message.chat.id,
-            "message_id": message.message_id,
-            "progress_message_id": ack.message_id,
-        }
-        if source is not None:
-            delivery["image_file_id"] = source.file_id
+        to = TelegramTarget(
+            message.chat.id,
+            message_id=message.message_id,
+            progress_message_id=ack.message_id,
+            image_file_id=source.file_id if source is not None else None,
+        )
         try:
             base = run or ChatRun(tool, inputs)
             asked = ChatRun(
-                tool, inputs, files, delivery, key, preset=base.preset, features=base.features, answers=caller.update
+                tool,
+                inputs,
+                files,
+                to.to_json(),
+                key,
+                preset=base.preset,
+                features=base.features,
+                answers=caller.update,
             )
             await self.chat.run(caller.visit, caller.user, asked)
         except NoemaError as exc:
