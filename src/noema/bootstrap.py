@@ -15,7 +15,7 @@ from noema.adapters.backends.combined import CombinedBackend
 from noema.adapters.backends.comfydeploy import ComfyDeployBackend
 from noema.adapters.backends.comfyui.backend import ComfyUIBackend, load_workflows_dir
 from noema.adapters.backends.comfyui.links import LinkFetcher
-from noema.adapters.backends.sandbox import SandboxConfig, SandboxServer, new_api_key, parse_faults
+from noema.adapters.backends.sandbox import SandboxConfig, SandboxServer, new_api_key
 from noema.adapters.clock import SystemClock
 from noema.adapters.db.comfyui_line import SqlRunLine
 from noema.adapters.db.engine import Pool, create_engine
@@ -31,24 +31,11 @@ from noema.adapters.platforms.result_fetch import MediaSources, ResultFetcher, s
 from noema.adapters.platforms.telegram import WEBHOOK_PATH, TelegramPlatform
 from noema.adapters.platforms.telegram.payments import StarsOffer
 from noema.adapters.platforms.telegram.stars_gateway import TelegramStarsGateway
-from noema.config import (
-    BackendKind,
-    ConfigError,
-    Settings,
-    TelegramMode,
-    load_presets,
-    parse_comfyui_servers,
-    parse_gpu_rates,
-    parse_tool_overrides,
-)
+from noema.config import BackendKind, ConfigError, Settings, TelegramMode
 from noema.domain.errors import InvalidWorkflow
 from noema.domain.generation import Generation
 from noema.domain.linking import GuessLimits
-from noema.domain.money import parse_usd
-from noema.domain.pricing import parse_rates
 from noema.domain.runs import RunUpdate
-from noema.domain.stars import parse_packages, parse_rate
-from noema.domain.tools import ToolOverride, Visibility
 from noema.ports import Backend, Clock, GenerationFilter, Notifier
 from noema.services.catalog import Catalog
 from noema.services.chat import ChatServices
@@ -162,27 +149,6 @@ async def _record_update(c: Container, generation_id: str | None, update: RunUpd
     )
 
 
-def _overrides(raw: str) -> dict[str, ToolOverride]:
-    result = {}
-    for name, o in parse_tool_overrides(raw).items():
-        flat = o.get("flat_price_usd")
-        result[name] = ToolOverride(
-            command=o.get("command"),
-            visibility=Visibility(o["visibility"]) if o.get("visibility") else None,
-            priority=o.get("priority"),
-            price_multiplier=o.get("price_multiplier"),
-            flat_price_nanos=parse_usd(str(flat), allow_zero=True) if flat is not None else None,
-            expected_seconds=o.get("expected_seconds"),
-            max_seconds=o.get("max_seconds"),
-            defaults=dict(o.get("defaults") or {}),
-            bounds=dict(o.get("bounds") or {}),
-            display_name=o.get("display_name"),
-            description=o.get("description"),
-            base_model=o.get("base_model"),
-        )
-    return result
-
-
 def _backend(
     settings: Settings, local: LocalFirstTransport, clients: list[httpx.AsyncClient]
 ) -> tuple[Backend, SandboxServer | None]:
@@ -204,7 +170,7 @@ def _backend(
         public_base_url=settings.base_url + SANDBOX_MOUNT,
         data_dir=Path(settings.sandbox_data_dir),
         run_seconds=settings.sandbox_run_seconds,
-        faults=parse_faults(settings.sandbox_faults),
+        faults=settings.sandbox_faults,
         api_key=configured_key or new_api_key(),
         webhook_base=settings.base_url,
     )
@@ -232,7 +198,7 @@ def _comfyui(
     http = httpx.AsyncClient(follow_redirects=False)
     clients.append(http)
     return ComfyUIBackend(
-        servers=parse_comfyui_servers(settings.comfyui_servers),
+        servers=list(settings.comfyui_servers),
         workflows=workflows,
         http=http,
         store=store,
@@ -280,8 +246,8 @@ def _telegram(settings: Settings, chat: ChatServices, media: ResultFetcher) -> T
         chat=chat,
         media=media,
         stars=StarsOffer(
-            packages=parse_packages(settings.stars_packages),
-            nanos_per_star=parse_rate(settings.stars_usd),
+            packages=settings.stars_packages,
+            nanos_per_star=settings.stars_usd,
             support_text=settings.paysupport_text,
             most_open=settings.max_open_payments,
         ),
@@ -339,7 +305,7 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
     metrics = PrometheusMetrics(registry)
     local = LocalFirstTransport(settings.base_url)
     clients: list[httpx.AsyncClient] = []
-    rates = parse_rates(parse_gpu_rates(settings.gpu_rates))
+    rates = dict(settings.gpu_rates)
     store = MediaStore(Path(settings.media_dir), settings.base_url)
     kinds = settings.backends
     comfyui = _comfyui(settings, store, clients, rates, SqlRunLine(engine)) if BackendKind.COMFYUI in kinds else None
@@ -350,7 +316,7 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         uow=uow,
         clock=clock,
         rates=rates,
-        overrides=_overrides(settings.tool_overrides),
+        overrides=dict(settings.tool_overrides),
         ttl_seconds=settings.catalog_ttl_seconds,
         backend_label=backend.label,
     )
@@ -379,9 +345,7 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
     live = LiveUpdates()
     uow.live = live.wake
     hub = LiveUpdatesNotifier(live)
-    presets = PresetBook(
-        load_presets(settings.presets_file) if settings.presets_file else {}, catalog=catalog, uow=uow, clock=clock
-    )
+    presets = PresetBook(dict(settings.presets), catalog=catalog, uow=uow, clock=clock)
     chat = ChatServices(
         uow=uow,
         clock=clock,

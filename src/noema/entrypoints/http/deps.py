@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -72,10 +71,10 @@ async def internal_client(
     """The internal client named by X-Internal-Client-Key (compared in constant time)."""
     if not key:
         raise MissingAuthHeader()
-    for known, name in container.settings.client_keys.items():
-        if hmac.compare_digest(known.encode(), key.encode()):
-            return InternalClient(name)
-    raise InvalidApiKey()
+    name = container.settings.client_keys.client_of(key)
+    if name is None:
+        raise InvalidApiKey()
+    return InternalClient(name)
 
 
 ClientDep = Annotated[InternalClient, Depends(internal_client)]
