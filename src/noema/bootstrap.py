@@ -33,19 +33,18 @@ from noema.adapters.platforms.telegram.payments import StarsOffer
 from noema.adapters.platforms.telegram.stars_gateway import TelegramStarsGateway
 from noema.config import BackendKind, ConfigError, Settings, TelegramMode
 from noema.domain.errors import InvalidWorkflow
-from noema.domain.generation import Generation
 from noema.domain.linking import GuessLimits
 from noema.domain.runs import RunUpdate
-from noema.ports import Backend, Clock, GenerationFilter, Notifier
+from noema.ports import Backend, Clock, Notifier
+from noema.services.backend_updates import BackendUpdates
+from noema.services.card_payments import CardPayments
 from noema.services.catalog import Catalog
 from noema.services.chat import ChatServices
-from noema.services.deferred_webhooks import DeferredWebhooks
 from noema.services.generations import GenerationService, Limits
 from noema.services.live_updates import LiveUpdates, LiveUpdatesNotifier
 from noema.services.loras import LoraLibrary
 from noema.services.presets import PresetBook
 from noema.services.progress_batches import ProgressBatches
-from noema.services.run_updates import record_run_update
 
 SANDBOX_MOUNT = "/sandbox"
 
@@ -68,6 +67,9 @@ class Container:
     local_transport: LocalFirstTransport
     chat: ChatServices
     loras: LoraLibrary
+    presets: PresetBook
+    #: the backend's webhooks and socket observations, recorded with their dependencies bound
+    backend_updates: BackendUpdates
     sandbox: SandboxServer | None = None
     telegram: TelegramPlatform | None = None
     discord: DiscordPlatform | None = None
@@ -78,9 +80,8 @@ class Container:
     #: fetches result files from the backend's hosts (for chats, and for the web page's downloads)
     media_fetcher: ResultFetcher | None = None
     comfyui: ComfyUIBackend | None = None
-    deferred_webhooks: DeferredWebhooks = field(default_factory=DeferredWebhooks)
-    #: non-final webhooks applied together, one transaction for all that arrive at once
-    progress_batches: ProgressBatches | None = None
+    #: card top-ups, when Stripe is set up
+    card_payments: CardPayments | None = None
     _clients: list[httpx.AsyncClient] = field(default_factory=list)
     _sandbox_started: bool = False
 
@@ -89,9 +90,8 @@ class Container:
         """How long a session may be idle before it ends."""
         return timedelta(minutes=self.settings.session_timeout_minutes)
 
-    async def record_update(self, generation_id: str | None, update: RunUpdate) -> None:
-        """Apply what a backend's own background work observed about a run (the ComfyUI sockets)."""
-        await _record_update(self, generation_id, update)
+    async def _observed(self, generation_id: str | None, update: RunUpdate) -> None:
+        await self.backend_updates.observed(generation_id, update)
 
     @property
     def limits(self) -> Limits:
@@ -114,7 +114,7 @@ class Container:
             await self.sandbox.start()
             self._sandbox_started = True
         if self.comfyui is not None and serving:
-            await self.comfyui.start(self.record_update)
+            await self.comfyui.start(self._observed)
         if self.telegram is not None and serving:
             await self.telegram.start()
         if self.discord is not None and serving:
@@ -135,18 +135,6 @@ class Container:
         if self.stripe is not None:
             await self.stripe.close()
         await self.engine.dispose()
-
-
-async def _record_update(c: Container, generation_id: str | None, update: RunUpdate) -> Generation | None:
-    if generation_id is None:  # no webhook URL named it: find it by its run id
-        async with c.uow() as tx:
-            found = await tx.generations.search(GenerationFilter(run_id=update.run_id), limit=1, cursor=None)
-        if not found.items:
-            return None
-        generation_id = found.items[0].id
-    return await record_run_update(
-        c.uow(), c.clock, generation_id, update, token=None, metrics=c.metrics, quiet_for=c.limits.quiet_for
-    )
 
 
 def _backend(
@@ -293,6 +281,21 @@ def _stripe(settings: Settings) -> StripeGateway | None:
     )
 
 
+def _card_payments(
+    settings: Settings, stripe: StripeGateway | None, uow: SqlUnitOfWorkFactory, clock: Clock
+) -> CardPayments | None:
+    if stripe is None:
+        return None
+    return CardPayments(
+        uow,
+        clock,
+        stripe,
+        public_url=settings.base_url,
+        amounts=settings.stripe_amounts,
+        most_open=settings.max_open_payments,
+    )
+
+
 def build_container(settings: Settings, *, clock: Clock | None = None) -> Container:
     """The container for these settings (nothing is connected until ``start``)."""
     engine = create_engine(
@@ -371,6 +374,7 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
     discord = _discord(settings, chat, media, clients)
     if discord is not None:
         notifiers["discord"] = discord.notifier
+    stripe = _stripe(settings)
     return Container(
         settings=settings,
         engine=engine,
@@ -389,12 +393,21 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         sandbox=sandbox,
         telegram=telegram,
         discord=discord,
-        stripe=_stripe(settings),
+        stripe=stripe,
         stars=_stars(settings),
         notifiers=notifiers,
         media_store=store,
         media_fetcher=media,
         comfyui=comfyui,
-        progress_batches=ProgressBatches(uow, clock, metrics=metrics, quiet_for=limits.quiet_for),
+        presets=presets,
+        backend_updates=BackendUpdates(
+            uow,
+            clock,
+            backend,
+            metrics=metrics,
+            quiet_for=limits.quiet_for,
+            batches=ProgressBatches(uow, clock, metrics=metrics, quiet_for=limits.quiet_for),
+        ),
+        card_payments=_card_payments(settings, stripe, uow, clock),
         _clients=clients,
     )

@@ -46,8 +46,8 @@ def _progress(gid: str, progress: float, *, run_id: str | None = None) -> RunUpd
 
 
 def _batches(c: Container) -> ProgressBatches:
-    assert c.progress_batches is not None
-    return c.progress_batches
+    assert c.backend_updates.batches is not None
+    return c.backend_updates.batches
 
 
 async def _progress_of(c: Container, gid: str) -> tuple[float, float | None, int]:

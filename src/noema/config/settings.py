@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from enum import Enum
 from typing import Annotated, Any, TypeVar
 
@@ -362,6 +363,11 @@ class Settings(BaseSettings):
     def base_url(self) -> str:
         """The URL at which users and backends reach this Noema."""
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def session_timeout(self) -> timedelta:
+        """How long a session may be idle before it ends."""
+        return timedelta(minutes=self.session_timeout_minutes)
 
     @property
     def client_keys(self) -> ClientKeys:

@@ -39,7 +39,7 @@ from noema.domain.platform_updates import PlatformUpdate
 from noema.domain.pricing import estimate_nanos, hold_for, max_cost_nanos
 from noema.domain.tools import ACCOUNT, Tool, ToolCaller
 from noema.ports import Backend, Clock, Metrics, RoomAware, UnitOfWorkFactory
-from noema.services import events, failover, history, media_inputs, preferences, run_updates
+from noema.services import cancel, events, failover, history, media_inputs, preferences, run_updates
 from noema.services.catalog import Catalog
 from noema.services.durations import RecentDurations
 from noema.services.economy import post
@@ -129,6 +129,13 @@ class GenerationService:
         """What a run of the tool is expected to cost (nanos) and take (seconds) right now."""
         seconds = await self._expected_seconds(tool)
         return max(1, estimate_nanos(tool, expected_seconds=seconds)), seconds
+
+    async def cancel(self, generation_id: str, *, account_id: str | None, reason: str | None = None) -> Generation:
+        """Stop a live generation: charge the GPU seconds used, release the rest (``account_id`` None: anyone's)."""
+        more = {"reason": reason} if reason is not None else {}
+        return await cancel.cancel(
+            self.uow, self.clock, self.backend, generation_id, account_id=account_id, metrics=self.metrics, **more
+        )
 
     async def _expected_seconds(self, tool: Tool) -> float:
         return await self.durations.expected_seconds(tool)
