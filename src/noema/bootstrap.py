@@ -45,6 +45,7 @@ from noema.services.live_updates import LiveUpdates, LiveUpdatesNotifier
 from noema.services.loras import LoraLibrary
 from noema.services.presets import PresetBook
 from noema.services.progress_batches import ProgressBatches
+from noema.services.stars_payments import StarsPayments
 
 SANDBOX_MOUNT = "/sandbox"
 
@@ -235,9 +236,10 @@ def _telegram(settings: Settings, chat: ChatServices, media: ResultFetcher) -> T
         media=media,
         stars=StarsOffer(
             packages=settings.stars_packages,
-            nanos_per_star=settings.stars_usd,
             support_text=settings.paysupport_text,
-            most_open=settings.max_open_payments,
+            payments=StarsPayments(
+                chat.uow, chat.clock, nanos_per_star=settings.stars_usd, most_open=settings.max_open_payments
+            ),
         ),
     )
 
