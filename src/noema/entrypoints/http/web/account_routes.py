@@ -81,7 +81,7 @@ async def create_key(request: Request, page: AccountPageDep, uow: UowDep, clock:
         name = str(form.get("name") or "")[:100] or None
         new = await api_keys.create(uow, clock, page.user.account_id, name=name)
     except NoemaError as exc:
-        return await page.show(error=exc.message, status_code=400)
+        return await page.show(error=exc.message, status_code=status_of(exc))
     return await page.show(new_key=new.plain, status_code=201)
 
 
@@ -93,7 +93,7 @@ async def revoke_key(request: Request, key_id: str, page: AccountPageDep, uow: U
     try:
         await api_keys.revoke(uow, clock, page.user.account_id, key_id[:64])
     except NoemaError as exc:
-        return await page.show(error=exc.message, status_code=404)
+        return await page.show(error=exc.message, status_code=status_of(exc))
     return RedirectResponse("/app/account", status_code=303)
 
 
@@ -109,7 +109,7 @@ async def enter_link_code(
             uow, clock, str(form.get("code") or ""), account_id=page.user.account_id, limits=chat.link_limits
         )
     except LimitExceeded as exc:
-        shown = await page.show(error=exc.message, status_code=429)
+        shown = await page.show(error=exc.message, status_code=status_of(exc))
         shown.headers["Retry-After"] = str(exc.retry_after or 60)
         return shown
     except NoemaError as exc:

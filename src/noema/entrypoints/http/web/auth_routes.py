@@ -12,6 +12,7 @@ from noema.config import Settings
 from noema.domain.errors import NoemaError
 from noema.domain.money import NANOS_PER_USD
 from noema.entrypoints.http.deps import ClockDep, SettingsDep, UowDep, UowFactoryDep
+from noema.entrypoints.http.errors import status_of
 from noema.entrypoints.http.web.context import (
     SESSION_COOKIE,
     Pages,
@@ -79,7 +80,7 @@ async def sign_in(
         check_pre_session_csrf(request, csrf)
         account_id = await api_keys.authenticate(uow, clock, api_key.strip())
     except NoemaError as exc:
-        return await sign_in_page(request, pages, error=exc.message, status=401 if exc.code != "CSRF_FAILED" else 403)
+        return await sign_in_page(request, pages, error=exc.message, status=status_of(exc))
     token, _ = await web_sessions.start(uow, clock, account_id)
     return _signed_in(pages, token)
 
@@ -101,7 +102,7 @@ async def sign_in_sandbox(
     try:
         check_pre_session_csrf(request, csrf)
     except NoemaError as exc:
-        return await sign_in_page(request, pages, error=exc.message, status=403)
+        return await sign_in_page(request, pages, error=exc.message, status=status_of(exc))
     wait = sandbox_signups(request, settings).take(request.client.host if request.client else "-", clock.now())
     if wait is not None:
         minutes = max(1, math.ceil(wait.total_seconds() / 60))
@@ -127,7 +128,7 @@ async def sign_in_link(
     try:
         account_id = await linking.redeem_sign_in(uow, clock, token[:200])
     except NoemaError as exc:
-        return await sign_in_page(request, pages, error=exc.message, status=400)
+        return await sign_in_page(request, pages, error=exc.message, status=status_of(exc))
     session_token, _ = await web_sessions.start(uow, clock, account_id)
     return _signed_in(pages, session_token, "/app/account#add-funds" if to == "topup" else "/app")
 

@@ -26,6 +26,7 @@ from noema.entrypoints.http.deps import (
     MediaFetcherDep,
     UowDep,
 )
+from noema.entrypoints.http.errors import status_of
 from noema.entrypoints.http.public_generations import stream_response
 from noema.entrypoints.http.web.context import Pages, PagesDep, UserDep, WebUser
 from noema.entrypoints.http.web.forms import MAX_UPLOAD_BYTES, parse_tool_form
@@ -155,8 +156,7 @@ async def run_tool(request: Request, page: ToolsPageDep, uow: UowDep, clock: Clo
             GenerationRequest(account_id=user.account_id, tool_ref=tool.id, inputs=values, files=files, platform="web")
         )
     except NoemaError as exc:
-        status = 429 if exc.code == "RATE_LIMITED" else 404 if exc.code == "NOT_FOUND" else 400
-        return await page.show(tool_ref, values=submitted, error=exc, status=status)
+        return await page.show(tool_ref, values=submitted, error=exc, status=status_of(exc))
     return RedirectResponse(f"/app/generations/{generation.id}", status_code=303)
 
 
