@@ -499,7 +499,7 @@ class Notifier(Protocol):
 
 
 class Metrics(Protocol):
-    """What the services count (Prometheus in production, a no-op in unit tests)."""
+    """What the services count (Prometheus in production; ``CountingMetrics`` of ``tests/fakes`` in tests)."""
 
     def generation_status(self, status: str) -> None:
         """A generation reached ``status``."""
