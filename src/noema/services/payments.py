@@ -188,7 +188,10 @@ def _learn(payment: Payment, event: ProviderEvent) -> None:
     if event.disputed_minor is not None:
         payment.disputed_minor = max(payment.disputed_minor, event.disputed_minor)
     if event.dispute_fee_minor is not None:
-        payment.dispute_fee_minor = max(payment.dispute_fee_minor, event.dispute_fee_minor)
+        if event.reinstated_minor is not None:  # won: the net fee after Stripe returned it (its last word)
+            payment.dispute_fee_minor = event.dispute_fee_minor
+        elif not payment.dispute_reinstated_minor:  # an older event arriving after the win changes nothing
+            payment.dispute_fee_minor = max(payment.dispute_fee_minor, event.dispute_fee_minor)
     if event.reinstated_minor is not None:
         payment.dispute_reinstated_minor = max(payment.dispute_reinstated_minor, event.reinstated_minor)
 

@@ -55,6 +55,11 @@ class ProgressBatches:
         # Shielded: a caller that goes away does not take its update out of a batch being written.
         return await asyncio.shield(waiting.done)
 
+    async def close(self) -> None:
+        """Wait for the batches already taken to be written (before the connections go away)."""
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
+
     async def _write_all(self) -> None:
         while self._line:
             batch, self._line = self._line[:MAX_BATCH], self._line[MAX_BATCH:]
