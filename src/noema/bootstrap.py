@@ -131,8 +131,7 @@ class Container:
             await self.sandbox.stop()
         if self.comfyui is not None:
             await self.comfyui.close()
-        if self.progress_batches is not None:
-            await self.progress_batches.close()  # a batch being written holds a transaction (SQLite's write lock)
+        await self.backend_updates.close()  # a batch being written holds a transaction (SQLite's write lock)
         for client in self._clients:
             await client.aclose()
         if self.stripe is not None:

@@ -54,6 +54,11 @@ class BackendUpdates:
             self.deferred.defer(generation_id, update, token)  # applied when there is room; 503 tells the sender
             raise
 
+    async def close(self) -> None:
+        """Wait for the progress batches already taken to be written (before the connections go away)."""
+        if self.batches is not None:
+            await self.batches.close()
+
     async def apply_deferred(self) -> int:
         """Apply the webhooks kept while Noema was busy; how many were applied."""
         if not len(self.deferred):
