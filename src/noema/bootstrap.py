@@ -22,6 +22,7 @@ from noema.adapters.db.engine import Pool, create_engine
 from noema.adapters.db.migrate import upgrade_to_head
 from noema.adapters.db.outbox_signal import OutboxSignal
 from noema.adapters.db.uow import SqlUnitOfWorkFactory
+from noema.adapters.ids import TimeOrderedIds
 from noema.adapters.local_transport import LocalFirstTransport
 from noema.adapters.media_store import MEDIA_PATH, MediaStore
 from noema.adapters.metrics import PrometheusMetrics
@@ -306,7 +307,7 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         pool=Pool(settings.db_pool_size, settings.db_pool_overflow, settings.db_pool_timeout),
     )
     clock = clock or SystemClock()
-    uow = SqlUnitOfWorkFactory(engine, OutboxSignal())
+    uow = SqlUnitOfWorkFactory(engine, OutboxSignal(), ids=TimeOrderedIds())
     registry = CollectorRegistry()
     metrics = PrometheusMetrics(registry)
     local = LocalFirstTransport(settings.base_url)

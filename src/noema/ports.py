@@ -38,6 +38,18 @@ class Clock(Protocol):
         ...
 
 
+class IdFactory(Protocol):
+    """Makes the ids of new rows: UUID strings, each new one sorting after those made before it.
+
+    Lists are ordered by (created_at, id); two rows of one transaction share created_at, and ids in
+    random order would list them in random order.
+    """
+
+    def new(self) -> str:
+        """A new id."""
+        ...
+
+
 class Backend(Protocol):
     """A GPU backend that runs deployed workflows (ComfyDeploy, or the sandbox speaking its API)."""
 
@@ -306,6 +318,11 @@ class StarsGateway(Protocol):
 
 class UnitOfWork(Protocol):
     """One transaction: repositories that share it, committed explicitly, rolled back otherwise."""
+
+    @property
+    def ids(self) -> IdFactory:
+        """Where the ids of the rows it adds come from (usable outside ``async with`` too)."""
+        ...
 
     @property
     def accounts(self) -> AccountRepository: ...

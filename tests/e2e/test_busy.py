@@ -16,11 +16,11 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from noema.bootstrap import Container
-from noema.domain.ids import new_id
 from noema.ports import GenerationFilter
 from noema.services.run_updates import hash_token
 from tests.conftest import funded_key, running_app
 from tests.fakes.generations import make_generation
+from tests.fakes.ids import new_id
 
 pytestmark = pytest.mark.postgres
 

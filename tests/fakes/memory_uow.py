@@ -13,7 +13,8 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from noema.ports import Clock, UnitOfWork, UnitOfWorkFactory
+from noema.ports import Clock, IdFactory, UnitOfWork, UnitOfWorkFactory
+from tests.fakes.ids import SequentialIds
 from tests.fakes.memory_accounts import (
     MemoryAccounts,
     MemoryApiKeys,
@@ -70,7 +71,7 @@ class MemoryUnitOfWork(UnitOfWork):
         self._generations, self._deliveries = MemoryGenerations(t, now), MemoryDeliveries(t, now)
         self._kv, self._link_codes = MemoryKeyValue(t, now), MemoryLinkCodes(t, now)
         self._web_sessions, self._preferences = MemoryWebSessions(t, now), MemoryPreferences(t, now)
-        self._loras, self._payments = MemoryLoras(t, now), MemoryPayments(t, now)
+        self._loras, self._payments = MemoryLoras(t, now, self.ids), MemoryPayments(t, now)
         self._platform_updates = MemoryPlatformUpdates(t, now)
 
     async def commit(self) -> None:
@@ -98,6 +99,10 @@ class MemoryUnitOfWork(UnitOfWork):
             raise RuntimeError("the unit of work is not open")
         self._announced = set()
         self._begin()
+
+    @property
+    def ids(self) -> IdFactory:
+        return self._factory.ids
 
     @property
     def accounts(self) -> MemoryAccounts:
@@ -159,7 +164,8 @@ class MemoryUnitOfWork(UnitOfWork):
 class MemoryUnitOfWorkFactory(UnitOfWorkFactory):
     """Makes units of work over one in-memory database (a fresh one per factory)."""
 
-    def __init__(self, clock: Clock | None = None) -> None:
+    def __init__(self, clock: Clock | None = None, *, ids: IdFactory | None = None) -> None:
+        self.ids = ids or SequentialIds()
         self.tables = Tables()
         self.lock = asyncio.Lock()
         self.clock = clock

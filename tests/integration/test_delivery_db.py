@@ -10,11 +10,11 @@ from noema.domain.accounts import Platform
 from noema.domain.delivery import Delivery, DeliveryKind, DeliveryStatus, dedupe_key
 from noema.domain.errors import NotifierError
 from noema.domain.generation import GenerationStatus
-from noema.domain.ids import new_id
 from noema.services import accounts, delivery
-from noema.services.settlement import enqueue
+from noema.services.outbox import enqueue
 from tests.fakes.clock import FakeClock
 from tests.fakes.generations import make_generation
+from tests.fakes.ids import new_id
 from tests.fakes.notifier import ScriptedNotifier
 
 

@@ -11,13 +11,13 @@ from noema.domain.accounts import Platform
 from noema.domain.delivery import DeliveryKind, DeliveryStatus, dedupe_key
 from noema.domain.errors import Forbidden
 from noema.domain.generation import GenerationStatus
-from noema.domain.ids import new_id
 from noema.domain.runs import RunStatus, RunUpdate
 from noema.services import accounts
 from noema.services.progress_batches import ProgressBatches
 from noema.services.run_updates import hash_token
 from tests.fakes.clock import FakeClock
 from tests.fakes.generations import make_generation
+from tests.fakes.ids import new_id
 
 
 async def _running(c: Container, clock: FakeClock, platform: str = "telegram") -> str:

@@ -93,7 +93,6 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.CONSOLE
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
-    max_upload_bytes: int = Field(default=30_000_000, ge=1024)
     workers_enabled: bool = True
     metrics_token: SecretStr | None = None  #: Bearer token for /metrics; unset: loopback clients only
 

@@ -19,6 +19,7 @@ from noema.domain.ids import parse_id, short_id
 from noema.domain.linking import CodePurpose, GuessLimits
 from noema.domain.platform_updates import PlatformUpdate
 from noema.domain.preferences import settable
+from noema.domain.reruns import RerunPlan, plan_rerun
 from noema.domain.tools import ACCOUNT, Tool, may_run, rank_for_menu
 from noema.ports import Backend, Clock, GenerationFilter, Metrics, UnitOfWorkFactory
 from noema.services import accounts, api_keys, cancel, events, history, linking, preferences, sessions, status
@@ -185,13 +186,13 @@ class ChatServices:
 
     async def earlier_run(
         self, account_id: str, generation_id: str, *, new_seed: bool = False
-    ) -> tuple[Tool, dict[str, Any], Generation]:
-        """For a rerun button: the tool, the inputs to run again, and the earlier run (whose files to fetch)."""
+    ) -> tuple[RerunPlan, Generation]:
+        """For a rerun button: how to run it again, and the earlier run (whose message has the files to give again)."""
         earlier = await history.get(self.uow(), parse_id(generation_id), account_id=account_id)
         tool = next((t for t in await self.callable_tools() if t.id == earlier.tool_id), None)
         if tool is None:
             raise ToolNotFound("That tool is not available any more; /tools lists what you can run.")
-        return tool, history.rerun_inputs(tool, earlier, new_seed=new_seed), earlier
+        return plan_rerun(tool, earlier, new_seed=new_seed), earlier
 
     async def set_defaults(self, account_id: str, tool: Tool, text: str) -> dict[str, Any]:
         """``/set``: ``name=value`` pairs change the account's defaults for the tool, ``clear`` removes them."""

@@ -31,7 +31,6 @@ from noema.domain.errors import (
     ToolDisabled,
 )
 from noema.domain.generation import Generation, GenerationStatus
-from noema.domain.ids import new_id
 from noema.domain.inputs import validate_inputs
 from noema.domain.money import display_usd, format_usd
 from noema.domain.payments import owed_message
@@ -195,23 +194,15 @@ class GenerationService:
                 raise _not_enough(account.free_nanos, account.held_nanos, estimate)
             posting = ledger.hold(account, held)
             token = secrets.token_urlsafe(32)
-            generation = Generation(
-                id=new_id(),
+            generation = Generation.for_tool(
+                tool,
+                now,
+                id=uow.ids.new(),
                 account_id=account.id,
-                tool_id=tool.id,
-                tool_command=tool.command,
-                deployment_id=tool.deployment_id,
                 inputs=media_inputs.storable(inputs),
-                rate_nanos_per_second=tool.rate_nanos_per_second or 0,
                 estimated_cost_nanos=estimate,
                 hold_nanos=held,
                 webhook_token_hash=run_updates.hash_token(token),
-                requested_at=now,
-                updated_at=now,
-                gpu=tool.gpu,
-                max_runtime_seconds=tool.max_seconds,
-                price_multiplier=tool.price_multiplier,
-                flat_price_nanos=tool.flat_price_nanos,
                 platform=req.platform,
                 delivery=dict(req.delivery),
                 session_id=req.session_id,

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from noema.domain import stars as rules
 from noema.domain.accounts import Account, Platform
 from noema.domain.errors import AccountNotFound, Conflict, InvalidInput, NoemaError
-from noema.domain.ids import new_id
 from noema.domain.payments import OpenCap, Payment, PaymentProvider
 from noema.ports import Clock, StarsGateway, UnitOfWorkFactory
 from noema.services import accounts, economy, payments
@@ -109,7 +108,7 @@ async def _row_for(uow: UnitOfWorkFactory, clock: Clock, charge: Charge) -> str:
             else rules.credit_for(charge.stars, charge.nanos_per_star)
         )
         extra = Payment(
-            id=new_id(),
+            id=u.ids.new(),
             account_id=charge.account_id,
             provider=PROVIDER,
             currency=rules.CURRENCY,

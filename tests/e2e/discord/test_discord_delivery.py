@@ -10,7 +10,7 @@ from typing import Any
 from noema.domain.delivery import Delivery, DeliveryKind, DeliveryStatus, dedupe_key
 from noema.domain.generation import Generation
 from noema.services import delivery
-from noema.services.settlement import snapshot
+from noema.services.outbox import snapshot
 from tests.e2e.chat_harness import until
 from tests.e2e.discord.harness import DEFAULT_USER, DiscordRig, discord_app
 from tests.fakes.discord_api import FakeDiscord

@@ -12,7 +12,7 @@ from noema.domain.delivery import DeliveryStatus
 from noema.domain.errors import NotifierError
 from noema.domain.generation import GenerationStatus
 from noema.ports import GenerationFilter
-from noema.services.settlement import snapshot
+from noema.services.outbox import snapshot
 from tests.e2e.chat_harness import png_bytes, until
 from tests.e2e.telegram.harness import TelegramRig, telegram_app
 from tests.fakes.generations import make_generation

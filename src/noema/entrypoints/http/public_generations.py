@@ -14,6 +14,7 @@ from noema.domain.errors import InvalidInput
 from noema.domain.generation import GenerationStatus
 from noema.domain.ids import parse_id
 from noema.domain.pricing import estimate_nanos
+from noema.domain.reruns import plan_rerun
 from noema.domain.tools import Tool
 from noema.entrypoints.http.deps import (
     CatalogDep,
@@ -85,17 +86,20 @@ async def rerun_generation(
 ) -> GenerationOut:
     """Run one of your generations again: its recorded seed gives the same result, ``newSeed=true`` a new one."""
     earlier = await history.get(uow, parse_id(generation_id, what="generationId"), account_id=account_id)
-    tool = await catalog.find(earlier.tool_id)
-    inputs = history.rerun_inputs(tool, earlier, new_seed=new_seed)
-    missing = [s.name for s in tool.inputs if s.type.is_media and s.required and s.name not in inputs]
-    if missing:
+    plan = plan_rerun(await catalog.find(earlier.tool_id), earlier, new_seed=new_seed)
+    missing = plan.missing_file(given=())
+    if missing is not None:
         raise InvalidInput(
-            f"That run's {missing[0]} was an uploaded file; start a new generation with the file again.",
-            details={"field": missing[0]},
+            f"That run's {missing.name} was an uploaded file; start a new generation with the file again.",
+            details={"field": missing.name},
         )
     generation = await generations.request(
         GenerationRequest(
-            account_id=account_id, tool_ref=tool.id, inputs=inputs, platform="api", idempotency_key=idempotency_key
+            account_id=account_id,
+            tool_ref=plan.tool.id,
+            inputs=plan.inputs,
+            platform="api",
+            idempotency_key=idempotency_key,
         )
     )
     return generation_out(generation)

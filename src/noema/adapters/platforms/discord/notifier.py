@@ -2,10 +2,10 @@
 
 Everything goes into the interaction's original response while its token lives (15 minutes);
 files beyond what one message takes go into followups. A result may take several messages: each
-is one *part*, recorded in the key-value store as it goes, so a retry after a failure or a restart
-sends only what is missing, never a part twice. Once the token has expired, a result or failure
-is posted in the channel with the bot token instead (mentioning the user); a late progress edit
-is simply dropped.
+is one *part*, recorded by the outbox's part log (``services.outbox.PartLog``) as it goes, so a
+retry after a failure or a restart sends only what is missing, never a part twice. Once the token
+has expired, a result or failure is posted in the channel with the bot token instead (mentioning
+the user); a late progress edit is simply dropped.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from noema.domain.delivery import Delivery, DeliveryKind
 from noema.domain.errors import NotifierError
 from noema.domain.generation import Generation
 from noema.ports import Clock, UnitOfWorkFactory
+from noema.services.outbox import PartLog
 
 log = structlog.get_logger(__name__)
 FILES_PER_MESSAGE = 10
@@ -68,7 +69,8 @@ class DiscordNotifier:
     def __init__(
         self, rest: DiscordRest, *, media: ResultFetcher, uow: UnitOfWorkFactory, clock: Clock, public_url: str
     ) -> None:
-        self.rest, self.media, self.uow, self.clock, self.public_url = rest, media, uow, clock, public_url
+        self.rest, self.media, self.clock, self.public_url = rest, media, clock, public_url
+        self.parts = PartLog(uow, clock)
 
     async def send(self, delivery: Delivery, generation: Generation) -> None:
         """Deliver one outbox row; Discord's refusals become NotifierError (retryable or not)."""
@@ -82,7 +84,7 @@ class DiscordNotifier:
             ]
         else:
             parts = await self._result(to, delivery.payload, generation.id)
-        await self._send_parts(delivery.id, to, parts)
+        await self._send_parts(delivery, to, parts)
 
     async def _progress(self, to: _Target, payload: dict[str, Any], generation: Generation) -> None:
         if not to.token_alive(self._now()):
@@ -97,13 +99,13 @@ class DiscordNotifier:
                 raise
             log.info("discord_progress_dropped", code=exc.discord_code)
 
-    async def _send_parts(self, delivery_id: str, to: _Target, parts: list[OutMessage]) -> None:
-        done = await self._done_parts(delivery_id)
+    async def _send_parts(self, delivery: Delivery, to: _Target, parts: list[OutMessage]) -> None:
         in_channel = not to.token_alive(self._now())
         mention = True
-        for index, part in enumerate(parts):
-            if index in done:
-                continue
+
+        async def send_part(index: int) -> None:
+            nonlocal in_channel, mention
+            part = parts[index]
             if not in_channel:
                 try:
                     await (self.rest.edit_original if index == 0 else self.rest.followup)(to.token, part)
@@ -114,8 +116,8 @@ class DiscordNotifier:
             if in_channel:
                 await self._to_channel(to, part, mention=mention)
                 mention = False
-            done.add(index)
-            await self._record_parts(delivery_id, done)
+
+        await self.parts.send(delivery, len(parts), send_part)
 
     async def _to_channel(self, to: _Target, part: OutMessage, *, mention: bool) -> None:
         if to.channel_id is None:
@@ -167,16 +169,6 @@ class DiscordNotifier:
 
     def _now(self) -> float:
         return self.clock.now().timestamp()
-
-    async def _done_parts(self, delivery_id: str) -> set[int]:
-        async with self.uow() as uow:
-            stored = await uow.kv.get(f"discord.parts:{delivery_id}")
-        return set(stored or [])
-
-    async def _record_parts(self, delivery_id: str, done: set[int]) -> None:
-        async with self.uow() as uow:
-            await uow.kv.put(f"discord.parts:{delivery_id}", sorted(done), now=self.clock.now())
-            await uow.commit()
 
 
 def _size(n: int) -> str:

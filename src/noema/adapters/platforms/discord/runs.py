@@ -79,15 +79,15 @@ class ToolRuns:
     async def rerun(self, ix: Interaction, generation_id: str) -> Generation:
         """The same tool with the same inputs (and the same image, fetched again) as an earlier run."""
         visit = await self.chat.enter(caller(ix), "button:rerun")
-        tool, inputs, earlier = await self.chat.earlier_run(visit.account_id, generation_id)
-        files, delivery = {}, target(ix)
+        plan, earlier = await self.chat.earlier_run(visit.account_id, generation_id)
+        tool, files, delivery = plan.tool, {}, target(ix)
         image_url = earlier.delivery.get("image_url")
         if tool.image_input is not None and isinstance(image_url, str):
             files[tool.image_input.name] = await self.fetcher.download(image_url)
             delivery["image_url"] = image_url
-        elif tool.image_input is not None and tool.image_input.required:
+        if plan.missing_file(given=files) is not None:
             raise InvalidInput(f"That run's image is not available any more; use /{tool.command} with the image again.")
-        return await self._run(ix, visit, ChatRun(tool, inputs, files, delivery))
+        return await self._run(ix, visit, ChatRun(tool, plan.inputs, files, delivery))
 
     async def _run(self, ix: Interaction, visit: Visit, run: ChatRun) -> Generation:
         keyed = ChatRun(run.tool, run.inputs, run.files, run.delivery, idempotency_key=f"discord:{ix.id}")

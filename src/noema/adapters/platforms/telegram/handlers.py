@@ -237,12 +237,13 @@ class TelegramHandlers:
 
     async def _rerun(self, message: Message, caller: Caller, gid: str, *, key: str, new_seed: bool) -> None:
         """The same inputs again (the recorded seed reproduces the image), or with fresh random seeds."""
-        tool, inputs, earlier = await self.chat.earlier_run(caller.account_id, gid, new_seed=new_seed)
+        plan, earlier = await self.chat.earlier_run(caller.account_id, gid, new_seed=new_seed)
         file_id = earlier.delivery.get("image_file_id")
         source = ImageSource(file_id, "image/jpeg") if isinstance(file_id, str) else None
-        if tool.image_input is not None and tool.image_input.required and source is None:
+        image = plan.tool.image_input
+        if plan.missing_file(given=[image.name] if image is not None and source is not None else []) is not None:
             raise InvalidInput("That run's image is not available any more; reply to the photo again.")
-        await self._start(message, caller, tool, inputs, source, key=key)
+        await self._start(message, caller, plan.tool, plan.inputs, source, key=key)
 
     async def _start(
         self,

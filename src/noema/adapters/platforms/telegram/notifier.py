@@ -1,8 +1,8 @@
 """Delivering a generation's news to Telegram: progress edits, results by media type, failures.
 
 A result may take several Bot API calls (an album, a text, an animation). Each call is one *part*;
-parts already sent are recorded (in the key-value store) as they go, so a retry after a failure
-or a restart sends only what is missing, never a part twice.
+the outbox's part log (``services.outbox.PartLog``) records them as they go, so a retry after a
+failure or a restart sends only what is missing, never a part twice.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from noema.domain.delivery import Delivery, DeliveryKind
 from noema.domain.errors import NotifierError
 from noema.domain.generation import Generation
 from noema.ports import Clock, UnitOfWorkFactory
+from noema.services.outbox import PartLog
 
 log = structlog.get_logger(__name__)
 PHOTO_MAX_BYTES = 10 * 1024 * 1024
@@ -78,7 +79,8 @@ class TelegramNotifier:
     """The Notifier of the ``telegram`` platform."""
 
     def __init__(self, bot: Bot, *, media: ResultFetcher, uow: UnitOfWorkFactory, clock: Clock) -> None:
-        self.bot, self.media, self.uow, self.clock = bot, media, uow, clock
+        self.bot, self.media = bot, media
+        self.parts = PartLog(uow, clock)
 
     async def send(self, delivery: Delivery, generation: Generation) -> None:
         """Deliver one outbox row; Bot API failures become NotifierError (retryable or not)."""
@@ -130,16 +132,14 @@ class TelegramNotifier:
         outputs = list(payload.get("outputs") or [])
         files, refused = await self.media.fetch_all(outputs)
         parts = _plan(files, results.texts_of(outputs) + refused)
-        done = await self._done_parts(delivery.id)
         markup = buttons(generation_id)
         single = len(parts) == 1
-        for index, part in enumerate(parts):
-            if index in done:
-                continue
+
+        async def send_part(index: int) -> None:
             caption = texts.result_caption(payload, part=index + 1, parts=len(parts)) if index == 0 else None
-            await part(self.bot, to, caption, markup if single else None)
-            done.add(index)
-            await self._record_parts(delivery.id, done)
+            await parts[index](self.bot, to, caption, markup if single else None)
+
+        await self.parts.send(delivery, len(parts), send_part)
         summary = texts.result_caption(payload)
         if not parts:
             summary += "\nThe run finished without an output to show."
@@ -147,16 +147,6 @@ class TelegramNotifier:
             await self._edit(to, summary, None if single else markup)
         except TelegramError as exc:  # the result itself is out; a stale progress line is not worth a retry
             log.warning("telegram_summary_edit_failed", generation_id=generation_id, error=str(exc)[:200])
-
-    async def _done_parts(self, delivery_id: str) -> set[int]:
-        async with self.uow() as uow:
-            stored = await uow.kv.get(f"telegram.parts:{delivery_id}")
-        return set(stored or [])
-
-    async def _record_parts(self, delivery_id: str, done: set[int]) -> None:
-        async with self.uow() as uow:
-            await uow.kv.put(f"telegram.parts:{delivery_id}", sorted(done), now=self.clock.now())
-            await uow.commit()
 
 
 _Part = Callable[[Bot, _Send, str | None, InlineKeyboardMarkup | None], Awaitable[Any]]

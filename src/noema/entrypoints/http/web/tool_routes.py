@@ -15,8 +15,9 @@ from noema.adapters.platforms.web import templates
 from noema.domain.errors import GenerationNotFound, InvalidTransition, NoemaError
 from noema.domain.generation import Generation
 from noema.domain.ids import parse_id, short_id
-from noema.domain.inputs import at_field
+from noema.domain.inputs import MAX_UPLOAD_BYTES, at_field
 from noema.domain.preferences import settable
+from noema.domain.reruns import plan_rerun
 from noema.domain.tools import Tool
 from noema.entrypoints.http.deps import (
     CatalogDep,
@@ -29,7 +30,7 @@ from noema.entrypoints.http.deps import (
 from noema.entrypoints.http.errors import status_of
 from noema.entrypoints.http.public_generations import stream_response
 from noema.entrypoints.http.web.context import Pages, PagesDep, UserDep, WebUser
-from noema.entrypoints.http.web.forms import MAX_UPLOAD_BYTES, parse_tool_form
+from noema.entrypoints.http.web.forms import parse_tool_form
 from noema.ports import GenerationFilter, UnitOfWork
 from noema.services import economy, history, preferences
 from noema.services.catalog import Catalog
@@ -132,7 +133,7 @@ async def tools_page(
     if rerun:
         try:
             earlier = await history.get(page.pages.uow, parse_id(rerun), account_id=page.user.account_id)
-            values = {k: v for k, v in earlier.inputs.items() if not str(v).startswith(("http", "(uploaded"))}
+            values = plan_rerun(await page.catalog.find(earlier.tool_id), earlier).inputs
         except NoemaError:
             values = {}
     return await page.show(tool, values=values)
