@@ -51,6 +51,19 @@ class MemoryGenerations(MemoryRepo, GenerationRepository):
         rows = self._t.generations.values()
         return sum(1 for g in rows if g.account_id == account_id and g.requested_at >= since)
 
+    async def save_submit(self, generation: Generation) -> bool:
+        """Write a submit if the stored generation is still pending and not cancelled."""
+        stored = self._t.generations.get(generation.id)
+        if stored is None or stored.status is not GenerationStatus.PENDING or stored.cancel_requested:
+            return False
+        stored.status, stored.run_id = generation.status, generation.run_id
+        stored.submitted_at, stored.updated_at, stored.inputs = (
+            generation.submitted_at,
+            generation.updated_at,
+            dict(generation.inputs),
+        )
+        return True
+
     async def search(self, where: GenerationFilter, *, limit: int, cursor: str | None) -> Page[Generation]:
         """Generations matching the filter, newest first."""
         rows = (g for g in self._t.generations.values() if self._matches(g, where))
@@ -69,7 +82,11 @@ class MemoryGenerations(MemoryRepo, GenerationRepository):
 
     async def claim_due_polls(self, now: datetime, *, limit: int, lease_seconds: float) -> list[Generation]:
         """Live generations due a poll, pushed ``lease_seconds`` ahead."""
-        due = [g for g in self._t.generations.values() if g.status in LIVE and (g.next_poll_at or now) <= now]
+        due = [
+            g
+            for g in self._t.generations.values()
+            if g.status in LIVE and g.next_poll_at is not None and g.next_poll_at <= now
+        ]
         claimed = sorted(due, key=lambda g: g.next_poll_at or _LATEST)[:limit]
         for generation in claimed:
             generation.next_poll_at = now + timedelta(seconds=lease_seconds)

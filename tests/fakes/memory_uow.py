@@ -1,7 +1,7 @@
 """An in-memory unit of work: the service rules run on it at unit speed, with the database's semantics.
 
-It keeps what ``SqlUnitOfWork`` promises (tests/integration/test_repository_contract.py holds all
-three to the same tests): changes are visible only after ``commit()``; leaving without committing,
+It keeps what ``SqlUnitOfWork`` promises (the contract suite in tests/integration/repositories holds
+all three to the same tests): changes are visible only after ``commit()``; leaving without committing,
 or ``rollback()``, drops them; a broken unique key, foreign key or money check fails the commit
 with ``Conflict`` and changes nothing. One unit of work is open at a time (as on SQLite, whose
 factory queues them on a lock), so row locks (``for_update``) have nothing to do.

@@ -261,6 +261,25 @@ class Generation:
             changes.append(Change.PROGRESS)
         return changes
 
+    def is_news(self, update: RunUpdate) -> bool:
+        """Whether ``apply`` would change anything a person or the bill sees: a later status, more
+        progress, another live status, a GPU, the run id, or the backend's own times.
+
+        A webhook that repeats what is known is not news: applying it would only restamp the row.
+        """
+        if self.is_terminal:
+            return False
+        if update.run_id != self.run_id or update.confirmed:
+            return True  # learns the run id (or is refused by ``apply``); a backend answer may set times
+        target = FROM_RUN_STATUS.get(update.status) if update.status else None
+        if target is not None and target.rank > self.status.rank:
+            return True
+        if update.progress is not None and update.progress > self.progress:
+            return True
+        if update.live_status and humane(update.live_status)[:500] != self.live_status:
+            return True
+        return bool(update.gpu) and update.gpu != self.gpu
+
     def finish(self, status: GenerationStatus, now: datetime, *, reason: str | None = None) -> list[Change]:
         """End the generation from our side (submit failed, cancelled, timed out); no-op if already over."""
         if not status.is_terminal:

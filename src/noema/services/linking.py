@@ -43,7 +43,7 @@ from noema.domain.linking import (
 )
 from noema.domain.money import format_usd
 from noema.ports import Clock, UnitOfWork
-from noema.services import events
+from noema.services import api_keys, events
 from noema.services.economy import post
 
 
@@ -194,7 +194,8 @@ async def redeem_link(
             data={"mergedAccountId": merged.id},
         )
         await uow.commit()
-        return survivor
+    api_keys.recent.forget(account_id=merged.id)  # its keys now name the survivor
+    return survivor
 
 
 async def _lock_pair(uow: UnitOfWork, survivor_id: str, merged_id: str) -> tuple[Account, Account]:

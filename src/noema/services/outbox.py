@@ -45,13 +45,14 @@ async def _roll_progress(uow: UnitOfWork, generation: Generation, existing: Deli
             _new(uow, generation, DeliveryKind.PROGRESS, dedupe_key(generation.id, DeliveryKind.PROGRESS), now)
         )
         return
+    if existing.status is DeliveryStatus.PENDING:
+        return  # an edit is already due; it shows the run as it is when it is sent (``delivery``)
     existing.payload = DeliveryPayload.of(generation)
     existing.updated_at = now
-    if existing.status is not DeliveryStatus.PENDING:
-        # Throttle: the next edit waits until PROGRESS_EVERY after the last one was sent.
-        earliest = (existing.sent_at or now) + PROGRESS_EVERY
-        existing.status, existing.attempts = DeliveryStatus.PENDING, 0
-        existing.next_attempt_at = max(now, earliest)
+    # Throttle: the next edit waits until PROGRESS_EVERY after the last one was sent.
+    earliest = (existing.sent_at or now) + PROGRESS_EVERY
+    existing.status, existing.attempts = DeliveryStatus.PENDING, 0
+    existing.next_attempt_at = max(now, earliest)
 
 
 def _new(uow: UnitOfWork, generation: Generation, kind: DeliveryKind, key: str, now: datetime) -> Delivery:

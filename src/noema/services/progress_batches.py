@@ -3,9 +3,20 @@
 A busy backend sends a flood of progress events. Each used to cost its own transaction (lock,
 read, write, read the outbox row, write it, commit); here the events that arrive while one batch
 is being written wait and go, in arrival order, into the next one: one statement locks all their
-generations, one their progress rows, and one commit makes them all durable. Each webhook is still
+generations and reads their progress rows with them, one writes the generations, and one commit
+makes them all durable. A progress row already waiting to be sent is not written again (the edit
+shows the run as it is when it is sent), so a flood costs the outbox one write per edit, not one
+per event.
+
+The progress rows are read without a lock of their own: every write to one by a webhook or a poll
+happens under its generation's lock (taken here), and the delivery worker sends outside any
+transaction, so a lock on the row would order nothing more. Each webhook is still
 answered only after the commit that holds it, so nothing is acknowledged that is not stored.
 Ends of runs never come here: they are confirmed with the backend and settled one by one.
+
+A batch waits ``linger`` seconds for company before it is written: thousands of runs in flight send
+their updates spread out in time, and without the wait each would take a transaction of its own.
+An update that repeats what the generation already shows (``Generation.is_news``) writes nothing.
 """
 
 from __future__ import annotations
@@ -17,17 +28,19 @@ from datetime import timedelta
 
 import structlog
 
-from noema.domain.delivery import LIVE_PLATFORMS, DeliveryKind, dedupe_key
+from noema.domain.delivery import LIVE_PLATFORMS, Delivery, DeliveryKind, dedupe_key
 from noema.domain.errors import Forbidden, NoemaError
 from noema.domain.generation import Generation
 from noema.domain.runs import RunUpdate
-from noema.ports import Clock, Metrics, UnitOfWork, UnitOfWorkFactory
+from noema.ports import Clock, Metrics, UnitOfWorkFactory
 from noema.services import run_updates
 
 log = structlog.get_logger(__name__)
 
 #: The most webhooks written in one transaction (a longer line waits for the next).
 MAX_BATCH = 100
+#: How long a batch waits for more webhooks before it is written (a progress answer is this much later).
+LINGER_SECONDS = 0.05
 
 
 @dataclass
@@ -41,8 +54,17 @@ class _Waiting:
 class ProgressBatches:
     """Applies non-final run updates in shared transactions, one batch at a time per process."""
 
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, *, metrics: Metrics, quiet_for: timedelta) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        *,
+        metrics: Metrics,
+        quiet_for: timedelta,
+        linger: float = LINGER_SECONDS,
+    ) -> None:
         self._uow, self._clock, self._metrics, self._quiet_for = uow, clock, metrics, quiet_for
+        self._linger = linger
         self._line: list[_Waiting] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -62,6 +84,8 @@ class ProgressBatches:
 
     async def _write_all(self) -> None:
         while self._line:
+            if len(self._line) < MAX_BATCH and self._linger > 0:
+                await asyncio.sleep(self._linger)  # let the webhooks arriving meanwhile join this batch
             batch, self._line = self._line[:MAX_BATCH], self._line[MAX_BATCH:]
             try:
                 await self._write(batch)
@@ -73,13 +97,16 @@ class ProgressBatches:
     async def _write(self, batch: list[_Waiting]) -> None:
         outcome: dict[int, Generation | NoemaError] = {}
         async with self._uow() as uow:
-            found = await uow.generations.get_many([w.generation_id for w in batch], for_update=True)
-            await _lock_progress_rows(uow, found.values())
+            found = await uow.generations.lock_with_progress([w.generation_id for w in batch])
+            uow.deliveries.remember(_progress_rows(found.values()))
             now = self._clock.now()
             for i, waiting in enumerate(batch):
-                generation = found.get(waiting.generation_id)
+                generation = found[waiting.generation_id][0] if waiting.generation_id in found else None
                 if generation is None or not run_updates.token_matches(generation, waiting.token):
                     outcome[i] = Forbidden(run_updates.BAD_WEBHOOK)
+                    continue
+                if not generation.is_news(waiting.update):
+                    outcome[i] = generation  # says nothing new: the row is left as it is
                     continue
                 await run_updates.apply_update(
                     uow, generation, waiting.update, now, metrics=self._metrics, quiet_for=self._quiet_for
@@ -110,11 +137,9 @@ class ProgressBatches:
             _settle_future(waiting.done, result=generation)
 
 
-async def _lock_progress_rows(uow: UnitOfWork, generations: Iterable[Generation]) -> None:
-    """Lock the progress outbox rows of the chat runs in one statement (live platforms have none)."""
-    keys = [dedupe_key(g.id, DeliveryKind.PROGRESS) for g in generations if g.platform not in LIVE_PLATFORMS]
-    if keys:
-        await uow.deliveries.lock_keys(keys)
+def _progress_rows(found: Iterable[tuple[Generation, Delivery | None]]) -> dict[str, Delivery | None]:
+    """The progress rows read with the generations, by key (live platforms have none)."""
+    return {dedupe_key(g.id, DeliveryKind.PROGRESS): row for g, row in found if g.platform not in LIVE_PLATFORMS}
 
 
 def _settle_future(

@@ -24,12 +24,10 @@ from noema.adapters.platforms.wording import OOPS
 from noema.domain.accounts import Platform
 from noema.domain.chat_commands import ParsedCommand, parse_command, split_inputs
 from noema.domain.errors import InsufficientFunds, InvalidInput, NoemaError, ToolDisabled, ToolNotFound
-from noema.domain.ids import parse_id
 from noema.domain.linking import CODE_LIFETIME
 from noema.domain.platform_updates import PlatformUpdate
 from noema.domain.presets import Preset
 from noema.domain.tools import THROUGH_PRESET, Tool
-from noema.services import accounts, api_keys, history, preferences, status
 from noema.services.chat import ChatRun, ChatServices, ChatUser, Visit
 
 log = structlog.get_logger(__name__)
@@ -122,7 +120,7 @@ class TelegramHandlers:
                 key = f"telegram:button:{query.id}"
                 await self._rerun(message, caller, gid, key=key, new_seed=action == "reseed")
             elif action == "info":
-                generation = await history.get(self.chat.uow(), parse_id(gid), account_id=caller.account_id)
+                generation = await self.chat.generation(caller.account_id, gid)
                 await _reply(message, texts.info(generation))
             elif action == "topup":
                 await message.reply_text("Top up with Telegram Stars:", reply_markup=self.payments.packages())
@@ -149,7 +147,7 @@ class TelegramHandlers:
 
     async def _status(self, message: Message, caller: Caller, _parsed: ParsedCommand) -> None:
         now = self.chat.clock.now()
-        report = await status.report(self.chat.uow(), caller.account_id, now)
+        report = await self.chat.status(caller.account_id, now)
         await _reply(message, texts.status_text(report, now), markup=topup_button())
 
     async def _cancel(self, message: Message, caller: Caller, parsed: ParsedCommand) -> None:
@@ -168,7 +166,7 @@ class TelegramHandlers:
         if message.chat.type != ChatType.PRIVATE:
             await _reply(message, "For your safety I send API keys only in a private chat: message me directly.")
             return
-        key = await api_keys.create(self.chat.uow(), self.chat.clock, caller.account_id, name="telegram")
+        key = await self.chat.new_api_key(caller.account_id, name="telegram")
         await _reply(
             message,
             f"Your new API key (shown once, keep it secret):\n<code>{escape(key.plain)}</code>\n"
@@ -176,7 +174,7 @@ class TelegramHandlers:
         )
 
     async def _account(self, message: Message, caller: Caller, _parsed: ParsedCommand) -> None:
-        found = await accounts.get(self.chat.uow(), caller.account_id)
+        found = await self.chat.account(caller.account_id)
         await _reply(message, texts.account_text(found.account, found.identities))
 
     async def _set(self, message: Message, caller: Caller, parsed: ParsedCommand) -> None:
@@ -192,9 +190,7 @@ class TelegramHandlers:
         if not name:
             raise InvalidInput("Say which tool, e.g. /settings txt2img.")
         tool = await self._find(name.lstrip("/").lower())
-        await _reply(
-            message, texts.preferences_text(tool, await preferences.get(self.chat.uow(), caller.account_id, tool))
-        )
+        await _reply(message, texts.preferences_text(tool, await self.chat.defaults(caller.account_id, tool)))
 
     async def _tool(self, message: Message, caller: Caller, parsed: ParsedCommand) -> None:
         preset = await self.chat.presets.find(parsed.name)
