@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, exists, func, insert, select
+from sqlalchemy import Select, Update, bindparam, exists, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -41,18 +41,15 @@ class SqlGenerations:
         False, and nothing written, when anything moved the generation on meanwhile (an early
         webhook, a cancel): the caller then locks and reads it instead.
         """
-        stmt = (
-            generations.update()
-            .where(G.id == generation.id, G.status == GenerationStatus.PENDING.value, G.cancel_requested.is_(False))
-            .values(
-                status=generation.status,
-                run_id=generation.run_id,
-                submitted_at=generation.submitted_at,
-                updated_at=generation.updated_at,
-                inputs=generation.inputs,
-            )
-        )
-        return bool(getattr(await self._s.execute(stmt), "rowcount", 0) == 1)
+        params = {
+            "gid": generation.id,
+            "status": generation.status,
+            "run_id": generation.run_id,
+            "submitted_at": generation.submitted_at,
+            "updated_at": generation.updated_at,
+            "inputs": generation.inputs,
+        }
+        return bool(getattr(await self._s.execute(_save_submit(), params), "rowcount", 0) == 1)
 
     async def lock_with_progress(self, generation_ids: list[str]) -> dict[str, tuple[Generation, Delivery | None]]:
         """Several generations locked in id order (batches never deadlock), each with its progress row: one statement.
@@ -148,6 +145,22 @@ class SqlGenerations:
         """How many generations each tool has had (chat menus rank tools by it)."""
         rows = await self._s.execute(select(G.tool_id, func.count()).group_by(G.tool_id))
         return {str(tool_id): int(n) for tool_id, n in rows}
+
+
+@functools.cache
+def _save_submit() -> Update:
+    """The submit of a row still pending and not cancelled (``gid`` and the new values bound): built once."""
+    return (
+        generations.update()
+        .where(G.id == bindparam("gid"), G.status == GenerationStatus.PENDING.value, G.cancel_requested.is_(False))
+        .values(
+            status=bindparam("status", type_=G.status.type),
+            run_id=bindparam("run_id", type_=G.run_id.type),
+            submitted_at=bindparam("submitted_at", type_=G.submitted_at.type),
+            updated_at=bindparam("updated_at", type_=G.updated_at.type),
+            inputs=bindparam("inputs", type_=G.inputs.type),
+        )
+    )
 
 
 @functools.cache
