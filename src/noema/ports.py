@@ -38,6 +38,18 @@ class Clock(Protocol):
         ...
 
 
+class IdFactory(Protocol):
+    """Makes the ids of new rows: UUID strings, each new one sorting after those made before it.
+
+    Lists are ordered by (created_at, id); two rows of one transaction share created_at, and ids in
+    random order would list them in random order.
+    """
+
+    def new(self) -> str:
+        """A new id."""
+        ...
+
+
 class Backend(Protocol):
     """A GPU backend that runs deployed workflows (ComfyDeploy, or the sandbox speaking its API)."""
 
@@ -325,6 +337,11 @@ class UnitOfWork(Protocol):
     """One transaction: repositories that share it, committed explicitly, rolled back otherwise."""
 
     @property
+    def ids(self) -> IdFactory:
+        """Where the ids of the rows it adds come from (usable outside ``async with`` too)."""
+        ...
+
+    @property
     def accounts(self) -> AccountRepository: ...
     @property
     def sessions(self) -> SessionRepository: ...
@@ -523,7 +540,7 @@ class Notifier(Protocol):
 
 
 class Metrics(Protocol):
-    """What the services count (Prometheus in production, a no-op in unit tests)."""
+    """What the services count (Prometheus in production; ``CountingMetrics`` of ``tests/fakes`` in tests)."""
 
     def generation_status(self, status: str) -> None:
         """A generation reached ``status``."""

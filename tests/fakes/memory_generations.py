@@ -82,7 +82,11 @@ class MemoryGenerations(MemoryRepo, GenerationRepository):
 
     async def claim_due_polls(self, now: datetime, *, limit: int, lease_seconds: float) -> list[Generation]:
         """Live generations due a poll, pushed ``lease_seconds`` ahead."""
-        due = [g for g in self._t.generations.values() if g.status in LIVE and (g.next_poll_at or now) <= now]
+        due = [
+            g
+            for g in self._t.generations.values()
+            if g.status in LIVE and g.next_poll_at is not None and g.next_poll_at <= now
+        ]
         claimed = sorted(due, key=lambda g: g.next_poll_at or _LATEST)[:limit]
         for generation in claimed:
             generation.next_poll_at = now + timedelta(seconds=lease_seconds)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 
 from noema.bootstrap import Container
 from noema.domain.accounts import Platform
 from noema.domain.delivery import Delivery, DeliveryKind, DeliveryStatus, dedupe_key
 from noema.domain.errors import Forbidden
 from noema.domain.generation import Generation, GenerationStatus
-from noema.domain.ids import new_id
 from noema.domain.runs import RunStatus, RunUpdate
 from noema.ports import Notifier
 from noema.services import accounts
@@ -20,6 +21,7 @@ from noema.services.progress_batches import ProgressBatches
 from noema.services.run_updates import hash_token
 from tests.fakes.clock import FakeClock
 from tests.fakes.generations import make_generation
+from tests.fakes.ids import new_id
 
 
 async def _running(c: Container, clock: FakeClock, platform: str = "telegram") -> str:
@@ -48,8 +50,8 @@ def _progress(gid: str, progress: float, *, run_id: str | None = None) -> RunUpd
 
 
 def _batches(c: Container) -> ProgressBatches:
-    assert c.progress_batches is not None
-    return c.progress_batches
+    assert c.backend_updates.batches is not None
+    return c.backend_updates.batches
 
 
 async def _progress_of(c: Container, gid: str) -> tuple[float, int]:
@@ -69,7 +71,7 @@ class _Shown(Notifier):
 
     async def send(self, delivery: Delivery, generation: Generation) -> None:
         assert delivery.kind is DeliveryKind.PROGRESS
-        self.progress[generation.id] = float(delivery.payload["progress"])
+        self.progress[generation.id] = delivery.payload.progress
 
 
 async def _shown(c: Container, clock: FakeClock) -> dict[str, float]:
@@ -162,3 +164,54 @@ async def test_a_flood_of_progress_on_a_run_whose_edit_is_due_leaves_the_row_alo
     assert row is not None and row.updated_at == queued.updated_at and row.payload == queued.payload
     assert await _progress_of(container, gid) == (0.9, 1)
     assert await _shown(container, clock) == {gid: 0.9}
+
+
+async def test_webhooks_arriving_one_after_another_share_one_transaction_within_the_linger(
+    container: Container, clock: FakeClock
+) -> None:
+    a, b = await _running(container, clock), await _running(container, clock)
+    batches = ProgressBatches(
+        container.uow, clock, metrics=container.metrics, quiet_for=timedelta(seconds=60), linger=1.0
+    )
+    commits: list[object] = []
+    count = commits.append  # one bound method, so the same listener is removed
+    event.listen(container.engine.sync_engine, "commit", count)
+    try:
+        first = asyncio.create_task(batches.apply(a, _progress(a, 0.3), token=f"token-{a}"))
+        await asyncio.sleep(0.05)  # the first is waiting for company, not yet written
+        assert not first.done() and commits == []
+        second = asyncio.create_task(batches.apply(b, _progress(b, 0.6), token=f"token-{b}"))
+        await asyncio.gather(first, second)
+    finally:
+        event.remove(container.engine.sync_engine, "commit", count)
+    assert len(commits) == 1
+    assert (await _progress_of(container, a))[0] == 0.3
+    assert (await _progress_of(container, b))[0] == 0.6
+
+
+async def test_a_webhook_that_repeats_what_is_known_writes_nothing(container: Container, clock: FakeClock) -> None:
+    gid = await _running(container, clock)
+    batches = _batches(container)
+    await batches.apply(gid, _progress(gid, 0.5), token=f"token-{gid}")
+    async with container.uow() as uow:
+        before = await uow.generations.get(gid)
+    assert before is not None and before.progress == 0.5
+    clock.advance(seconds=30)
+    repeated = await batches.apply(gid, _progress(gid, 0.5), token=f"token-{gid}")
+    assert repeated.progress == 0.5
+    async with container.uow() as uow:
+        after = await uow.generations.get(gid)
+    assert after is not None
+    assert (after.updated_at, after.last_update_at, after.next_poll_at) == (
+        before.updated_at,
+        before.last_update_at,
+        before.next_poll_at,
+    )
+    # A wrong token is still refused, news or not; a new live status at the same progress is news.
+    with pytest.raises(Forbidden):
+        await batches.apply(gid, _progress(gid, 0.5), token="token-of-someone-else")
+    news = RunUpdate(run_id=f"run-{gid}", status=RunStatus.RUNNING, progress=0.5, live_status="Decoding")
+    await batches.apply(gid, news, token=f"token-{gid}")
+    async with container.uow() as uow:
+        later = await uow.generations.get(gid)
+    assert later is not None and later.updated_at == clock.now() and later.last_update_at == clock.now()

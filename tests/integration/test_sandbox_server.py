@@ -6,7 +6,7 @@ import asyncio
 import base64
 import io
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -497,8 +497,9 @@ async def test_a_new_server_on_the_same_data_dir_resumes_unfinished_runs(tmp_pat
     async with open_sandbox(tmp_path, recorder, run_seconds=0.8) as first:
         run_id = await first.queue("txt2img", {"input_text": "survive a restart", "input_seed": 4})
         await first.wait_for(run_id, {"running"})
+    # A live run's file is written once, when it is made: where the run is follows from the clock.
     on_disk = json.loads((tmp_path / "runs" / f"{run_id}.json").read_text())
-    assert on_disk["status"] == "running"
+    assert on_disk["status"] == "not-started" and on_disk["run_seconds"] == 0.8
 
     async with open_sandbox(tmp_path, recorder, run_seconds=5.0) as second:
         run = await second.finish(run_id)
@@ -506,7 +507,8 @@ async def test_a_new_server_on_the_same_data_dir_resumes_unfinished_runs(tmp_pat
         number = (await second.run(next_run))["number"]
     assert run["status"] == "success"
     assert run["outputs"][0]["data"]["images"][0]["url"].startswith(f"{BASE_URL}/files/outputs/{run_id}/")
-    assert recorder.statuses(run_id)[-1] == "success"
+    # The resumed run says where it is once (running), not the statuses it already sent, then ends.
+    assert recorder.statuses(run_id) == ["queued", "started", "running", "running", "success"]
     assert number == run["number"] + 1
 
 
@@ -598,3 +600,35 @@ async def test_a_finished_run_leaves_memory_and_is_still_read_from_its_file(tmp_
         assert (await reopened.run(ids[2]))["status"] == "success"
         later = await reopened.queue("txt2img", {"input_text": "after a restart"}, webhook=None)
         assert (await reopened.run(later))["number"] == max(r["number"] for r in finished) + 1
+
+
+async def _until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    async with asyncio.timeout(seconds):
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.02)
+
+
+async def test_live_runs_wait_on_timers_not_tasks_and_idle_webhook_channels_are_dropped(tmp_path: Path) -> None:
+    async with open_sandbox(tmp_path, Recorder(), run_seconds=60.0) as sandbox:
+        tasks_before = len(asyncio.all_tasks())
+        ids = [await sandbox.queue("txt2img", {"input_text": f"long {i}"}) for i in range(50)]
+        assert sandbox.server.engine.scheduled() == 50
+        assert len(asyncio.all_tasks()) - tasks_before < 50, "a live run must not own a task"
+        # Each run's first status (queued, at 5% of 60 s) is posted; then its delivery state is let go.
+        await _until(lambda: all(sandbox.recorder.statuses(run_id) == ["queued"] for run_id in ids))
+        await sandbox.server.webhooks.wait_idle()
+        assert sandbox.server.webhooks.pending_runs() == 0
+        assert sandbox.server.store.in_memory() == 50
+        cancelled = [
+            (await sandbox.client.post(f"/api/run/{run_id}/cancel", headers=AUTH)).status_code for run_id in ids
+        ]
+        assert cancelled == [200] * 50
+        assert sandbox.server.engine.scheduled() == 0
+        await sandbox.server.webhooks.wait_idle()
+        assert all(sandbox.recorder.statuses(run_id) == ["queued", "cancelled"] for run_id in ids)
+        # The cancelled runs' files are written off the event loop, then the runs leave memory.
+        await _until(lambda: sandbox.server.store.in_memory() == 0)
+    for run_id in ids:
+        assert json.loads((tmp_path / "runs" / f"{run_id}.json").read_text())["status"] == "cancelled"

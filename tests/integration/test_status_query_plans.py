@@ -168,3 +168,39 @@ async def test_the_first_history_page_of_a_long_history_reads_one_page(pg_url: s
     assert [g.requested_at for g in page.items] == sorted((g.requested_at for g in page.items), reverse=True)
     plan = await _generic_plan(pg_url, sent)
     assert _rows_read(plan) <= 21 + 10, json.dumps(plan, indent=1)
+
+
+async def test_the_reconciler_reads_only_the_runs_due_a_poll_however_many_are_live(pg_url: str) -> None:
+    conn = await asyncpg.connect(pg_url.replace("+asyncpg", ""))
+    try:
+        # The big account's 3,000 runs are all in flight and were heard from; three went quiet.
+        await conn.execute(
+            "UPDATE generations SET status = 'running', next_poll_at = $2::timestamptz + interval '1 minute'"
+            " WHERE account_id = $1",
+            BIG,
+            NOW,
+        )
+        await conn.execute(
+            "UPDATE generations SET next_poll_at = $2::timestamptz - interval '1 minute'"
+            " WHERE id IN (SELECT id FROM generations WHERE account_id = $1 ORDER BY id LIMIT 3)",
+            BIG,
+            NOW,
+        )
+        await conn.execute(
+            "UPDATE generations SET next_poll_at = $1::timestamptz + interval '1 minute'"
+            " WHERE status = 'running' AND next_poll_at IS NULL",
+            NOW,
+        )
+        await conn.execute("ANALYZE generations")
+    finally:
+        await conn.close()
+    engine = create_engine(pg_url, pool=Pool(size=1, overflow=0))
+    sent = Sent(engine)
+    try:
+        async with AsyncSession(engine) as session:  # rolled back: the rows stay due for the plan below
+            claimed = await SqlGenerations(session).claim_due_polls(NOW, limit=25, lease_seconds=20)
+    finally:
+        await engine.dispose()
+    assert len(claimed) == 3
+    plan = await _generic_plan(pg_url, sent)
+    assert _rows_read(plan) <= 10, json.dumps(plan, indent=1)

@@ -160,7 +160,7 @@ def sandbox(
     """Run the sandbox backend alone (a local ComfyDeploy V2 API; not a real GPU)."""
     import uvicorn
 
-    from noema.adapters.backends.sandbox import SandboxConfig, create_standalone_app, new_api_key, parse_faults
+    from noema.adapters.backends.sandbox import SandboxConfig, create_standalone_app, new_api_key
     from noema.adapters.logging import configure_logging
 
     settings = _settings()
@@ -176,7 +176,7 @@ def sandbox(
             public_base_url=f"http://{host}:{port}",
             data_dir=Path(data_dir),
             run_seconds=settings.sandbox_run_seconds,
-            faults=parse_faults(settings.sandbox_faults),
+            faults=settings.sandbox_faults,
             api_key=key,
             webhook_base=(webhook_base or settings.base_url).rstrip("/"),
         )

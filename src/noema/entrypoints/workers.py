@@ -68,13 +68,7 @@ def worker_loops(c: Container) -> dict[str, Callable[[], Coroutine[Any, Any, Non
             await dispatcher.close()
 
     async def apply_deferred_webhooks() -> None:
-        async def step() -> None:
-            if len(c.deferred_webhooks):
-                await c.deferred_webhooks.apply(
-                    c.uow, c.clock, c.backend, metrics=c.metrics, quiet_for=c.limits.quiet_for
-                )
-
-        await every("deferred_webhooks", 1.0, step)
+        await every("deferred_webhooks", 1.0, c.backend_updates.apply_deferred)
 
     async def listen_for_outbox() -> None:
         if c.uow.signal is not None:

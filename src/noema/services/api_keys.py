@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 
 from noema.domain.accounts import API_KEY_PREFIX, ApiKey
 from noema.domain.errors import AccountNotFound, LimitExceeded, NotFound, Unauthenticated
-from noema.domain.ids import new_id
 from noema.ports import Clock, UnitOfWork
 from noema.services import events
 
@@ -99,7 +98,7 @@ async def create(uow: UnitOfWork, clock: Clock, account_id: str, *, name: str | 
             raise LimitExceeded(f"An account may hold at most {MAX_KEYS_PER_ACCOUNT} active keys; revoke one first.")
         now = clock.now()
         key = ApiKey(
-            id=new_id(),
+            id=uow.ids.new(),
             account_id=account_id,
             prefix=plain[: len(API_KEY_PREFIX) + 6],
             key_hash=hash_key(plain),

@@ -9,10 +9,9 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from noema.domain.delivery import Delivery, DeliveryKind, DeliveryStatus
+from noema.domain.delivery import Delivery, DeliveryKind, DeliveryPayload, DeliveryStatus
 from noema.domain.errors import NotifierError
 from noema.ports import Clock, Metrics, Notifier, UnitOfWorkFactory
-from noema.services.settlement import snapshot
 
 log = structlog.get_logger(__name__)
 #: A claimed row is not retried by another worker before this; a send must finish well within it.
@@ -130,7 +129,7 @@ async def _attempt(
         return
     if delivery.kind is DeliveryKind.PROGRESS:
         # A progress edit shows the run as it is now: progress webhooks do not rewrite a row already due.
-        delivery.payload = snapshot(generation)
+        delivery.payload = DeliveryPayload.of(generation)
     notifier = notifiers.get(delivery.platform)
     error: NotifierError | None = None
     if notifier is None:

@@ -31,7 +31,6 @@ from noema.domain.errors import (
     ToolDisabled,
 )
 from noema.domain.generation import Generation, GenerationStatus
-from noema.domain.ids import new_id
 from noema.domain.inputs import validate_inputs
 from noema.domain.loras import Lora
 from noema.domain.money import display_usd, format_usd
@@ -40,7 +39,7 @@ from noema.domain.platform_updates import PlatformUpdate
 from noema.domain.pricing import estimate_nanos, hold_for, max_cost_nanos
 from noema.domain.tools import ACCOUNT, Tool, ToolCaller
 from noema.ports import Backend, Clock, Metrics, RoomAware, UnitOfWorkFactory
-from noema.services import events, failover, history, media_inputs, run_updates
+from noema.services import cancel, events, failover, history, media_inputs, run_updates
 from noema.services.catalog import Catalog
 from noema.services.durations import RecentDurations
 from noema.services.economy import post
@@ -139,6 +138,13 @@ class GenerationService:
         seconds = await self._expected_seconds(tool)
         return max(1, estimate_nanos(tool, expected_seconds=seconds)), seconds
 
+    async def cancel(self, generation_id: str, *, account_id: str | None, reason: str | None = None) -> Generation:
+        """Stop a live generation: charge the GPU seconds used, release the rest (``account_id`` None: anyone's)."""
+        more = {"reason": reason} if reason is not None else {}
+        return await cancel.cancel(
+            self.uow, self.clock, self.backend, generation_id, account_id=account_id, metrics=self.metrics, **more
+        )
+
     async def _expected_seconds(self, tool: Tool) -> float:
         return await self.durations.expected_seconds(tool)
 
@@ -198,23 +204,15 @@ class GenerationService:
                 raise _not_enough(account.free_nanos, account.held_nanos, estimate)
             posting = ledger.hold(account, held)
             token = secrets.token_urlsafe(32)
-            generation = Generation(
-                id=new_id(),
+            generation = Generation.for_tool(
+                tool,
+                now,
+                id=uow.ids.new(),
                 account_id=account.id,
-                tool_id=tool.id,
-                tool_command=tool.command,
-                deployment_id=tool.deployment_id,
                 inputs=media_inputs.storable(inputs),
-                rate_nanos_per_second=tool.rate_nanos_per_second or 0,
                 estimated_cost_nanos=estimate,
                 hold_nanos=held,
                 webhook_token_hash=run_updates.hash_token(token),
-                requested_at=now,
-                updated_at=now,
-                gpu=tool.gpu,
-                max_runtime_seconds=tool.max_seconds,
-                price_multiplier=tool.price_multiplier,
-                flat_price_nanos=tool.flat_price_nanos,
                 platform=req.platform,
                 delivery=dict(req.delivery),
                 session_id=req.session_id,

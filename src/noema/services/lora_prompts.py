@@ -67,7 +67,7 @@ def lora_warnings(generation: Generation) -> list[str]:
 
 
 async def count_usage(uow: UnitOfWork, generation: Generation) -> None:
-    """One more use of each LoRA a succeeded generation applied (call inside its settlement)."""
+    """One more use of each LoRA a succeeded generation applied (when it ends, in the transaction that settles it)."""
     if generation.status is not GenerationStatus.SUCCEEDED:
         return
     slugs = [item["slug"] for item in applied_loras(generation)]

@@ -16,7 +16,6 @@ from noema.domain import ledger
 from noema.domain import payments as rules
 from noema.domain.accounts import Account
 from noema.domain.errors import AccountNotFound, Conflict, PaymentNotFound
-from noema.domain.ids import new_id
 from noema.domain.money import display_usd, format_usd
 from noema.domain.payments import Payment, PaymentProvider, PaymentStatus
 from noema.ports import Clock, Page, UnitOfWork
@@ -49,7 +48,7 @@ async def create(uow: UnitOfWork, clock: Clock, new: NewPayment, *, cap: rules.O
             opened = await uow.payments.opened_since(new.account_id, new.provider, now - cap.lifetime)
             rules.check_open(opened, cap, now)
         payment = Payment(
-            id=new_id(),
+            id=uow.ids.new(),
             account_id=new.account_id,
             provider=new.provider,
             currency=new.currency,

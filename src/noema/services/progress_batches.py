@@ -13,6 +13,10 @@ happens under its generation's lock (taken here), and the delivery worker sends 
 transaction, so a lock on the row would order nothing more. Each webhook is still
 answered only after the commit that holds it, so nothing is acknowledged that is not stored.
 Ends of runs never come here: they are confirmed with the backend and settled one by one.
+
+A batch waits ``linger`` seconds for company before it is written: thousands of runs in flight send
+their updates spread out in time, and without the wait each would take a transaction of its own.
+An update that repeats what the generation already shows (``Generation.is_news``) writes nothing.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ log = structlog.get_logger(__name__)
 
 #: The most webhooks written in one transaction (a longer line waits for the next).
 MAX_BATCH = 100
+#: How long a batch waits for more webhooks before it is written (a progress answer is this much later).
+LINGER_SECONDS = 0.05
 
 
 @dataclass
@@ -48,8 +54,17 @@ class _Waiting:
 class ProgressBatches:
     """Applies non-final run updates in shared transactions, one batch at a time per process."""
 
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, *, metrics: Metrics, quiet_for: timedelta) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        *,
+        metrics: Metrics,
+        quiet_for: timedelta,
+        linger: float = LINGER_SECONDS,
+    ) -> None:
         self._uow, self._clock, self._metrics, self._quiet_for = uow, clock, metrics, quiet_for
+        self._linger = linger
         self._line: list[_Waiting] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -69,6 +84,8 @@ class ProgressBatches:
 
     async def _write_all(self) -> None:
         while self._line:
+            if len(self._line) < MAX_BATCH and self._linger > 0:
+                await asyncio.sleep(self._linger)  # let the webhooks arriving meanwhile join this batch
             batch, self._line = self._line[:MAX_BATCH], self._line[MAX_BATCH:]
             try:
                 await self._write(batch)
@@ -87,6 +104,9 @@ class ProgressBatches:
                 generation = found[waiting.generation_id][0] if waiting.generation_id in found else None
                 if generation is None or not run_updates.token_matches(generation, waiting.token):
                     outcome[i] = Forbidden(run_updates.BAD_WEBHOOK)
+                    continue
+                if not generation.is_news(waiting.update):
+                    outcome[i] = generation  # says nothing new: the row is left as it is
                     continue
                 await run_updates.apply_update(
                     uow, generation, waiting.update, now, metrics=self._metrics, quiet_for=self._quiet_for

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from noema.domain.errors import Conflict
-from noema.domain.ids import new_id
 from noema.domain.ledger import LedgerEntry
 from noema.domain.linking import CodePurpose, LinkCode
 from noema.domain.loras import Family, Lora, Visibility
 from noema.domain.payments import Payment, PaymentProvider, PaymentStatus
 from noema.domain.platform_updates import PlatformUpdate
 from noema.ports import UnitOfWorkFactory
+from tests.fakes.ids import new_id
 from tests.integration.repositories.conftest import at, make_account
 from tests.integration.repositories.test_unit_of_work_contract import entry
 

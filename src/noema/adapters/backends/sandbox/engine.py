@@ -1,4 +1,4 @@
-"""The run engine: creates runs, walks each live run's timeline in a task, renders, cancels."""
+"""The run engine: creates runs, moves each live run along its timeline on a timer, renders, cancels."""
 
 from __future__ import annotations
 
@@ -10,22 +10,28 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from noema.adapters.backends.sandbox.catalog import Catalog, Deployment
-from noema.adapters.backends.sandbox.config import Dice, Fault
+from noema.adapters.backends.sandbox.config import Dice
 from noema.adapters.backends.sandbox.fetch import NOT_OURS, ImageFetcher
 from noema.adapters.backends.sandbox.files import FileStore
 from noema.adapters.backends.sandbox.inputs import InputError, image_input_id, resolve_inputs, with_seed
 from noema.adapters.backends.sandbox.outputs import output_rows
 from noema.adapters.backends.sandbox.renderer import ImageInputError, render
 from noema.adapters.backends.sandbox.runs import RunRecord, RunStore, utcnow
-from noema.adapters.backends.sandbox.timeline import FAULT_MESSAGE, Step, build_timeline
+from noema.adapters.backends.sandbox.timeline import FAULT_MESSAGE, Step, timeline_for
 from noema.adapters.backends.sandbox.webhooks import WebhookSender, webhook_payload
+from noema.config.sandbox_faults import Fault
 from noema.domain.runs import RunStatus
 
 logger = logging.getLogger(__name__)
 
 
 class RunEngine:
-    """Owns the live runs: one asyncio task per run that applies its timeline steps on time."""
+    """Owns the live runs: each waits for its next timeline step on one event-loop timer, not a task.
+
+    A step changes the run in memory and sends its webhook; the run's file is written only when the
+    run is created and when it ends. Rendering a finished run's outputs is the one thing that gets a
+    task of its own, while it renders.
+    """
 
     def __init__(
         self,
@@ -45,7 +51,14 @@ class RunEngine:
         self._webhooks = webhooks
         self._dice = dice
         self._run_seconds = run_seconds
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        #: the timer of each live run's next step
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        #: runs rendering their outputs now
+        self._rendering: dict[str, asyncio.Task[None]] = {}
+        #: finished runs whose files are being written
+        self._saving: set[asyncio.Task[None]] = set()
+        #: class types in execution order, per deployment (the graph walk is done once)
+        self._orders: dict[str, tuple[str, ...]] = {}
 
     def submit(
         self,
@@ -56,7 +69,7 @@ class RunEngine:
         intermediate: bool,
         gpu: str | None,
     ) -> RunRecord:
-        """Create a run of a deployment and start walking its timeline."""
+        """Create a run of a deployment and start it along its timeline."""
         workflow_inputs = with_seed(deployment, inputs, self._dice)
         failure, fail_early = None, False
         try:
@@ -85,17 +98,28 @@ class RunEngine:
             planned_failure=failure,
             fail_early=fail_early,
         )
-        self._store.save(record)
-        self._spawn(record.id)
+        self._store.add(record)
+        self._schedule(record, self._steps(deployment, record))
         return record
 
     def resume(self) -> int:
-        """Start a task for every unfinished run in the store; returns how many."""
+        """Carry on every unfinished run in the store from where the clock says it is; returns how many.
+
+        Steps that fell due while the server was down are applied at once and announced as one
+        update (the run's state now); a run whose end is due ends at once.
+        """
         resumed = 0
         for record in self._store.unfinished():
-            if record.id not in self._tasks:
-                self._spawn(record.id)
-                resumed += 1
+            if record.id in self._timers or record.id in self._rendering:
+                continue
+            deployment = self._catalog.deployment(record.deployment_id)
+            if deployment is None:
+                logger.warning("sandbox cannot resume run %s: its deployment is unknown", record.id)
+                continue
+            steps = self._steps(deployment, record)
+            self._catch_up(record, steps)
+            self._schedule(record, steps)
+            resumed += 1
         return resumed
 
     def cancel(self, run_id: str) -> RunRecord | None:
@@ -103,85 +127,119 @@ class RunEngine:
         record = self._store.get(run_id)
         if record is None or record.is_terminal:
             return record
-        task = self._tasks.pop(run_id, None)
-        if task is not None:
-            task.cancel()
+        timer = self._timers.pop(run_id, None)
+        if timer is not None:
+            timer.cancel()
+        rendering = self._rendering.pop(run_id, None)
+        if rendering is not None:
+            rendering.cancel()
         record.finish(RunStatus.CANCELLED, at=utcnow())
-        self._store.save(record)
         self._notify(record, status_change=True)
+        self._save_finished(record)
         return record
 
+    def scheduled(self) -> int:
+        """How many runs wait on a timer for their next step."""
+        return len(self._timers)
+
     async def stop(self) -> None:
-        """Stop every run task; their records stay as they are, ready to be resumed."""
-        tasks = list(self._tasks.values())
-        self._tasks.clear()
-        for task in tasks:
+        """Stop every run where it is (their files let the next start resume them); finish writing files."""
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        rendering = list(self._rendering.values())
+        self._rendering.clear()
+        for task in rendering:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*rendering, return_exceptions=True)
+        await asyncio.gather(*self._saving, return_exceptions=True)
 
-    def _spawn(self, run_id: str) -> None:
-        task = asyncio.create_task(self._drive(run_id), name=f"sandbox-run-{run_id}")
-        self._tasks[run_id] = task
-        task.add_done_callback(lambda done: self._forget(run_id, done))
+    # --- moving along the timeline ------------------------------------------------------------
 
-    def _forget(self, run_id: str, task: asyncio.Task[None]) -> None:
-        if self._tasks.get(run_id) is task:
-            del self._tasks[run_id]
+    def _steps(self, deployment: Deployment, record: RunRecord) -> tuple[Step, ...]:
+        order = self._orders.get(deployment.id)
+        if order is None:
+            order = self._orders[deployment.id] = tuple(deployment.execution_order())
+        return timeline_for(order, record.run_seconds, record.planned_failure, record.fail_early)
 
-    async def _drive(self, run_id: str) -> None:
-        record = self._store.get(run_id)
-        deployment = self._catalog.deployment(record.deployment_id) if record else None
-        if record is None or deployment is None:
-            logger.warning("sandbox cannot resume run %s: its deployment is unknown", run_id)
+    def _schedule(self, record: RunRecord, steps: tuple[Step, ...]) -> None:
+        # A record from an older graph may have counted more steps; its last step still ends it.
+        step = steps[min(record.step, len(steps) - 1)]
+        delay = (record.created_at + timedelta(seconds=step.at) - utcnow()).total_seconds()
+        loop = asyncio.get_running_loop()
+        self._timers[record.id] = loop.call_later(max(0.0, delay), self._fire, record.id)
+
+    def _catch_up(self, record: RunRecord, steps: tuple[Step, ...]) -> None:
+        """Apply the steps already due, short of the run's end, and announce where that leaves the run."""
+        now, before = utcnow(), record.status
+        while record.step < len(steps) - 1:
+            step = steps[record.step]
+            due = record.created_at + timedelta(seconds=step.at)
+            if due > now or step.finish or (step.status is not None and step.status.is_terminal):
+                break
+            self._change(record, step, step.status, due)
+            record.step += 1
+        if record.status is not before:
+            self._notify(record, status_change=True)
+
+    def _fire(self, run_id: str) -> None:
+        """A run's next step is due: apply it and set the timer for the one after."""
+        self._timers.pop(run_id, None)
+        record = self._store.live(run_id)
+        if record is None or record.is_terminal:
             return
-        steps = build_timeline(
-            deployment.execution_order(),
-            run_seconds=record.run_seconds,
-            failure=record.planned_failure,
-            fail_early=record.fail_early,
-        )
         try:
-            await self._walk(record, deployment, steps)
+            deployment = self._catalog.deployment(record.deployment_id)
+            if deployment is None:
+                logger.warning("sandbox cannot go on with run %s: its deployment is unknown", run_id)
+                return
+            steps = self._steps(deployment, record)
+            step = steps[min(record.step, len(steps) - 1)]
+            due = record.created_at + timedelta(seconds=step.at)
+            if step.finish:
+                task = asyncio.create_task(self._render_and_finish(record, deployment, step, due))
+                self._rendering[run_id] = task
+                task.add_done_callback(lambda done: self._rendered(run_id, done))
+                return
+            self._apply(record, step, step.status, due)
+            record.step += 1
+            if not record.is_terminal:
+                self._schedule(record, steps)
         except Exception:
-            # A run task must never die silently: log it and leave the record to be resumed.
+            # A run must never stop silently: log it and leave its file for the next start to resume.
             logger.exception("sandbox run %s stopped on an unexpected error", run_id)
 
-    async def _walk(self, record: RunRecord, deployment: Deployment, steps: list[Step]) -> None:
-        # A record from an older graph may have counted more steps; its last step still ends it.
-        for index in range(min(record.step, len(steps) - 1), len(steps)):
-            step = steps[index]
-            due = record.created_at + timedelta(seconds=step.at)
-            delay = (due - utcnow()).total_seconds()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if record.is_terminal:
-                return
-            await self._apply(record, deployment, step, due)
-            record.step = index + 1
-            self._store.save(record)
+    def _rendered(self, run_id: str, task: asyncio.Task[None]) -> None:
+        if self._rendering.get(run_id) is task:
+            del self._rendering[run_id]
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("sandbox run %s stopped on an unexpected error", run_id, exc_info=task.exception())
 
-    async def _apply(self, record: RunRecord, deployment: Deployment, step: Step, due: datetime) -> None:
-        status = step.status
-        if step.finish:
-            status = await self._render_outputs(record, deployment)
-            if record.is_terminal:  # cancelled while rendering
-                return
+    async def _render_and_finish(self, record: RunRecord, deployment: Deployment, step: Step, due: datetime) -> None:
+        status = await self._render_outputs(record, deployment)
+        if record.is_terminal:  # cancelled while rendering
+            return
+        self._apply(record, step, status, due)
+        record.step += 1
+
+    def _apply(self, record: RunRecord, step: Step, status: RunStatus | None, due: datetime) -> None:
+        """Apply a step, announce it, and write the run's file if it ended."""
+        self._change(record, step, status, due)
+        self._notify(record, status_change=status is not None)
+        if record.is_terminal:
+            self._save_finished(record)
+
+    def _change(self, record: RunRecord, step: Step, status: RunStatus | None, due: datetime) -> None:
         if step.progress is not None and status is not RunStatus.FAILED:
             record.progress = step.progress
         if step.live_status is not None:
             record.live_status = step.live_status
         record.updated_at = utcnow()
         if status is None:
-            self._notify(record, status_change=False)
             return
         if status.is_terminal:
             record.finish(status, at=due)
-        else:
-            self._enter(record, status, due)
-        self._notify(record, status_change=True)
-
-    @staticmethod
-    def _enter(record: RunRecord, status: RunStatus, due: datetime) -> None:
+            return
         record.status = status
         if status is RunStatus.QUEUED:
             record.queued_at = due
@@ -189,6 +247,16 @@ class RunEngine:
             record.started_at = due
             if record.queued_at is not None:
                 record.cold_start_duration = round((due - record.queued_at).total_seconds(), 3)
+
+    def _save_finished(self, record: RunRecord) -> None:
+        task = asyncio.create_task(self._store.save_finished(record))
+        self._saving.add(task)
+        task.add_done_callback(self._saved)
+
+    def _saved(self, task: asyncio.Task[None]) -> None:
+        self._saving.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("sandbox could not write a finished run's file", exc_info=task.exception())
 
     async def _render_outputs(self, record: RunRecord, deployment: Deployment) -> RunStatus:
         """Render and store the outputs; FAILED (the reason as live status) if the inputs are unusable."""
@@ -209,6 +277,8 @@ class RunEngine:
             record.outputs = rows
             self._notify_outputs(record)
         return RunStatus.SUCCESS
+
+    # --- webhooks -----------------------------------------------------------------------------
 
     def _notify(self, record: RunRecord, *, status_change: bool) -> None:
         if record.webhook is None or (not status_change and not record.webhook_intermediate_status):

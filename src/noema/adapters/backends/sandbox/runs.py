@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -37,9 +38,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass
+@dataclass(slots=True)
 class RunRecord:
-    """One run: its public fields (``to_api``) plus what the sandbox needs to carry it on."""
+    """One run: its public fields (``to_api``) plus what the sandbox needs to carry it on.
+
+    Slotted: thousands of runs in flight each hold one, so it carries no per-instance dict.
+    """
 
     id: str
     deployment_id: str
@@ -58,7 +62,7 @@ class RunRecord:
     planned_failure: str | None = None
     #: fail before executing any node (bad inputs) rather than part-way through (a fault)
     fail_early: bool = False
-    #: how many timeline steps have been applied
+    #: how many timeline steps have been applied (kept in memory only: a resumed run is placed by the clock)
     step: int = 0
     status: RunStatus = RunStatus.NOT_STARTED
     updated_at: datetime | None = None
@@ -128,8 +132,9 @@ class RunRecord:
         }
 
     def to_json(self) -> dict[str, Any]:
-        """Everything, for the run's file."""
+        """Everything but the step counter, for the run's file."""
         data = asdict(self)
+        del data["step"]
         data["status"] = self.status.value
         for name in _TIME_FIELDS:
             data[name] = iso(getattr(self, name))
@@ -149,8 +154,10 @@ class RunRecord:
 class RunStore:
     """Every run written to ``<directory>/<run id>.json`` atomically; only unfinished runs stay in memory.
 
-    A finished run is read back from its file when asked for, so memory holds the runs in flight,
-    not every run the sandbox ever made.
+    A run's file is written when it is created (what it was asked to do) and when it ends (its result),
+    never in between: where a live run is in its timeline follows from its creation time, so a restarted
+    server places it by the clock. A finished run is read back from its file when asked for, so memory
+    holds the runs in flight, not every run the sandbox ever made.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -187,21 +194,36 @@ class RunStore:
             return None  # never a path: ids come from URLs
         return self._read(self._directory / f"{canonical}.json") if canonical == run_id else None
 
+    def live(self, run_id: str) -> RunRecord | None:
+        """The run if it is in memory (unfinished, or finished and being written), never read from disk."""
+        return self._runs.get(run_id)
+
     def in_memory(self) -> int:
         """How many runs are held in memory (the unfinished ones)."""
         return len(self._runs)
 
-    def save(self, record: RunRecord) -> None:
-        """Write the run's file (temp file + rename, so a crash never leaves half a record)."""
-        if record.is_terminal:
-            self._runs.pop(record.id, None)
-        else:
-            self._runs[record.id] = record
+    def add(self, record: RunRecord) -> None:
+        """A new run: held in memory and its file written before anyone learns its id."""
+        self._runs[record.id] = record
+        self._write(record.id, record.to_json())
+
+    async def save_finished(self, record: RunRecord) -> None:
+        """Write a finished run's file (off the event loop), then drop it from memory.
+
+        Until the file is written the run is still answered from memory, so a read never sees
+        the older file.
+        """
+        await asyncio.to_thread(self._write, record.id, record.to_json())
+        if self._runs.get(record.id) is record:
+            del self._runs[record.id]
+
+    def _write(self, run_id: str, data: dict[str, Any]) -> None:
+        """Write a run's file (temp file + rename, so a crash never leaves half a record)."""
         descriptor, temp_name = tempfile.mkstemp(dir=self._directory, prefix=".tmp-", suffix=".part")
         try:
             with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                json.dump(record.to_json(), handle)
-            os.replace(temp_name, self._directory / f"{record.id}.json")
+                json.dump(data, handle)
+            os.replace(temp_name, self._directory / f"{run_id}.json")
         except BaseException:
             Path(temp_name).unlink(missing_ok=True)
             raise

@@ -15,8 +15,9 @@ from typing import Any
 
 import httpx
 
-from noema.adapters.backends.sandbox.config import Dice, Fault
+from noema.adapters.backends.sandbox.config import Dice
 from noema.adapters.backends.sandbox.runs import RunRecord
+from noema.config.sandbox_faults import Fault
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +45,11 @@ def _origin_and_path(url: str) -> tuple[str, str, int, str] | None:
 
 def webhook_allowed(url: str, base: str | None) -> bool:
     """Whether a run may post its webhook to ``url``: under ``base`` (same origin, path prefix), never elsewhere."""
-    if base is None:
-        return False
-    target, allowed = _origin_and_path(url), _origin_and_path(base)
+    return _under(url, None if base is None else _origin_and_path(base))
+
+
+def _under(url: str, allowed: tuple[str, str, int, str] | None) -> bool:
+    target = _origin_and_path(url)
     if target is None or allowed is None or target[:3] != allowed[:3]:
         return False
     prefix = allowed[3].rstrip("/")
@@ -72,7 +75,7 @@ def webhook_payload(
 
 @dataclass
 class _Channel:
-    """The delivery state of one run's webhook."""
+    """The delivery state of one run's webhook, kept only while a post is pending or held back."""
 
     last: asyncio.Task[None] | None = None
     #: a status post held back by the reorder fault, with how many copies to send
@@ -93,7 +96,7 @@ class WebhookSender:
     ) -> None:
         self._client = client
         self._dice = dice
-        self._allowed_base = allowed_base
+        self._allowed = None if allowed_base is None else _origin_and_path(allowed_base)
         self._backoff = tuple(backoff)
         self._timeout = timeout
         self._channels: dict[str, _Channel] = {}
@@ -112,13 +115,13 @@ class WebhookSender:
         if status_change and not final and channel.held is None and self._dice.hit(Fault.WEBHOOK_REORDER):
             channel.held = (payload, copies)
         else:
-            self._enqueue(channel, url, payload, copies)
+            self._enqueue(run_id, channel, url, payload, copies)
             if status_change and channel.held is not None:
                 held, held_copies = channel.held
                 channel.held = None
-                self._enqueue(channel, url, held, held_copies)
-        if final:
-            # Nothing follows a terminal post; forget the run so the map does not grow forever.
+                self._enqueue(run_id, channel, url, held, held_copies)
+        if final or (channel.last is None and channel.held is None):
+            # Nothing follows a terminal post, and an idle channel has nothing to order: forget the run.
             self._channels.pop(run_id, None)
 
     def _copies(self) -> int:
@@ -126,12 +129,24 @@ class WebhookSender:
             return 0
         return 2 if self._dice.hit(Fault.WEBHOOK_DUPLICATE) else 1
 
-    def _enqueue(self, channel: _Channel, url: str, payload: dict[str, Any], copies: int) -> None:
+    def _enqueue(self, run_id: str, channel: _Channel, url: str, payload: dict[str, Any], copies: int) -> None:
         for _ in range(copies):
             task = asyncio.create_task(self._after(channel.last, url, payload))
             channel.last = task
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(lambda done: self._done(run_id, channel, done))
+
+    def _done(self, run_id: str, channel: _Channel, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if channel.last is task:
+            channel.last = None
+            if channel.held is None and self._channels.get(run_id) is channel:
+                # The run's posts are all out: hold nothing for it until it sends again.
+                del self._channels[run_id]
+
+    def pending_runs(self) -> int:
+        """How many runs have a post pending or held back."""
+        return len(self._channels)
 
     async def _after(self, previous: asyncio.Task[None] | None, url: str, payload: dict[str, Any]) -> None:
         if previous is not None:
@@ -141,7 +156,7 @@ class WebhookSender:
 
     async def deliver(self, url: str, payload: dict[str, Any]) -> bool:
         """Post once with retries; True when the receiver answered 2xx. URLs outside the allowed base get nothing."""
-        if not webhook_allowed(url, self._allowed_base):
+        if not _under(url, self._allowed):
             # A run stored before the rule existed may name any URL: it is never contacted.
             logger.warning("sandbox webhook for run %s not sent: its URL is not allowed", payload.get("run_id"))
             return False
