@@ -1,6 +1,7 @@
 """Load: one ``noema serve`` replica on PostgreSQL with the embedded sandbox, driven over loopback HTTP.
 
-``python -m benchmarks.load [--quick] [--phase hold|burst]``. Two phases, each on its own fresh database and server process:
+``python -m benchmarks.load [--quick] [--phase hold|burst]``. Two phases, each on its own fresh database
+and server process:
 
 * **in flight:** sandbox runs of 600 s, asked for through the public API by many accounts as fast as the
   replica takes them, until the target number is in flight. At each step the driver pauses and reads
