@@ -1,6 +1,8 @@
 """Run every benchmark: ``python -m benchmarks [--quick] [--db sqlite|postgres|both] [--scale]``.
 
-``--comfyui`` runs instead the self-hosted ComfyUI benchmark against real ComfyUI peers (``benchmarks/comfyui.py``).
+``--comfyui`` runs instead the self-hosted ComfyUI benchmark against real ComfyUI peers (``benchmarks/comfyui.py``);
+``--replicas N`` runs instead webhook ingest and request overhead across real processes, one ``noema serve``
+and then N, each time with a ``noema worker``, on one PostgreSQL (``benchmarks/replicas.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import comfyui, delivery, request_overhead, status_scale, webhooks
+from benchmarks import comfyui, delivery, replicas, request_overhead, status_scale, webhooks
 from benchmarks.harness import fresh_database, quiet_production_logging
 
 
@@ -44,6 +46,14 @@ async def bench_comfyui(kind: str, *, quick: bool) -> None:
     print(f"({kind}: {time.perf_counter() - started:.1f} s)", flush=True)
 
 
+async def bench_replicas(count: int, *, quick: bool) -> None:
+    """Ingest and overhead with one serve replica, then ``count``, each with a worker, on PostgreSQL."""
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="noema-bench-replicas-") as tmp:
+        results = await replicas.run(Path(tmp), replicas=count, quick=quick)
+    print(f"\n{replicas.report(results)}\n(replicas: {time.perf_counter() - started:.1f} s)", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the flags and run."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
@@ -53,8 +63,20 @@ def main(argv: list[str] | None = None) -> int:
         "--scale", action="store_true", help="also status and history at 1,000,000 generations (PostgreSQL, minutes)"
     )
     parser.add_argument("--comfyui", action="store_true", help="only the self-hosted ComfyUI benchmark (real peers)")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        metavar="N",
+        help="only ingest and overhead across processes: 1 and then N serve replicas with a worker (PostgreSQL)",
+    )
     args = parser.parse_args(argv)
     quiet_production_logging()
+    if args.replicas is not None:
+        if args.replicas < 1:
+            parser.error("--replicas needs at least 1")
+        print(f"Noema benchmarks ({'quick' if args.quick else 'full'}); Python {platform.python_version()}", flush=True)
+        asyncio.run(bench_replicas(args.replicas, quick=args.quick))
+        return 0
     kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     print(
         f"Noema benchmarks ({'quick' if args.quick else 'full'}); Python {platform.python_version()}, "

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 
 from benchmarks.harness import NOOP_PATH, Bench, bench_settings, funded_account, started_app, table
-from noema.domain.delivery import DeliveryKind, dedupe_key
+from noema.domain.delivery import DeliveryKind, DeliveryStatus, dedupe_key
 from noema.domain.generation import GenerationStatus
 from noema.domain.progress_words import humane
 from noema.services.generations import GenerationRequest
@@ -172,7 +172,11 @@ async def submitted_generations(bench: Bench, count: int) -> list[Target]:
 
 
 async def verify(bench: Bench, expected: dict[str, float]) -> None:
-    """Every generation is running with the last progress sent, in its row and in its progress message."""
+    """Every generation is running with the last progress sent, and its progress message is due.
+
+    A progress message that is due shows the run as it is when it is sent (the delivery worker reads
+    the generation then), so the generation's own row is what it will show.
+    """
     async with bench.container.uow() as uow:
         for gid, progress in expected.items():
             generation = await uow.generations.get(gid)
@@ -185,8 +189,8 @@ async def verify(bench: Bench, expected: dict[str, float]) -> None:
             if generation.live_status != humane(LIVE_STATUS) or generation.started_at is None:
                 raise RuntimeError(f"generation {gid}: live status or start time not persisted")
             message = await uow.deliveries.by_key(dedupe_key(gid, DeliveryKind.PROGRESS))
-            if message is None or abs(float(message.payload["progress"]) - progress) > 1e-9:
-                raise RuntimeError(f"generation {gid}: the progress message does not say {progress}")
+            if message is None or message.status is not DeliveryStatus.PENDING:
+                raise RuntimeError(f"generation {gid}: no progress message is due")
 
 
 async def run(db_url: str, workdir: Path, *, quick: bool = False) -> WebhookResult:

@@ -15,13 +15,14 @@ from noema.adapters.backends.combined import CombinedBackend
 from noema.adapters.backends.comfydeploy import ComfyDeployBackend
 from noema.adapters.backends.comfyui.backend import ComfyUIBackend, load_workflows_dir
 from noema.adapters.backends.comfyui.links import LinkFetcher
-from noema.adapters.backends.sandbox import SandboxConfig, SandboxServer, new_api_key, parse_faults
+from noema.adapters.backends.sandbox import SandboxConfig, SandboxServer, new_api_key
 from noema.adapters.clock import SystemClock
 from noema.adapters.db.comfyui_line import SqlRunLine
 from noema.adapters.db.engine import Pool, create_engine
 from noema.adapters.db.migrate import upgrade_to_head
 from noema.adapters.db.outbox_signal import OutboxSignal
 from noema.adapters.db.uow import SqlUnitOfWorkFactory
+from noema.adapters.ids import TimeOrderedIds
 from noema.adapters.local_transport import LocalFirstTransport
 from noema.adapters.media_store import MEDIA_PATH, MediaStore
 from noema.adapters.metrics import PrometheusMetrics
@@ -31,34 +32,21 @@ from noema.adapters.platforms.result_fetch import MediaSources, ResultFetcher, s
 from noema.adapters.platforms.telegram import WEBHOOK_PATH, TelegramPlatform
 from noema.adapters.platforms.telegram.payments import StarsOffer
 from noema.adapters.platforms.telegram.stars_gateway import TelegramStarsGateway
-from noema.config import (
-    BackendKind,
-    ConfigError,
-    Settings,
-    TelegramMode,
-    load_presets,
-    parse_comfyui_servers,
-    parse_gpu_rates,
-    parse_tool_overrides,
-)
+from noema.config import BackendKind, ConfigError, Settings, TelegramMode
 from noema.domain.errors import InvalidWorkflow
-from noema.domain.generation import Generation
 from noema.domain.linking import GuessLimits
-from noema.domain.money import parse_usd
-from noema.domain.pricing import parse_rates
 from noema.domain.runs import RunUpdate
-from noema.domain.stars import parse_packages, parse_rate
-from noema.domain.tools import ToolOverride, Visibility
-from noema.ports import Backend, Clock, GenerationFilter, Notifier
+from noema.ports import Backend, Clock, Notifier
+from noema.services.backend_updates import BackendUpdates
+from noema.services.card_payments import CardPayments
 from noema.services.catalog import Catalog
 from noema.services.chat import ChatServices
-from noema.services.deferred_webhooks import DeferredWebhooks
 from noema.services.generations import GenerationService, Limits
 from noema.services.live_updates import LiveUpdates, LiveUpdatesNotifier
 from noema.services.loras import LoraLibrary
 from noema.services.presets import PresetBook
 from noema.services.progress_batches import ProgressBatches
-from noema.services.run_updates import record_run_update
+from noema.services.stars_payments import StarsPayments
 
 SANDBOX_MOUNT = "/sandbox"
 
@@ -81,6 +69,9 @@ class Container:
     local_transport: LocalFirstTransport
     chat: ChatServices
     loras: LoraLibrary
+    presets: PresetBook
+    #: the backend's webhooks and socket observations, recorded with their dependencies bound
+    backend_updates: BackendUpdates
     sandbox: SandboxServer | None = None
     telegram: TelegramPlatform | None = None
     discord: DiscordPlatform | None = None
@@ -91,9 +82,8 @@ class Container:
     #: fetches result files from the backend's hosts (for chats, and for the web page's downloads)
     media_fetcher: ResultFetcher | None = None
     comfyui: ComfyUIBackend | None = None
-    deferred_webhooks: DeferredWebhooks = field(default_factory=DeferredWebhooks)
-    #: non-final webhooks applied together, one transaction for all that arrive at once
-    progress_batches: ProgressBatches | None = None
+    #: card top-ups, when Stripe is set up
+    card_payments: CardPayments | None = None
     _clients: list[httpx.AsyncClient] = field(default_factory=list)
     _sandbox_started: bool = False
 
@@ -102,9 +92,8 @@ class Container:
         """How long a session may be idle before it ends."""
         return timedelta(minutes=self.settings.session_timeout_minutes)
 
-    async def record_update(self, generation_id: str | None, update: RunUpdate) -> None:
-        """Apply what a backend's own background work observed about a run (the ComfyUI sockets)."""
-        await _record_update(self, generation_id, update)
+    async def _observed(self, generation_id: str | None, update: RunUpdate) -> None:
+        await self.backend_updates.observed(generation_id, update)
 
     @property
     def limits(self) -> Limits:
@@ -127,7 +116,7 @@ class Container:
             await self.sandbox.start()
             self._sandbox_started = True
         if self.comfyui is not None and serving:
-            await self.comfyui.start(self.record_update)
+            await self.comfyui.start(self._observed)
         if self.telegram is not None and serving:
             await self.telegram.start()
         if self.discord is not None and serving:
@@ -143,44 +132,12 @@ class Container:
             await self.sandbox.stop()
         if self.comfyui is not None:
             await self.comfyui.close()
+        await self.backend_updates.close()  # a batch being written holds a transaction (SQLite's write lock)
         for client in self._clients:
             await client.aclose()
         if self.stripe is not None:
             await self.stripe.close()
         await self.engine.dispose()
-
-
-async def _record_update(c: Container, generation_id: str | None, update: RunUpdate) -> Generation | None:
-    if generation_id is None:  # no webhook URL named it: find it by its run id
-        async with c.uow() as tx:
-            found = await tx.generations.search(GenerationFilter(run_id=update.run_id), limit=1, cursor=None)
-        if not found.items:
-            return None
-        generation_id = found.items[0].id
-    return await record_run_update(
-        c.uow(), c.clock, generation_id, update, token=None, metrics=c.metrics, quiet_for=c.limits.quiet_for
-    )
-
-
-def _overrides(raw: str) -> dict[str, ToolOverride]:
-    result = {}
-    for name, o in parse_tool_overrides(raw).items():
-        flat = o.get("flat_price_usd")
-        result[name] = ToolOverride(
-            command=o.get("command"),
-            visibility=Visibility(o["visibility"]) if o.get("visibility") else None,
-            priority=o.get("priority"),
-            price_multiplier=o.get("price_multiplier"),
-            flat_price_nanos=parse_usd(str(flat), allow_zero=True) if flat is not None else None,
-            expected_seconds=o.get("expected_seconds"),
-            max_seconds=o.get("max_seconds"),
-            defaults=dict(o.get("defaults") or {}),
-            bounds=dict(o.get("bounds") or {}),
-            display_name=o.get("display_name"),
-            description=o.get("description"),
-            base_model=o.get("base_model"),
-        )
-    return result
 
 
 def _backend(
@@ -204,7 +161,7 @@ def _backend(
         public_base_url=settings.base_url + SANDBOX_MOUNT,
         data_dir=Path(settings.sandbox_data_dir),
         run_seconds=settings.sandbox_run_seconds,
-        faults=parse_faults(settings.sandbox_faults),
+        faults=settings.sandbox_faults,
         api_key=configured_key or new_api_key(),
         webhook_base=settings.base_url,
     )
@@ -232,7 +189,7 @@ def _comfyui(
     http = httpx.AsyncClient(follow_redirects=False)
     clients.append(http)
     return ComfyUIBackend(
-        servers=parse_comfyui_servers(settings.comfyui_servers),
+        servers=list(settings.comfyui_servers),
         workflows=workflows,
         http=http,
         store=store,
@@ -280,10 +237,11 @@ def _telegram(settings: Settings, chat: ChatServices, media: ResultFetcher) -> T
         chat=chat,
         media=media,
         stars=StarsOffer(
-            packages=parse_packages(settings.stars_packages),
-            nanos_per_star=parse_rate(settings.stars_usd),
+            packages=settings.stars_packages,
             support_text=settings.paysupport_text,
-            most_open=settings.max_open_payments,
+            payments=StarsPayments(
+                chat.uow, chat.clock, nanos_per_star=settings.stars_usd, most_open=settings.max_open_payments
+            ),
         ),
     )
 
@@ -327,6 +285,21 @@ def _stripe(settings: Settings) -> StripeGateway | None:
     )
 
 
+def _card_payments(
+    settings: Settings, stripe: StripeGateway | None, uow: SqlUnitOfWorkFactory, clock: Clock
+) -> CardPayments | None:
+    if stripe is None:
+        return None
+    return CardPayments(
+        uow,
+        clock,
+        stripe,
+        public_url=settings.base_url,
+        amounts=settings.stripe_amounts,
+        most_open=settings.max_open_payments,
+    )
+
+
 def build_container(settings: Settings, *, clock: Clock | None = None) -> Container:
     """The container for these settings (nothing is connected until ``start``)."""
     engine = create_engine(
@@ -334,12 +307,12 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         pool=Pool(settings.db_pool_size, settings.db_pool_overflow, settings.db_pool_timeout),
     )
     clock = clock or SystemClock()
-    uow = SqlUnitOfWorkFactory(engine, OutboxSignal())
+    uow = SqlUnitOfWorkFactory(engine, OutboxSignal(), ids=TimeOrderedIds())
     registry = CollectorRegistry()
     metrics = PrometheusMetrics(registry)
     local = LocalFirstTransport(settings.base_url)
     clients: list[httpx.AsyncClient] = []
-    rates = parse_rates(parse_gpu_rates(settings.gpu_rates))
+    rates = dict(settings.gpu_rates)
     store = MediaStore(Path(settings.media_dir), settings.base_url)
     kinds = settings.backends
     comfyui = _comfyui(settings, store, clients, rates, SqlRunLine(engine)) if BackendKind.COMFYUI in kinds else None
@@ -350,7 +323,7 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         uow=uow,
         clock=clock,
         rates=rates,
-        overrides=_overrides(settings.tool_overrides),
+        overrides=dict(settings.tool_overrides),
         ttl_seconds=settings.catalog_ttl_seconds,
         backend_label=backend.label,
     )
@@ -379,9 +352,7 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
     live = LiveUpdates()
     uow.live = live.wake
     hub = LiveUpdatesNotifier(live)
-    presets = PresetBook(
-        load_presets(settings.presets_file) if settings.presets_file else {}, catalog=catalog, uow=uow, clock=clock
-    )
+    presets = PresetBook(dict(settings.presets), catalog=catalog, uow=uow, clock=clock)
     chat = ChatServices(
         uow=uow,
         clock=clock,
@@ -407,6 +378,7 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
     discord = _discord(settings, chat, media, clients)
     if discord is not None:
         notifiers["discord"] = discord.notifier
+    stripe = _stripe(settings)
     return Container(
         settings=settings,
         engine=engine,
@@ -425,12 +397,21 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         sandbox=sandbox,
         telegram=telegram,
         discord=discord,
-        stripe=_stripe(settings),
+        stripe=stripe,
         stars=_stars(settings),
         notifiers=notifiers,
         media_store=store,
         media_fetcher=media,
         comfyui=comfyui,
-        progress_batches=ProgressBatches(uow, clock, metrics=metrics, quiet_for=limits.quiet_for),
+        presets=presets,
+        backend_updates=BackendUpdates(
+            uow,
+            clock,
+            backend,
+            metrics=metrics,
+            quiet_for=limits.quiet_for,
+            batches=ProgressBatches(uow, clock, metrics=metrics, quiet_for=limits.quiet_for),
+        ),
+        card_payments=_card_payments(settings, stripe, uow, clock),
         _clients=clients,
     )

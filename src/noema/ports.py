@@ -38,6 +38,18 @@ class Clock(Protocol):
         ...
 
 
+class IdFactory(Protocol):
+    """Makes the ids of new rows: UUID strings, each new one sorting after those made before it.
+
+    Lists are ordered by (created_at, id); two rows of one transaction share created_at, and ids in
+    random order would list them in random order.
+    """
+
+    def new(self) -> str:
+        """A new id."""
+        ...
+
+
 class Backend(Protocol):
     """A GPU backend that runs deployed workflows (ComfyDeploy, or the sandbox speaking its API)."""
 
@@ -87,6 +99,17 @@ class RoomAware(Protocol):
 
 
 @dataclass(frozen=True)
+class RequestCheck:
+    """What a new generation request is checked against, read with the account's row lock in one statement."""
+
+    account: Account
+    defaults: dict[str, Any]  #: the account's defaults for the tool asked for
+    live: int  #: its generations that have not ended
+    recent: int  #: its generations asked for since the time given
+    replayed_id: str | None  #: the generation its Idempotency-Key already made, if one was given and did
+
+
+@dataclass(frozen=True)
 class Page(Generic[T]):
     """One page of a list, newest first, and the cursor of the next page (None at the end)."""
 
@@ -97,6 +120,12 @@ class Page(Generic[T]):
 class AccountRepository(Protocol):
     async def get(self, account_id: str, *, for_update: bool = False) -> Account | None:
         """The account, locked for update when asked (PostgreSQL row lock)."""
+        ...
+
+    async def lock_for_request(
+        self, account_id: str, *, tool_id: str, since: datetime, idempotency_key: str | None
+    ) -> RequestCheck | None:
+        """The account row-locked, with what a new generation request is checked against (None: no such account)."""
         ...
 
     def add(self, account: Account) -> None:
@@ -308,6 +337,11 @@ class UnitOfWork(Protocol):
     """One transaction: repositories that share it, committed explicitly, rolled back otherwise."""
 
     @property
+    def ids(self) -> IdFactory:
+        """Where the ids of the rows it adds come from (usable outside ``async with`` too)."""
+        ...
+
+    @property
     def accounts(self) -> AccountRepository: ...
     @property
     def sessions(self) -> SessionRepository: ...
@@ -381,8 +415,9 @@ class GenerationRepository(Protocol):
         """Stage a new generation."""
         ...
 
-    async def get_many(self, generation_ids: list[str], *, for_update: bool = False) -> dict[str, Generation]:
-        """Several generations by id in one statement, row-locked in id order when asked."""
+    async def lock_with_progress(self, generation_ids: list[str]) -> dict[str, tuple[Generation, Delivery | None]]:
+        """Several generations, row-locked in id order, each with its progress outbox row (read, not
+        locked: see ``progress_batches``), in one statement."""
         ...
 
     async def by_idempotency_key(self, account_id: str, key: str) -> Generation | None:
@@ -395,6 +430,11 @@ class GenerationRepository(Protocol):
 
     async def count_requested_since(self, account_id: str, since: datetime) -> int:
         """How many generations the account asked for since ``since``."""
+        ...
+
+    async def save_submit(self, generation: Generation) -> bool:
+        """Write a submit (status, run id, times, inputs) if the stored row is still pending and not
+        cancelled; False, and nothing written, otherwise."""
         ...
 
     async def search(self, where: GenerationFilter, *, limit: int, cursor: str | None) -> Page[Generation]:
@@ -435,8 +475,9 @@ class DeliveryRepository(Protocol):
         """The delivery with this dedupe key."""
         ...
 
-    async def lock_keys(self, keys: list[str]) -> None:
-        """Read and lock the deliveries with these keys in one statement, so ``by_key`` needs none for them."""
+    def remember(self, rows: Mapping[str, Delivery | None]) -> None:
+        """Rows (or their absence), by key, that this transaction read under their generations' locks:
+        ``by_key`` answers them without a statement."""
         ...
 
     async def claim_due(self, now: datetime, *, limit: int, lease_seconds: float) -> list[Delivery]:
@@ -471,6 +512,10 @@ class PlatformUpdateRepository(Protocol):
         """Remember the update as answered (with the answer's own changes); False when it already was."""
         ...
 
+    async def forget_before(self, cutoff: datetime, *, limit: int) -> int:
+        """Forget at most ``limit`` updates answered before ``cutoff``; how many were forgotten."""
+        ...
+
 
 class KeyValueRepository(Protocol):
     async def get(self, key: str) -> Any:
@@ -495,7 +540,7 @@ class Notifier(Protocol):
 
 
 class Metrics(Protocol):
-    """What the services count (Prometheus in production, a no-op in unit tests)."""
+    """What the services count (Prometheus in production; ``CountingMetrics`` of ``tests/fakes`` in tests)."""
 
     def generation_status(self, status: str) -> None:
         """A generation reached ``status``."""

@@ -16,11 +16,11 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from noema.bootstrap import Container
-from noema.domain.ids import new_id
 from noema.ports import GenerationFilter
 from noema.services.run_updates import hash_token
 from tests.conftest import funded_key, running_app
 from tests.fakes.generations import make_generation
+from tests.fakes.ids import new_id
 
 pytestmark = pytest.mark.postgres
 
@@ -105,20 +105,13 @@ async def test_a_webhook_refused_while_busy_is_applied_later(pg_url: str, tmp_pa
         async with every_connection_taken(app):
             refused = await client.post("/api/webhook/comfydeploy", params=params, json=update)
         assert refused.status_code == 503 and refused.headers["retry-after"] == "2"
-        assert len(c.deferred_webhooks) == 1
+        assert len(c.backend_updates.deferred) == 1
         assert (await client.get(f"/api/v1/generations/{gid}", headers=auth)).json()["progress"] != 0.5
 
         async with every_connection_taken(app):  # still busy: it stays in line
-            assert (
-                await c.deferred_webhooks.apply(
-                    c.uow, c.clock, c.backend, metrics=c.metrics, quiet_for=c.limits.quiet_for
-                )
-                == 0
-            )
-        assert len(c.deferred_webhooks) == 1
-        applied = await c.deferred_webhooks.apply(
-            c.uow, c.clock, c.backend, metrics=c.metrics, quiet_for=c.limits.quiet_for
-        )
-        assert applied == 1 and len(c.deferred_webhooks) == 0
+            assert await c.backend_updates.apply_deferred() == 0
+        assert len(c.backend_updates.deferred) == 1
+        applied = await c.backend_updates.apply_deferred()
+        assert applied == 1 and len(c.backend_updates.deferred) == 0
         body = (await client.get(f"/api/v1/generations/{gid}", headers=auth)).json()
         assert body["progress"] == 0.5 and body["status"] == "running"

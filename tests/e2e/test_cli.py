@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -142,3 +143,34 @@ async def test_generations_list_shows_recent_and_stuck_runs(db_url: str, tmp_pat
     await engine.dispose()
     stuck = noema(db_url, "generations", "list", "--stuck", env=env)
     assert stuck.returncode == 0 and gid in stuck.stdout and "no news for 10 minutes" in stuck.stdout
+
+
+async def test_generations_list_pages_newest_first_with_the_cursor_it_prints(db_url: str, tmp_path: Path) -> None:
+    async with running_app(db_url, tmp_path) as (app, client):
+        _, auth = await funded_key(app, "1")
+        made = []
+        for n in range(3):
+            body = {"toolId": "txt2img", "inputs": {"input_text": f"page {n}"}}
+            made.append((await client.post("/api/v1/generations", headers=auth, json=body)).json()["id"])
+    env = {"NOEMA_SANDBOX_DATA_DIR": str(tmp_path / "sandbox"), "NOEMA_WORKERS_ENABLED": "false"}
+    first = noema(db_url, "generations", "list", "--limit", "2", "--json", env=env)
+    assert first.returncode == 0, first.stderr
+    page = json.loads(first.stdout)
+    assert [g["id"] for g in page["items"]] == made[:0:-1] and page["nextCursor"]
+    rest = noema(db_url, "generations", "list", "--limit", "2", "--cursor", page["nextCursor"], "--json", env=env)
+    assert json.loads(rest.stdout) == {"items": [json.loads(rest.stdout)["items"][0]], "nextCursor": None}
+    assert json.loads(rest.stdout)["items"][0]["id"] == made[0]
+    table = noema(db_url, "generations", "list", "--limit", "2", env=env)
+    assert made[2] in table.stdout and made[1] in table.stdout and made[0] not in table.stdout
+    assert f"noema generations list --cursor {page['nextCursor']}" in table.stderr
+    wrong = noema(db_url, "generations", "list", "--cursor", "nonsense", env=env)
+    assert wrong.returncode == 1 and "cursor is not valid" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_a_database_that_cannot_be_reached_is_named_in_one_line_without_a_traceback(tmp_path: Path) -> None:
+    refused = noema("postgresql+asyncpg://postgres@127.0.0.1:1/test", "accounts", "list")
+    missing = noema(f"sqlite+aiosqlite:///{tmp_path}/no-such-folder/noema.db", "generations", "list")
+    for r, reason in ((refused, "Connect call failed"), (missing, "unable to open database file")):
+        assert r.returncode == 1 and not r.stdout
+        assert "The database could not be used" in r.stderr and reason in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr

@@ -367,6 +367,24 @@ async def test_a_server_restart_fails_the_run_it_was_running_and_sends_the_waiti
         assert await balance(app, aid) == (1_000_000_000 - int(again["costUsd"].replace(".", "")), 0)
 
 
+@pytest.mark.parametrize("comfy", ["fake"], indirect=True)
+async def test_runs_reach_the_servers_queue_in_the_order_they_were_asked_for_though_the_first_uploads_a_picture(
+    db_url: str, tmp_path: Path, comfy: Comfy
+) -> None:
+    fake = comfy.server.fake
+    assert fake is not None
+    fake.upload_delay = 1.0  # the first run's picture takes a second to upload; the second has none
+    async with running_app(db_url, tmp_path, **settings(tmp_path, comfy)) as (app, client):
+        _, auth = await funded_key(app, "1")
+        first = await start(client, auth, "blur", {"image": picture_uri()})
+        second = await start(client, auth, "long", {})
+        for gid in (first, second):
+            assert (await wait_terminal(client, gid, auth, seconds=30, application=app))["status"] == "succeeded"
+        history = server_history(comfy)
+        numbers = [history[str(await prompt_of(app, gid))]["prompt"][0] for gid in (first, second)]
+        assert numbers[0] < numbers[1], numbers
+
+
 async def test_the_web_form_runs_blur_on_the_server_and_its_card_shows_the_picture_from_noemas_media(
     db_url: str, tmp_path: Path, comfy: Comfy
 ) -> None:

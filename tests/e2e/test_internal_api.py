@@ -271,7 +271,7 @@ async def test_a_ten_megabyte_body_gets_413_and_changes_nothing(client: httpx.As
 
 
 async def test_a_multipart_body_gets_the_small_limit_outside_the_upload_routes(client: httpx.AsyncClient) -> None:
-    # 2 MB: over NOEMA_MAX_BODY_BYTES (1 MB) but far under the 30 MB upload limit.
+    # 2 MB: over NOEMA_MAX_BODY_BYTES (1 MB) but far under what the upload routes take (a 20 MiB file and more).
     files = {"file": ("big.bin", b"a" * 2_000_000, "application/octet-stream")}
     for url in (f"{D}/users/find-or-create", "/signin", "/api/webhook/telegram"):
         r = await client.post(url, headers=PLATFORM, files=files, data={"platform": "telegram"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from sqlalchemy import text
@@ -59,3 +60,24 @@ async def test_ledger_verify_fails_when_a_payment_disagrees_with_the_ledger(
         assert bad.returncode == 1 and "disagree with the ledger" in bad.stdout, bad.stdout
         async with c.engine.begin() as conn:
             await conn.execute(text("UPDATE payments SET taken_back_nanos = 0"))
+
+
+async def test_payments_list_pages_newest_first_with_the_cursor_it_prints(
+    db_url: str, tmp_path: Path, fake_stripe: FakeStripe
+) -> None:
+    env = {"NOEMA_STRIPE_SECRET_KEY": SECRET_KEY, "NOEMA_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET}
+    async with card.stripe_app(db_url, tmp_path, fake_stripe) as (application, client):
+        aid, headers = await funded_key(application, "0")
+        made = [(await card.topup(client, headers, usd))["paymentId"] for usd in ("5", "10", "25")]
+    first = noema(db_url, "payments", "list", "--limit", "2", "--json", env=env)
+    assert first.returncode == 0, first.stderr
+    page = json.loads(first.stdout)
+    assert [p["id"] for p in page["items"]] == made[:0:-1] and page["nextCursor"]
+    rest = noema(db_url, "payments", "list", "--limit", "2", "--cursor", page["nextCursor"], "--json", env=env)
+    after = json.loads(rest.stdout)
+    assert [p["id"] for p in after["items"]] == [made[0]] and after["nextCursor"] is None
+    table = noema(db_url, "payments", "list", "--account", aid, "--limit", "2", env=env)
+    assert made[2] in table.stdout and made[0] not in table.stdout
+    assert "noema payments list --account " + aid + " --cursor " in table.stderr
+    wrong = noema(db_url, "payments", "list", "--cursor", "nonsense", env=env)
+    assert wrong.returncode == 1 and "cursor is not valid" in wrong.stderr and "Traceback" not in wrong.stderr

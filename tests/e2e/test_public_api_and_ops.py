@@ -15,6 +15,7 @@ from noema.bootstrap import Container, build_container
 from noema.entrypoints.http.app import create_app
 from noema.services import api_keys
 from tests.conftest import ADMIN, ADMIN_KEY, PLATFORM, funded_key, make_settings, running_app
+from tests.fakes.clock import FakeClock
 
 D = "/internal/v1/data"
 
@@ -53,6 +54,35 @@ async def test_a_revoked_key_stops_working(client: httpx.AsyncClient, app: FastA
     r = await client.get("/api/v1/me/status", headers={"Authorization": f"Bearer {key}"})
     assert r.status_code == 401
     assert key not in r.text
+
+
+async def test_a_key_in_use_stops_working_the_moment_it_is_revoked_here(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    aid, key, key_id = await _account_with_key(client, app)
+    auth = {"Authorization": f"Bearer {key}"}
+    assert (await client.get("/api/v1/me/status", headers=auth)).status_code == 200  # now believed from memory
+    c: Container = app.state.container
+    await api_keys.revoke(c.uow(), c.clock, aid, key_id)
+    assert (await client.get("/api/v1/me/status", headers=auth)).status_code == 401
+
+
+async def test_a_key_revoked_by_another_process_stops_working_within_the_recheck_time(
+    client: httpx.AsyncClient, app: FastAPI, clock: FakeClock
+) -> None:
+    _, key, key_id = await _account_with_key(client, app)
+    auth = {"Authorization": f"Bearer {key}"}
+    assert (await client.get("/api/v1/me/status", headers=auth)).status_code == 200
+    c: Container = app.state.container
+    async with c.uow() as uow:  # another replica (or `noema apikey revoke`): only the database is told
+        stored = await uow.api_keys.get(key_id)
+        assert stored is not None
+        stored.revoked_at = clock.now()
+        await uow.commit()
+    clock.advance(seconds=api_keys.RECHECK_SECONDS - 1)
+    assert (await client.get("/api/v1/me/status", headers=auth)).status_code == 200  # believed a little longer
+    clock.advance(seconds=1)
+    assert (await client.get("/api/v1/me/status", headers=auth)).status_code == 401
 
 
 async def test_keys_are_stored_only_as_hashes(client: httpx.AsyncClient, app: FastAPI) -> None:

@@ -61,7 +61,7 @@ async def test_a_won_dispute_gives_the_credit_back_once_paying_what_is_owed_firs
         me = (await client.get("/api/v1/me/status", headers=headers)).json()
         assert me["owedUsd"] == "0.000000000"
         shown = await card.latest_payment(client, headers)
-        assert (shown["status"], shown["takenBackUsd"]) == ("paid", "0.000000000")
+        assert (shown["status"], shown["takenBackUsd"], shown["disputeFee"]) == ("paid", "0.000000000", "0.00")
 
 
 async def test_a_won_dispute_delivered_before_the_dispute_itself_takes_nothing(
@@ -76,7 +76,8 @@ async def test_a_won_dispute_delivered_before_the_dispute_itself_takes_nothing(
         for event in (won, completed, opened):  # Stripe delivers out of order
             assert (await fake_stripe.send(event, client=client)).status_code == 200
         assert await card.wallet(application, aid) == ("10.00", "0.00")
-        assert (await card.latest_payment(client, headers))["status"] == "paid"
+        shown = await card.latest_payment(client, headers)
+        assert (shown["status"], shown["disputeFee"]) == ("paid", "0.00")  # the later-sent "opened" keeps its fee
 
 
 async def test_a_lost_dispute_keeps_the_credit_taken_back(db_url: str, tmp_path: Path, fake_stripe: FakeStripe) -> None:
@@ -87,7 +88,8 @@ async def test_a_lost_dispute_keeps_the_credit_taken_back(db_url: str, tmp_path:
         await fake_stripe.send(fake_stripe.disputed(sid), client=client)
         await fake_stripe.send(fake_stripe.dispute_closed(sid, status="lost"), client=client)
         assert await card.wallet(application, aid) == ("0.00", "0.00")
-        assert (await card.latest_payment(client, headers))["status"] == "disputed"
+        shown = await card.latest_payment(client, headers)
+        assert (shown["status"], shown["disputeFee"]) == ("disputed", "15.00")  # a lost dispute's fee stays
 
 
 async def test_a_dispute_whose_charge_stripe_does_not_know_changes_nothing(

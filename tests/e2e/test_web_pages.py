@@ -91,6 +91,23 @@ def _assert_security_headers(r: httpx.Response) -> str:
     return policy
 
 
+async def test_run_again_fills_the_form_with_the_earlier_runs_prompt_and_seed(db_url: str, tmp_path: Path) -> None:
+    async with running_app(db_url, tmp_path) as (_, client):
+        await _first_run(client)
+        page = await client.get("/app?tool=txt2img")
+        form = {"csrf": _csrf(page.text), "tool": "txt2img", "input_text": "a red fox at dawn", "input_seed": "4242"}
+        ran = await client.post("/app/run", data=form)
+        gid = ran.headers["location"].rsplit("/", 1)[-1]
+        again = await client.get(f"/app?tool=txt2img&rerun={gid}")
+        assert again.status_code == 200
+        assert ">a red fox at dawn</textarea>" in again.text and 'name="input_seed" type="number"' in again.text
+        assert re.search(r'name="input_seed"[^>]*value="4242"', again.text)
+        fresh = await client.get("/app?tool=txt2img")
+        assert "a red fox at dawn" not in fresh.text and not re.search(
+            r'name="input_seed"[^>]*value="4242"', fresh.text
+        )
+
+
 async def test_every_response_carries_the_security_headers(db_url: str, tmp_path: Path) -> None:
     async with running_app(db_url, tmp_path) as (_, client):
         signed_out = await client.get("/")

@@ -3,7 +3,8 @@
 Served by uvicorn on a free loopback port in a thread of its own (``start``/``stop``), so a test
 talks to it over real HTTP and a real websocket, like to the real peer. It also does what a real
 server cannot do on demand: ``drop_sockets`` (the websocket dies), ``restart`` (queue and history
-lost), a slow ``/view`` (``view_delay``) and a slow answer to ``POST /prompt`` (``prompt_answer_delay``). Every route is also under ``/api``, as on the real one.
+lost), a slow ``/view`` (``view_delay``), a slow ``/upload/image`` (``upload_delay``) and a slow answer to
+``POST /prompt`` (``prompt_answer_delay``). Every route is also under ``/api``, as on the real one.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class FakeComfyUI:
         self.context = Context(root)
         self.worker = Worker(self.context, self._send, node_seconds=node_seconds)
         self.view_delay = 0.0  #: seconds /view waits before answering
+        self.upload_delay = 0.0  #: seconds /upload/image waits before answering (a large picture)
         #: seconds POST /prompt waits before answering, the prompt already queued (a slow way back)
         self.prompt_answer_delay = 0.0
         self.refuse_sockets = False  #: turn every websocket away (a proxy that lost its upgrade path)
@@ -283,6 +285,8 @@ class FakeComfyUI:
         return FileResponse(path, media_type=media.get(path.suffix.lower(), "application/octet-stream"))
 
     async def upload_image(self, request: Request) -> Response:
+        if self.upload_delay:
+            await asyncio.sleep(self.upload_delay)
         form = await request.form()
         upload = form.get("image")
         if upload is None or isinstance(upload, str) or not upload.filename:

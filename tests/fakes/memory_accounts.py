@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 
 from noema.adapters.db.pagination import decode_cursor, encode_cursor
 from noema.domain.accounts import Account, ApiKey, Identity, Platform
+from noema.domain.generation import LIVE
 from noema.domain.ledger import LedgerEntry
 from noema.domain.linking import WebSession
 from noema.domain.sessions import EndReason, Event, Session
@@ -17,6 +19,7 @@ from noema.ports import (
     EventRepository,
     LedgerRepository,
     Page,
+    RequestCheck,
     SessionRepository,
     WebSessionRepository,
 )
@@ -48,6 +51,23 @@ class MemoryAccounts(MemoryRepo, AccountRepository):
     async def get(self, account_id: str, *, for_update: bool = False) -> Account | None:
         """The account (a lock is a no-op: one unit of work runs at a time)."""
         return self._t.accounts.get(account_id)
+
+    async def lock_for_request(
+        self, account_id: str, *, tool_id: str, since: datetime, idempotency_key: str | None
+    ) -> RequestCheck | None:
+        """The account with what a new generation request is checked against."""
+        account = self._t.accounts.get(account_id)
+        if account is None:
+            return None
+        mine = [g for g in self._t.generations.values() if g.account_id == account_id]
+        replayed = next((g.id for g in mine if idempotency_key and g.idempotency_key == idempotency_key), None)
+        return RequestCheck(
+            account=account,
+            defaults=json.loads(json.dumps(self._t.preferences.get((account_id, tool_id), {}))),
+            live=sum(1 for g in mine if g.status in LIVE),
+            recent=sum(1 for g in mine if g.requested_at >= since),
+            replayed_id=replayed,
+        )
 
     def add(self, account: Account) -> None:
         """Stage a new account."""

@@ -51,6 +51,19 @@ class MemoryGenerations(MemoryRepo, GenerationRepository):
         rows = self._t.generations.values()
         return sum(1 for g in rows if g.account_id == account_id and g.requested_at >= since)
 
+    async def save_submit(self, generation: Generation) -> bool:
+        """Write a submit if the stored generation is still pending and not cancelled."""
+        stored = self._t.generations.get(generation.id)
+        if stored is None or stored.status is not GenerationStatus.PENDING or stored.cancel_requested:
+            return False
+        stored.status, stored.run_id = generation.status, generation.run_id
+        stored.submitted_at, stored.updated_at, stored.inputs = (
+            generation.submitted_at,
+            generation.updated_at,
+            dict(generation.inputs),
+        )
+        return True
+
     async def search(self, where: GenerationFilter, *, limit: int, cursor: str | None) -> Page[Generation]:
         """Generations matching the filter, newest first."""
         rows = (g for g in self._t.generations.values() if self._matches(g, where))
@@ -209,3 +222,10 @@ class MemoryPlatformUpdates(MemoryRepo, PlatformUpdateRepository):
             return False
         self._t.platform_updates[key] = at
         return True
+
+    async def forget_before(self, cutoff: datetime, *, limit: int) -> int:
+        """Forget at most ``limit`` updates answered before ``cutoff``; how many were forgotten."""
+        old = [key for key, at in self._t.platform_updates.items() if at < cutoff][:limit]
+        for key in old:
+            del self._t.platform_updates[key]
+        return len(old)

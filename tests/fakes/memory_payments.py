@@ -5,16 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime
 
 from noema.domain.errors import Conflict, InvalidInput
-from noema.domain.ids import new_id
 from noema.domain.loras import Lora, Visibility
 from noema.domain.payments import Payment, PaymentProvider, PaymentStatus
-from noema.ports import LoraRecord, LoraRepository, Page, PaymentRepository, PaymentTotals
+from noema.ports import IdFactory, LoraRecord, LoraRepository, Page, PaymentRepository, PaymentTotals
 from tests.fakes.memory_accounts import MemoryRepo, paginate
-from tests.fakes.memory_store import StoredLora, stage
+from tests.fakes.memory_store import StoredLora, Tables, stage
 
 
 class MemoryPayments(MemoryRepo, PaymentRepository):
@@ -102,6 +101,10 @@ class MemoryPayments(MemoryRepo, PaymentRepository):
 
 
 class MemoryLoras(MemoryRepo, LoraRepository):
+    def __init__(self, tables: Tables, now: Callable[[], datetime], ids: IdFactory) -> None:
+        super().__init__(tables, now)
+        self._ids = ids
+
     async def all(self) -> list[Lora]:
         """Every LoRA, in slug order."""
         return [self._t.loras[key].record.lora for key in sorted(self._t.loras)]
@@ -120,7 +123,7 @@ class MemoryLoras(MemoryRepo, LoraRepository):
         """Insert a new LoRA; a slug taken (in any case) is a Conflict at once, as the insert fails."""
         if lora.slug.lower() in self._t.loras:
             raise Conflict(f"A LoRA called {lora.slug!r} was added at the same time; try again.")
-        self._t.loras[lora.slug.lower()] = StoredLora(new_id(), LoraRecord(lora, created_at=now, updated_at=now))
+        self._t.loras[lora.slug.lower()] = StoredLora(self._ids.new(), LoraRecord(lora, created_at=now, updated_at=now))
 
     async def replace(self, lora: Lora, *, now: datetime) -> None:
         """Overwrite a stored LoRA's fields, keeping its usage count and creation time."""

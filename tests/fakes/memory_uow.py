@@ -1,7 +1,7 @@
 """An in-memory unit of work: the service rules run on it at unit speed, with the database's semantics.
 
-It keeps what ``SqlUnitOfWork`` promises (tests/integration/test_repository_contract.py holds all
-three to the same tests): changes are visible only after ``commit()``; leaving without committing,
+It keeps what ``SqlUnitOfWork`` promises (the contract suite in tests/integration/repositories holds
+all three to the same tests): changes are visible only after ``commit()``; leaving without committing,
 or ``rollback()``, drops them; a broken unique key, foreign key or money check fails the commit
 with ``Conflict`` and changes nothing. One unit of work is open at a time (as on SQLite, whose
 factory queues them on a lock), so row locks (``for_update``) have nothing to do.
@@ -13,7 +13,8 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from noema.ports import Clock, UnitOfWork, UnitOfWorkFactory
+from noema.ports import Clock, IdFactory, UnitOfWork, UnitOfWorkFactory
+from tests.fakes.ids import SequentialIds
 from tests.fakes.memory_accounts import (
     MemoryAccounts,
     MemoryApiKeys,
@@ -70,7 +71,7 @@ class MemoryUnitOfWork(UnitOfWork):
         self._generations, self._deliveries = MemoryGenerations(t, now), MemoryDeliveries(t, now)
         self._kv, self._link_codes = MemoryKeyValue(t, now), MemoryLinkCodes(t, now)
         self._web_sessions, self._preferences = MemoryWebSessions(t, now), MemoryPreferences(t, now)
-        self._loras, self._payments = MemoryLoras(t, now), MemoryPayments(t, now)
+        self._loras, self._payments = MemoryLoras(t, now, self.ids), MemoryPayments(t, now)
         self._platform_updates = MemoryPlatformUpdates(t, now)
 
     async def commit(self) -> None:
@@ -98,6 +99,10 @@ class MemoryUnitOfWork(UnitOfWork):
             raise RuntimeError("the unit of work is not open")
         self._announced = set()
         self._begin()
+
+    @property
+    def ids(self) -> IdFactory:
+        return self._factory.ids
 
     @property
     def accounts(self) -> MemoryAccounts:
@@ -159,7 +164,8 @@ class MemoryUnitOfWork(UnitOfWork):
 class MemoryUnitOfWorkFactory(UnitOfWorkFactory):
     """Makes units of work over one in-memory database (a fresh one per factory)."""
 
-    def __init__(self, clock: Clock | None = None) -> None:
+    def __init__(self, clock: Clock | None = None, *, ids: IdFactory | None = None) -> None:
+        self.ids = ids or SequentialIds()
         self.tables = Tables()
         self.lock = asyncio.Lock()
         self.clock = clock

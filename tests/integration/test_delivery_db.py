@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
+
+from sqlalchemy import text
 
 from noema.adapters.metrics import PrometheusMetrics
 from noema.bootstrap import Container
 from noema.domain.accounts import Platform
-from noema.domain.delivery import Delivery, DeliveryKind, DeliveryStatus, dedupe_key
+from noema.domain.delivery import Delivery, DeliveryKind, DeliveryPayload, DeliveryStatus, dedupe_key
 from noema.domain.errors import NotifierError
 from noema.domain.generation import GenerationStatus
-from noema.domain.ids import new_id
 from noema.services import accounts, delivery
-from noema.services.settlement import enqueue
+from noema.services.outbox import enqueue
 from tests.fakes.clock import FakeClock
 from tests.fakes.generations import make_generation
+from tests.fakes.ids import new_id
 from tests.fakes.notifier import ScriptedNotifier
 
 
@@ -99,3 +102,21 @@ async def test_two_workers_at_once_never_send_the_same_message_twice(container: 
         pass
     assert sorted(g for g, _ in notifier.sent) == sorted(ids)
     assert notifier.attempts == 12
+
+
+async def test_an_outbox_row_stores_its_payload_and_target_as_the_same_json_and_reads_them_back_typed(
+    container: Container, clock: FakeClock
+) -> None:
+    gid = await _finished_generation(container, clock)
+    async with container.uow() as uow:
+        generation = await uow.generations.get(gid)
+    assert generation is not None
+    async with container.engine.connect() as conn:  # the columns as the database holds them
+        query = text("SELECT payload, target FROM deliveries WHERE generation_id = :gid")
+        stored = (await conn.execute(query, {"gid": gid})).one()
+    raw_payload = json.loads(stored.payload) if isinstance(stored.payload, str) else stored.payload
+    raw_target = json.loads(stored.target) if isinstance(stored.target, str) else stored.target
+    assert raw_payload == DeliveryPayload.of(generation).to_json() and raw_payload["status"] == "succeeded"
+    assert raw_target == {"chat_id": 1}
+    row = await _row(container, gid)
+    assert row.payload == DeliveryPayload.from_json(raw_payload) and row.payload.to_json() == raw_payload

@@ -19,11 +19,11 @@ from noema.bootstrap import Container
 from noema.domain.accounts import Platform
 from noema.domain.delivery import Delivery
 from noema.domain.generation import Generation
-from noema.domain.ids import new_id
 from noema.entrypoints.workers import worker_loops
 from noema.ports import Notifier
 from noema.services import accounts, delivery
 from tests.fakes.clock import FakeClock
+from tests.fakes.ids import new_id
 from tests.integration.test_outbox_wakeup import stage_result
 
 

@@ -7,11 +7,11 @@ from datetime import timedelta
 from noema.bootstrap import Container
 from noema.domain.accounts import Platform
 from noema.domain.generation import Generation, GenerationStatus
-from noema.domain.ids import new_id
 from noema.ports import GenerationFilter
 from noema.services import accounts, history
 from tests.fakes.clock import FakeClock
 from tests.fakes.generations import make_generation
+from tests.fakes.ids import new_id
 
 
 async def _add(c: Container, account_id: str, stamps: list[timedelta], clock: FakeClock) -> list[Generation]:

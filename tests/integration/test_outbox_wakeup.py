@@ -16,12 +16,12 @@ from noema.bootstrap import Container
 from noema.domain.delivery import DeliveryKind
 from noema.domain.errors import NotifierError
 from noema.domain.generation import GenerationStatus
-from noema.domain.ids import new_id
 from noema.ports import UnitOfWorkFactory
 from noema.services import delivery
-from noema.services.settlement import enqueue
+from noema.services.outbox import enqueue
 from tests.fakes.clock import FakeClock
 from tests.fakes.generations import make_generation
+from tests.fakes.ids import new_id
 from tests.fakes.notifier import ScriptedNotifier
 from tests.integration.test_delivery_db import _finished_generation
 

@@ -10,16 +10,18 @@ from sqlalchemy import event
 
 from noema.bootstrap import Container
 from noema.domain.accounts import Platform
-from noema.domain.delivery import DeliveryKind, DeliveryStatus, dedupe_key
+from noema.domain.delivery import Delivery, DeliveryKind, DeliveryStatus, dedupe_key
 from noema.domain.errors import Forbidden
-from noema.domain.generation import GenerationStatus
-from noema.domain.ids import new_id
+from noema.domain.generation import Generation, GenerationStatus
 from noema.domain.runs import RunStatus, RunUpdate
+from noema.ports import Notifier
 from noema.services import accounts
+from noema.services.delivery import deliver_due
 from noema.services.progress_batches import ProgressBatches
 from noema.services.run_updates import hash_token
 from tests.fakes.clock import FakeClock
 from tests.fakes.generations import make_generation
+from tests.fakes.ids import new_id
 
 
 async def _running(c: Container, clock: FakeClock, platform: str = "telegram") -> str:
@@ -48,18 +50,36 @@ def _progress(gid: str, progress: float, *, run_id: str | None = None) -> RunUpd
 
 
 def _batches(c: Container) -> ProgressBatches:
-    assert c.progress_batches is not None
-    return c.progress_batches
+    assert c.backend_updates.batches is not None
+    return c.backend_updates.batches
 
 
-async def _progress_of(c: Container, gid: str) -> tuple[float, float | None, int]:
-    """(the generation's progress, its progress message's progress, how many messages it has)."""
+async def _progress_of(c: Container, gid: str) -> tuple[float, int]:
+    """(the generation's progress, how many outbox rows it has)."""
     async with c.uow() as uow:
         g = await uow.generations.get(gid)
-        row = await uow.deliveries.by_key(dedupe_key(gid, DeliveryKind.PROGRESS))
         rows = await uow.deliveries.for_generation(gid)
     assert g is not None
-    return g.progress, (None if row is None else float(row.payload["progress"])), len(rows)
+    return g.progress, len(rows)
+
+
+class _Shown(Notifier):
+    """A chat that records the progress each progress edit shows."""
+
+    def __init__(self) -> None:
+        self.progress: dict[str, float] = {}
+
+    async def send(self, delivery: Delivery, generation: Generation) -> None:
+        assert delivery.kind is DeliveryKind.PROGRESS
+        self.progress[generation.id] = delivery.payload.progress
+
+
+async def _shown(c: Container, clock: FakeClock) -> dict[str, float]:
+    """What each chat's progress message shows once the delivery worker has sent every edit due."""
+    chat = _Shown()
+    clock.advance(seconds=10)  # past the edit throttle
+    await deliver_due(c.uow, clock, {"telegram": chat}, metrics=c.metrics)
+    return chat.progress
 
 
 async def test_progress_webhooks_sent_at_once_are_all_applied_in_order(container: Container, clock: FakeClock) -> None:
@@ -68,9 +88,10 @@ async def test_progress_webhooks_sent_at_once_are_all_applied_in_order(container
     batches = _batches(container)
     sent = [(a, 0.3), (b, 0.5), (a, 0.6), (web, 0.4), (b, 0.7), (a, 0.9)]
     await asyncio.gather(*(batches.apply(g, _progress(g, p), token=f"token-{g}") for g, p in sent))
-    assert await _progress_of(container, a) == (0.9, 0.9, 1)
-    assert await _progress_of(container, b) == (0.7, 0.7, 1)
-    assert await _progress_of(container, web) == (0.4, None, 0)  # watched live: no outbox row
+    assert await _progress_of(container, a) == (0.9, 1)
+    assert await _progress_of(container, b) == (0.7, 1)
+    assert await _progress_of(container, web) == (0.4, 0)  # watched live: no outbox row
+    assert await _shown(container, clock) == {a: 0.9, b: 0.7}
 
 
 async def test_a_wrong_token_in_a_batch_is_refused_alone_and_changes_nothing(
@@ -86,8 +107,9 @@ async def test_a_wrong_token_in_a_batch_is_refused_alone_and_changes_nothing(
     )
     assert not isinstance(results[0], BaseException) and results[0].progress == 0.5
     assert [type(r) for r in results[1:]] == [Forbidden, Forbidden]
-    assert await _progress_of(container, good) == (0.5, 0.5, 1)
-    assert await _progress_of(container, victim) == (0.0, None, 0)
+    assert await _progress_of(container, good) == (0.5, 1)
+    assert await _progress_of(container, victim) == (0.0, 0)
+    assert await _shown(container, clock) == {good: 0.5}
 
 
 async def test_a_foreign_run_in_a_batch_is_ignored_and_the_rest_applied(container: Container, clock: FakeClock) -> None:
@@ -97,8 +119,9 @@ async def test_a_foreign_run_in_a_batch_is_ignored_and_the_rest_applied(containe
         batches.apply(mine, _progress(mine, 0.9, run_id="someone-elses-run"), token=f"token-{mine}"),
         batches.apply(other, _progress(other, 0.2), token=f"token-{other}"),
     )
-    assert await _progress_of(container, mine) == (0.0, None, 0)
-    assert await _progress_of(container, other) == (0.2, 0.2, 1)
+    assert await _progress_of(container, mine) == (0.0, 0)
+    assert await _progress_of(container, other) == (0.2, 1)
+    assert await _shown(container, clock) == {other: 0.2}
 
 
 @pytest.mark.parametrize("sent_before", [True, False])
@@ -117,9 +140,30 @@ async def test_progress_after_a_sent_edit_waits_for_the_throttle_in_a_batch(
     await asyncio.gather(*(batches.apply(gid, _progress(gid, p), token=f"token-{gid}") for p in (0.4, 0.6)))
     async with container.uow() as uow:
         row = await uow.deliveries.by_key(dedupe_key(gid, DeliveryKind.PROGRESS))
-    assert row is not None and row.status is DeliveryStatus.PENDING and row.payload["progress"] == 0.6
+    assert row is not None and row.status is DeliveryStatus.PENDING
     # A progress edit already sent holds the next one back by the throttle; one never sent goes at once.
     assert (row.next_attempt_at > clock.now()) is sent_before
+    assert await _shown(container, clock) == {gid: 0.6}  # the edit shows the latest progress
+
+
+async def test_a_flood_of_progress_on_a_run_whose_edit_is_due_leaves_the_row_alone_and_the_edit_shows_the_last(
+    container: Container, clock: FakeClock
+) -> None:
+    gid = await _running(container, clock)
+    batches = _batches(container)
+    await batches.apply(gid, _progress(gid, 0.1), token=f"token-{gid}")
+    async with container.uow() as uow:
+        queued = await uow.deliveries.by_key(dedupe_key(gid, DeliveryKind.PROGRESS))
+    assert queued is not None and queued.status is DeliveryStatus.PENDING
+    clock.advance(seconds=1)
+    for step in range(2, 10):
+        await batches.apply(gid, _progress(gid, step / 10), token=f"token-{gid}")
+    async with container.uow() as uow:
+        row = await uow.deliveries.by_key(dedupe_key(gid, DeliveryKind.PROGRESS))
+    # The edit was already due: the events did not rewrite its row (one write per edit, not per event).
+    assert row is not None and row.updated_at == queued.updated_at and row.payload == queued.payload
+    assert await _progress_of(container, gid) == (0.9, 1)
+    assert await _shown(container, clock) == {gid: 0.9}
 
 
 async def test_webhooks_arriving_one_after_another_share_one_transaction_within_the_linger(

@@ -7,12 +7,12 @@ from datetime import timedelta
 from noema.bootstrap import Container
 from noema.domain.accounts import Platform
 from noema.domain.generation import GenerationStatus
-from noema.domain.ids import new_id
 from noema.domain.tools import PrimaryInput, Tool
 from noema.services import accounts
 from noema.services.durations import RecentDurations
 from tests.fakes.clock import FakeClock
 from tests.fakes.generations import make_generation
+from tests.fakes.ids import new_id
 
 TOOL = Tool(
     id="dep-1",

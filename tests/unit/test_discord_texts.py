@@ -5,6 +5,7 @@ from __future__ import annotations
 from noema.adapters.platforms.discord import texts
 from noema.adapters.platforms.discord.notifier import file_groups, safe_filename
 from noema.adapters.platforms.media import Media, MediaKind
+from noema.domain.delivery import DeliveryPayload
 
 
 def test_user_text_is_shown_as_written_and_no_message_can_ping_anyone() -> None:
@@ -19,7 +20,7 @@ def test_user_text_is_shown_as_written_and_no_message_can_ping_anyone() -> None:
 
 def test_a_result_embed_names_the_tool_cost_and_short_id_and_shows_the_picture() -> None:
     payload = {"tool": "txt2img", "costUsd": "0.012500000", "shortId": "ab12c", "shortfallUsd": "0.000000000"}
-    embed = texts.result_embed(payload, image="fox.png", notes=[])
+    embed = texts.result_embed(DeliveryPayload.from_json(payload), image="fox.png", notes=[])
     assert embed["title"] == "✅ /txt2img" and "$0.01" in embed["description"] and "ab12c" in embed["description"]
     assert embed["image"] == {"url": "attachment://fox.png"}
     rows = texts.buttons("g-1")
@@ -28,10 +29,14 @@ def test_a_result_embed_names_the_tool_cost_and_short_id_and_shows_the_picture()
 
 def test_a_failure_says_why_and_whether_anything_was_charged() -> None:
     failed = texts.failure_embed(
-        {"status": "failed", "tool": "txt2img", "failureReason": "CUDA *boom*", "costUsd": "0"}
+        DeliveryPayload.from_json(
+            {"status": "failed", "tool": "txt2img", "failureReason": "CUDA *boom*", "costUsd": "0"}
+        )
     )
     assert "CUDA \\*boom\\*" in failed["description"] and "Nothing was charged." in failed["description"]
-    cancelled = texts.failure_embed({"status": "cancelled", "tool": "x", "costUsd": "0.020000000"})
+    cancelled = texts.failure_embed(
+        DeliveryPayload.from_json({"status": "cancelled", "tool": "x", "costUsd": "0.020000000"})
+    )
     assert cancelled["title"].startswith("🛑") and "charged $0.02" in cancelled["description"]
 
 

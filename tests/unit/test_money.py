@@ -89,16 +89,6 @@ def test_points_are_whole_a10g_seconds(nanos: int, pts: int) -> None:
     assert points(nanos) == pts
 
 
-def test_ids_are_uuids_that_sort_in_the_order_they_were_made() -> None:
-    import uuid
-
-    from noema.domain.ids import new_id
-
-    ids = [new_id() for _ in range(5000)]
-    assert ids == sorted(ids) and len(set(ids)) == 5000
-    assert all(uuid.UUID(i).version == 7 for i in ids[:10])
-
-
 @pytest.mark.parametrize(
     ("nanos", "shown"),
     [

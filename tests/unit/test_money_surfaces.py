@@ -8,6 +8,7 @@ from typing import Any
 
 from noema.adapters.platforms.discord import texts as discord
 from noema.adapters.platforms.telegram import texts as telegram
+from noema.domain.delivery import DeliveryPayload
 from noema.domain.economy import level_of
 from noema.domain.generation import GenerationStatus
 from noema.services.status import LiveTask, StatusReport
@@ -26,6 +27,11 @@ PAYLOAD: dict[str, Any] = {
 EXACT = re.compile(r"\d\.\d{9}|USD")  #: the machines' form
 DOLLARS = re.compile(r"-?\$[\d,.]*\d")
 SHOWN = re.compile(r"^-?\$(\d{1,3}(,\d{3})*|0)\.(\d\d|0*[1-9]\d?)$")  #: the people's form
+
+
+def _stored(raw: dict[str, Any]) -> DeliveryPayload:
+    """The payload as an outbox row holds it (read back from its JSON)."""
+    return DeliveryPayload.from_json(raw)
 
 
 def _only_shown_money(text: str) -> bool:
@@ -51,9 +57,9 @@ def _report() -> StatusReport:
 def test_telegram_texts_show_sub_cent_costs_as_two_significant_digits() -> None:
     g = make_generation(GenerationStatus.SUCCEEDED, cost_nanos=766_338, started_at=T0, finished_at=T0 + timedelta(1))
     shown = {
-        "progress": telegram.progress({**PAYLOAD, "status": "running"}),
-        "caption": telegram.result_caption(PAYLOAD),
-        "failure": telegram.failure({**PAYLOAD, "status": "failed"}),
+        "progress": telegram.progress(_stored({**PAYLOAD, "status": "running"})),
+        "caption": telegram.result_caption(_stored(PAYLOAD)),
+        "failure": telegram.failure(_stored({**PAYLOAD, "status": "failed"})),
         "status": telegram.status_text(_report(), T0),
         "info": telegram.info(g),
         "cancelled": telegram.cancelled(g),
@@ -69,9 +75,9 @@ def test_telegram_texts_show_sub_cent_costs_as_two_significant_digits() -> None:
 def test_discord_embeds_show_sub_cent_costs_as_two_significant_digits() -> None:
     g = make_generation(GenerationStatus.SUCCEEDED, cost_nanos=766_338)
     shown = {
-        "progress": discord.progress_embed({**PAYLOAD, "status": "running"}),
-        "result": discord.result_embed(PAYLOAD, image=None, notes=[]),
-        "failure": discord.failure_embed({**PAYLOAD, "status": "failed"}),
+        "progress": discord.progress_embed(_stored({**PAYLOAD, "status": "running"})),
+        "result": discord.result_embed(_stored(PAYLOAD), image=None, notes=[]),
+        "failure": discord.failure_embed(_stored({**PAYLOAD, "status": "failed"})),
         "status": discord.status_embed(_report()),
         "info": discord.info_embed(g),
         "cancelled": discord.cancelled(g),

@@ -65,6 +65,11 @@ class MediaStore:
         found = self.root / key / filename
         return found if found.is_file() else None
 
+    @staticmethod
+    def inline_type(filename: str) -> str | None:
+        """The content type a browser may show this file as; None: it is served as an attachment."""
+        return INLINE_TYPES.get(PurePosixPath(filename).suffix.lower())
+
     def owns(self, url: str) -> bool:
         """Whether the URL is one of this store's."""
         return url.startswith(self.prefix)

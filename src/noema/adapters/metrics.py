@@ -11,6 +11,7 @@ class PrometheusMetrics:
     """Counters and histograms in one registry per process."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry  #: what /metrics exposes
         self._generations = Counter("noema_generations", "Generations reaching a status", ["status"], registry=registry)
         self._webhooks = Histogram(
             "noema_webhook_apply_seconds", "Time to apply one backend webhook", registry=registry

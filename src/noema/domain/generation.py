@@ -14,9 +14,10 @@ from enum import Enum
 from typing import Any
 
 from noema.domain.errors import InvalidTransition
-from noema.domain.pricing import charge_nanos, ms_covered
+from noema.domain.pricing import PriceSnapshot
 from noema.domain.progress_words import humane, is_progress_text
 from noema.domain.runs import RunOutput, RunStatus, RunUpdate
+from noema.domain.tools import Tool
 
 
 class GenerationStatus(str, Enum):
@@ -121,17 +122,79 @@ class Generation:
     #: Noema stopped the run because its cost reached the hold (it is charged the hold, at most)
     stopped_at_hold: bool = False
 
+    @classmethod
+    def for_tool(
+        cls,
+        tool: Tool,
+        now: datetime,
+        *,
+        id: str,
+        account_id: str,
+        inputs: dict[str, Any],
+        estimated_cost_nanos: int,
+        hold_nanos: int,
+        webhook_token_hash: str,
+        **fields: Any,
+    ) -> Generation:
+        """A new pending generation of ``tool``, requested ``now``; ``fields`` set the rest (platform, delivery ...)."""
+        generation = cls(
+            id=id,
+            account_id=account_id,
+            tool_id="",  # set with the rest of what it takes from the tool, in _point_at
+            tool_command="",
+            deployment_id="",
+            inputs=inputs,
+            rate_nanos_per_second=0,
+            estimated_cost_nanos=estimated_cost_nanos,
+            hold_nanos=hold_nanos,
+            webhook_token_hash=webhook_token_hash,
+            requested_at=now,
+            updated_at=now,
+            **fields,
+        )
+        generation._point_at(tool)
+        return generation
+
     @property
     def is_terminal(self) -> bool:
         """The run is over and settled or about to be."""
         return self.status.is_terminal
 
     @property
+    def price(self) -> PriceSnapshot:
+        """What the run is billed by, frozen from its tool (the rate may since be the machine's that ran it)."""
+        return PriceSnapshot(
+            rate_nanos_per_second=self.rate_nanos_per_second,
+            price_multiplier=self.price_multiplier,
+            flat_price_nanos=self.flat_price_nanos,
+            max_runtime_seconds=self.max_runtime_seconds,
+        )
+
+    @price.setter
+    def price(self, price: PriceSnapshot) -> None:
+        self.rate_nanos_per_second, self.price_multiplier = price.rate_nanos_per_second, price.price_multiplier
+        self.flat_price_nanos, self.max_runtime_seconds = price.flat_price_nanos, price.max_runtime_seconds
+
+    def retarget(self, tool: Tool, now: datetime) -> None:
+        """Point a pending generation at another tool (a fallback): its deployment, GPU and price.
+
+        Only while no backend has its run, so the price it is charged at is always that of the
+        deployment that ran it.
+        """
+        if self.status is not GenerationStatus.PENDING or self.run_id is not None:
+            raise InvalidTransition("Only a generation no backend has taken yet may move to another tool.")
+        self._point_at(tool)
+        self.updated_at = now
+
+    def _point_at(self, tool: Tool) -> None:
+        self.tool_id, self.tool_command, self.deployment_id = tool.id, tool.command, tool.deployment_id
+        self.gpu = tool.gpu
+        self.price = PriceSnapshot.of(tool)
+
+    @property
     def budget_ms(self) -> int | None:
         """GPU milliseconds after which the run has cost its whole hold; None for a flat price (the hold covers it)."""
-        if self.flat_price_nanos is not None or self.rate_nanos_per_second <= 0:
-            return None
-        return ms_covered(self.hold_nanos, self.rate_nanos_per_second, price_multiplier=self.price_multiplier)
+        return self.price.covered_ms(self.hold_nanos)
 
     def check_at(self) -> datetime:
         """When the run must be looked at whatever its webhooks say: its time limit, or when it uses up its hold."""
@@ -151,9 +214,7 @@ class Generation:
         """Running long enough that its cost (priced as it will be billed) has reached its hold."""
         if self.started_at is None or self.flat_price_nanos is not None or self.rate_nanos_per_second <= 0:
             return False
-        ms = max(0, (now - self.started_at) // _MS)
-        cost = charge_nanos(self.rate_nanos_per_second, ms, price_multiplier=self.price_multiplier)
-        return cost >= self.hold_nanos
+        return self.price.used(max(0, (now - self.started_at) // _MS)) >= self.hold_nanos
 
     def stop_at_hold(self, now: datetime, *, reason: str) -> list[Change]:
         """End a run whose cost reached its hold: cancelled, charged what it used up to the hold."""

@@ -16,7 +16,11 @@ from noema.domain.tools import InputType, Tool, ToolInput
 
 DEFAULT_TEXT_LIMIT = 4000
 MAX_URL_LENGTH = 2048
-MAX_DATA_URI_LENGTH = 30 * 1024 * 1024
+#: The largest file a run may be given, however it comes (a web form, a data: URI over the API, a chat's
+#: image): 20 MiB, what the Telegram Bot API lets a bot download and the sandbox backend takes.
+MAX_UPLOAD_BYTES = 20 * 2**20
+#: The longest data: URI an input may be: a file of MAX_UPLOAD_BYTES in base64, with room for its header.
+MAX_DATA_URI_LENGTH = 4 * -(-MAX_UPLOAD_BYTES // 3) + 256
 SEED_LIMIT = 2**64
 RANDOM_SEED_MAX = 2**32 - 1
 _MAX_INTEGER = 2**63
@@ -195,7 +199,7 @@ def _coerce_media(spec: ToolInput, value: Any, _rng: random.Random) -> str:
 
 def _check_data_uri(spec: ToolInput, text: str) -> None:
     if len(text) > MAX_DATA_URI_LENGTH:
-        raise _invalid(spec, f"is too large: a data: URI may hold at most {MAX_DATA_URI_LENGTH // 2**20} MB of text")
+        raise _invalid(spec, f"is too large: a file may be at most {MAX_UPLOAD_BYTES // 2**20} MB")
     match = _DATA_URI.match(text)
     if match is None:
         raise _invalid(spec, "must be a data:<type>;base64,… URI")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -12,7 +11,7 @@ from noema.domain.errors import InvalidInput
 
 CODE_LIFETIME = timedelta(minutes=10)
 #: No 0/O, 1/I/L: a code is read off one screen and typed into another.
-_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 8
 
 
@@ -43,17 +42,10 @@ class CodePurpose(str, Enum):
     SIGN_IN = "sign_in"  #: open the link to sign in to the web page
 
 
-def new_code(purpose: CodePurpose) -> str:
-    """A fresh code: 8 easy-to-read characters to type, or a long token for a sign-in link."""
-    if purpose is CodePurpose.SIGN_IN:
-        return secrets.token_urlsafe(32)
-    return "".join(secrets.choice(_ALPHABET) for _ in range(CODE_LENGTH))
-
-
 def normalise_code(raw: str) -> str:
     """What the user typed, as stored: upper case, without spaces or dashes."""
     code = raw.strip().upper().replace("-", "").replace(" ", "")
-    if len(code) != CODE_LENGTH or any(ch not in _ALPHABET for ch in code):
+    if len(code) != CODE_LENGTH or any(ch not in CODE_ALPHABET for ch in code):
         raise InvalidInput(f"A link code is {CODE_LENGTH} letters and digits, like K7PQ-2MXD.")
     return code
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 from noema.domain.errors import InvalidInput
@@ -127,3 +128,51 @@ def _multiplier(value: float) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"A price multiplier must be a finite number > 0, not {value!r}.")
     return Decimal(str(value))
+
+
+@dataclass(frozen=True)
+class PriceSnapshot:
+    """What a run is billed by, frozen from its tool when its generation is pointed at that tool.
+
+    A catalog change while the run goes on does not touch it; only the backend's own answer may
+    replace the rate, with that of the machine that ran the run.
+    """
+
+    rate_nanos_per_second: int  #: 0 when the tool has only a flat price
+    price_multiplier: float = 1.0
+    flat_price_nanos: int | None = None
+    max_runtime_seconds: float = 15 * 60.0  #: the run is stopped (a timeout, never charged) past this
+
+    @classmethod
+    def of(cls, tool: Tool) -> PriceSnapshot:
+        """The tool's price as it stands now."""
+        return cls(
+            rate_nanos_per_second=tool.rate_nanos_per_second or 0,
+            price_multiplier=tool.price_multiplier,
+            flat_price_nanos=tool.flat_price_nanos,
+            max_runtime_seconds=tool.max_seconds,
+        )
+
+    def used(self, duration_ms: int) -> int:
+        """What ``duration_ms`` GPU milliseconds cost at the rate (the flat price aside)."""
+        return charge_nanos(self.rate_nanos_per_second, duration_ms, price_multiplier=self.price_multiplier)
+
+    def covered_ms(self, hold_nanos: int) -> int | None:
+        """GPU milliseconds after which a run has cost its whole hold; None for a flat price (the hold covers it)."""
+        if self.flat_price_nanos is not None or self.rate_nanos_per_second <= 0:
+            return None
+        return ms_covered(hold_nanos, self.rate_nanos_per_second, price_multiplier=self.price_multiplier)
+
+    def cost(self, duration_ms: int, *, succeeded: bool) -> int:
+        """What a finished run that used ``duration_ms`` on the GPU costs (before it is capped by its hold).
+
+        A flat price is what a successful run costs; a cancelled flat-priced run pays for the seconds
+        it used, never more than the whole run would have.
+        """
+        if duration_ms == 0:
+            return 0
+        flat = self.flat_price_nanos
+        if flat is not None and succeeded:
+            return flat
+        used = self.used(duration_ms)
+        return used if flat is None else min(used, flat)

@@ -11,6 +11,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from sqlalchemy.exc import DBAPIError
 
 from noema.bootstrap import Container, build_container
 from noema.config import ConfigError, Settings, load_settings
@@ -21,7 +22,7 @@ from noema.domain.tools import Tool
 from noema.entrypoints.cli_accounts import JsonOption, account_id, accounts_app
 from noema.entrypoints.cli_backends import backends_app
 from noema.entrypoints.cli_loras import CliRuntime, loras_app
-from noema.entrypoints.cli_output import cli_log_level, emit_json, model_json, print_rows
+from noema.entrypoints.cli_output import cli_log_level, emit_json, emit_page, model_json, print_rows
 from noema.entrypoints.cli_payments import payments_app
 from noema.entrypoints.http.generation_schemas import generation_out, tool_out
 from noema.ports import GenerationFilter
@@ -81,6 +82,11 @@ def _run(work: Callable[[Container], Awaitable[T]]) -> T:
         raise typer.Exit(2) from None
     except NoemaError as exc:
         err.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from None
+    except (DBAPIError, OSError) as exc:  # unreachable, refused or locked: say so, without a traceback
+        cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+        reason = (str(cause).splitlines() or [type(cause).__name__])[0][:200]
+        err.print(f"The database could not be used ({reason}).", markup=False)
         raise typer.Exit(1) from None
 
 
@@ -154,7 +160,7 @@ def sandbox(
     """Run the sandbox backend alone (a local ComfyDeploy V2 API; not a real GPU)."""
     import uvicorn
 
-    from noema.adapters.backends.sandbox import SandboxConfig, create_standalone_app, new_api_key, parse_faults
+    from noema.adapters.backends.sandbox import SandboxConfig, create_standalone_app, new_api_key
     from noema.adapters.logging import configure_logging
 
     settings = _settings()
@@ -170,7 +176,7 @@ def sandbox(
             public_base_url=f"http://{host}:{port}",
             data_dir=Path(data_dir),
             run_seconds=settings.sandbox_run_seconds,
-            faults=parse_faults(settings.sandbox_faults),
+            faults=settings.sandbox_faults,
             api_key=key,
             webhook_base=(webhook_base or settings.base_url).rstrip("/"),
         )
@@ -348,22 +354,24 @@ def _print_tools(tools: list[Tool], *, as_json: bool) -> None:
 @generations_app.command("list")
 def generations_list(
     stuck: Annotated[bool, typer.Option("--stuck", help="Only live runs with no news for 10 minutes.")] = False,
-    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="At most this many, newest first.")] = 50,
+    cursor: Annotated[str | None, typer.Option(help="The next page: the cursor the previous page printed.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List recent generations (or the stuck ones)."""
+    """List recent generations (or the stuck ones), newest first."""
 
-    async def work(c: Container) -> list[Generation]:
+    async def work(c: Container) -> tuple[list[Generation], str | None]:
         where = GenerationFilter(status_in=tuple(LIVE)) if stuck else GenerationFilter()
-        page = await history.search(c.uow(), where, limit=limit, cursor=None)
+        page = await history.search(c.uow(), where, limit=limit, cursor=cursor)
         if not stuck:
-            return page.items
+            return page.items, page.next_cursor
         cutoff = c.clock.now() - timedelta(minutes=10)
-        return [g for g in page.items if (g.last_update_at or g.submitted_at or g.requested_at) < cutoff]
+        quiet = [g for g in page.items if (g.last_update_at or g.submitted_at or g.requested_at) < cutoff]
+        return quiet, page.next_cursor
 
-    found = _run(work)
+    found, next_cursor = _run(work)
     if as_json:
-        emit_json({"items": [model_json(generation_out(g)) for g in found]})
+        emit_page([model_json(generation_out(g)) for g in found], next_cursor)
         return
     rows = [
         [
@@ -380,6 +388,9 @@ def generations_list(
     title = f"{len(rows)} generations" + (" with no news for 10 minutes" if stuck else "")
     columns = ("id", "tool", "status", "account", "requested", "last news", "cost")
     print_rows(out, title, columns, rows, whole={"id", "tool", "account", "cost"})
+    if next_cursor:
+        more = " --stuck" if stuck else ""
+        err.print(f"More: noema generations list{more} --cursor {next_cursor}", markup=False, soft_wrap=True)
 
 
 app.add_typer(accounts_app, name="accounts", context_settings={"obj": CliRuntime(run=_run, out=out, err=err)})

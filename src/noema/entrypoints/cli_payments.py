@@ -17,8 +17,9 @@ from noema.domain.money import display_usd, parse_usd
 from noema.domain.payments import NANOS_PER_CENT, Payment, PaymentProvider
 from noema.entrypoints.cli_accounts import JsonOption, account_id
 from noema.entrypoints.cli_loras import CliRuntime
-from noema.entrypoints.cli_output import emit_json, model_json, print_fields, print_rows
+from noema.entrypoints.cli_output import emit_json, emit_page, model_json, print_fields, print_rows
 from noema.entrypoints.http.payment_schemas import payment_out
+from noema.ports import Page
 from noema.services import card_payments, payments, stars_payments
 
 payments_app = typer.Typer(help="Payments: top-ups users made themselves.", no_args_is_help=True)
@@ -35,18 +36,20 @@ def payments_list(
     ctx: typer.Context,
     account: Annotated[str | None, typer.Option("--account", help="Account id or platform:platform-id.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=100, help="At most this many, newest first.")] = 50,
+    cursor: Annotated[str | None, typer.Option(help="The next page: the cursor the previous page printed.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List payments: id, account, provider, status, amount paid, credit, taken back."""
+    """List payments, newest first: id, account, provider, status, amount paid, credit, taken back."""
     runtime: CliRuntime = ctx.obj
 
-    async def work(c: Container) -> list[Payment]:
+    async def work(c: Container) -> Page[Payment]:
         owner = await account_id(c, account) if account else None
-        return (await payments.list_payments(c.uow(), account_id=owner, limit=limit, cursor=None)).items
+        return await payments.list_payments(c.uow(), account_id=owner, limit=limit, cursor=cursor)
 
-    found = runtime.run(work)
+    page = runtime.run(work)
+    found = page.items
     if as_json:
-        emit_json({"items": [model_json(payment_out(p)) for p in found]})
+        emit_page([model_json(payment_out(p)) for p in found], page.next_cursor)
         return
     rows = [
         [
@@ -69,6 +72,10 @@ def payments_list(
         rows,
         whole={"id", "account", "paid", "credit", "taken back"},
     )
+    if page.next_cursor:
+        scope = f" --account {account}" if account else ""
+        more = f"More: noema payments list{scope} --cursor {page.next_cursor}"
+        runtime.err.print(more, markup=False, soft_wrap=True)
 
 
 @payments_app.command("show")

@@ -10,7 +10,7 @@ import structlog
 
 from noema.adapters.db.outbox_signal import OutboxSignal
 from noema.bootstrap import Container
-from noema.services import delivery, reconcile, sessions
+from noema.services import delivery, platform_updates, reconcile, sessions
 
 log = structlog.get_logger(__name__)
 #: The delivery worker wakes when an outbox row is committed; this poll is only the backstop.
@@ -68,13 +68,7 @@ def worker_loops(c: Container) -> dict[str, Callable[[], Coroutine[Any, Any, Non
             await dispatcher.close()
 
     async def apply_deferred_webhooks() -> None:
-        async def step() -> None:
-            if len(c.deferred_webhooks):
-                await c.deferred_webhooks.apply(
-                    c.uow, c.clock, c.backend, metrics=c.metrics, quiet_for=c.limits.quiet_for
-                )
-
-        await every("deferred_webhooks", 1.0, step)
+        await every("deferred_webhooks", 1.0, c.backend_updates.apply_deferred)
 
     async def listen_for_outbox() -> None:
         if c.uow.signal is not None:
@@ -89,6 +83,9 @@ def worker_loops(c: Container) -> dict[str, Callable[[], Coroutine[Any, Any, Non
             ),
         )
 
+    async def forget_answered_updates() -> None:
+        await every("forget_answered_updates", 3600, lambda: platform_updates.forget_answered(c.uow, c.clock))
+
     async def refresh_catalog() -> None:
         async def step() -> None:
             if c.catalog.is_stale():
@@ -102,6 +99,7 @@ def worker_loops(c: Container) -> dict[str, Callable[[], Coroutine[Any, Any, Non
         "reconcile": reconcile_runs,
         "catalog_refresh": refresh_catalog,
         "deferred_webhooks": apply_deferred_webhooks,
+        "forget_answered_updates": forget_answered_updates,
     }
     if c.engine.dialect.name == "postgresql":  # other replicas' commits wake this one's delivery worker
         loops["outbox_listen"] = listen_for_outbox

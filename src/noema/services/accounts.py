@@ -7,7 +7,6 @@ from typing import Any
 
 from noema.domain.accounts import Account, AccountStatus, Identity, Platform, parse_platform_id
 from noema.domain.errors import AccountNotFound, Conflict, InvalidInput
-from noema.domain.ids import new_id
 from noema.ports import Clock, Page, UnitOfWork, UnitOfWorkFactory
 from noema.services import events
 
@@ -45,7 +44,7 @@ async def _find_or_create_once(
         if account is not None:
             return FoundAccount(account, await uow.accounts.identities(account.id), is_new=False)
         account = Account(
-            id=new_id(),
+            id=uow.ids.new(),
             created_at=now,
             updated_at=now,
             last_seen_platform=platform.value,
@@ -53,7 +52,7 @@ async def _find_or_create_once(
             username=_text(context.get("username")),
         )
         identity = Identity(
-            id=new_id(),
+            id=uow.ids.new(),
             account_id=account.id,
             platform=platform,
             platform_id=platform_id,
@@ -87,12 +86,12 @@ async def create(
             holder = await uow.accounts.by_identity(*identity)
             if holder is not None:
                 raise Conflict(f"{identity[0].value}:{identity[1]} already belongs to account {holder.id}.")
-        account = Account(id=new_id(), created_at=now, updated_at=now, display_name=display_name)
+        account = Account(id=uow.ids.new(), created_at=now, updated_at=now, display_name=display_name)
         uow.accounts.add(account)
         found = []
         if identity is not None:
             platform, platform_id = identity
-            found.append(Identity(new_id(), account.id, platform, platform_id, created_at=now))
+            found.append(Identity(uow.ids.new(), account.id, platform, platform_id, created_at=now))
             uow.accounts.add_identity(found[0])
             account.last_seen_platform = platform.value
         data = {"platform": identity[0].value if identity else None, "by": "operator"}

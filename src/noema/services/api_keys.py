@@ -1,18 +1,79 @@
-"""Personal API keys: created once in plain text, stored as a hash, revocable."""
+"""Personal API keys: created once in plain text, stored as a hash, revocable.
+
+A key that was found valid is believed for ``RECHECK_SECONDS`` without asking the database again
+(``RecentKeys``), so a busy integrator's requests cost no transaction just to say who they are.
+Revoking is still felt at once where it happens and soon everywhere:
+
+- on the process that revokes the key (the web page, the internal API), at once: ``revoke`` drops
+  it from this process's memory before it returns;
+- on every other process (another ``noema serve`` replica, or the server when ``noema apikey revoke``
+  ran as its own process), at most ``RECHECK_SECONDS`` later, when the key is next looked up.
+
+The same holds when an account is merged into another (its keys move): ``forget_account``.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from noema.domain.accounts import API_KEY_PREFIX, ApiKey
 from noema.domain.errors import AccountNotFound, LimitExceeded, NotFound, Unauthenticated
-from noema.domain.ids import new_id
 from noema.ports import Clock, UnitOfWork
 from noema.services import events
 
 MAX_KEYS_PER_ACCOUNT = 20
+#: How long a key found valid is believed without reading it again: the bound on a revocation made
+#: by another process.
+RECHECK_SECONDS = 5.0
+#: Keys remembered at most (each is a valid key that was used; past this the oldest are forgotten).
+MAX_REMEMBERED = 10_000
+
+
+@dataclass(frozen=True)
+class _Seen:
+    account_id: str
+    key_id: str
+    checked_at: datetime
+
+
+class RecentKeys:
+    """Valid keys seen lately in this process, by hash: who they belong to and when that was read."""
+
+    def __init__(self, recheck: timedelta = timedelta(seconds=RECHECK_SECONDS)) -> None:
+        self._recheck = recheck
+        self._seen: dict[str, _Seen] = {}
+        self.forgotten = 0  #: bumped by every ``forget``, so a read that raced one is not remembered
+
+    def account_of(self, key_hash: str, now: datetime) -> str | None:
+        """The account of a key read from the database less than the recheck time ago, else None."""
+        seen = self._seen.get(key_hash)
+        if seen is None or not timedelta(0) <= now - seen.checked_at < self._recheck:
+            return None
+        return seen.account_id
+
+    def remember(self, key: ApiKey, now: datetime, *, read_after: int) -> None:
+        """A key just read from the database and found active (``read_after``: ``forgotten`` before the read)."""
+        if read_after != self.forgotten:
+            return  # a key was revoked while this one was read: it may have been this one
+        if len(self._seen) >= MAX_REMEMBERED:
+            oldest = sorted(self._seen.items(), key=lambda item: item[1].checked_at)[: MAX_REMEMBERED // 2]
+            for key_hash, _ in oldest:
+                del self._seen[key_hash]
+        self._seen[key.key_hash] = _Seen(key.account_id, key.id, now)
+
+    def forget(self, *, key_id: str | None = None, account_id: str | None = None) -> None:
+        """Drop a key (revoked), or every key of an account (merged away): the next use reads the database."""
+        self.forgotten += 1
+        for key_hash, seen in list(self._seen.items()):
+            if seen.key_id == key_id or seen.account_id == account_id:
+                del self._seen[key_hash]
+
+
+#: This process's memory of valid keys (key hashes are unique, so one is shared by every app in it).
+recent = RecentKeys()
 
 
 def hash_key(plain: str) -> str:
@@ -37,7 +98,7 @@ async def create(uow: UnitOfWork, clock: Clock, account_id: str, *, name: str | 
             raise LimitExceeded(f"An account may hold at most {MAX_KEYS_PER_ACCOUNT} active keys; revoke one first.")
         now = clock.now()
         key = ApiKey(
-            id=new_id(),
+            id=uow.ids.new(),
             account_id=account_id,
             prefix=plain[: len(API_KEY_PREFIX) + 6],
             key_hash=hash_key(plain),
@@ -51,11 +112,20 @@ async def create(uow: UnitOfWork, clock: Clock, account_id: str, *, name: str | 
 
 
 async def authenticate(uow: UnitOfWork, clock: Clock, plain: str) -> str:
-    """The account id a key belongs to, or Unauthenticated for an unknown or revoked key."""
+    """The account id a key belongs to, or Unauthenticated for an unknown or revoked key.
+
+    A key read less than ``RECHECK_SECONDS`` ago is answered from memory (see the module's note on
+    revocation); ``uow`` is entered only when the database must be asked.
+    """
     if not plain.startswith(API_KEY_PREFIX) or len(plain) > 200:
         raise Unauthenticated("That API key is not valid.")
+    key_hash = hash_key(plain)
+    account_id = recent.account_of(key_hash, clock.now())
+    if account_id is not None:
+        return account_id
+    forgotten = recent.forgotten
     async with uow:
-        key = await uow.api_keys.by_hash(hash_key(plain))
+        key = await uow.api_keys.by_hash(key_hash)
         if key is None or not key.is_active:
             raise Unauthenticated("That API key is not valid or has been revoked.")
         now = clock.now()
@@ -63,6 +133,7 @@ async def authenticate(uow: UnitOfWork, clock: Clock, plain: str) -> str:
         if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
             key.last_used_at = now
             await uow.commit()
+        recent.remember(key, now, read_after=forgotten)
         return key.account_id
 
 
@@ -84,4 +155,5 @@ async def revoke(uow: UnitOfWork, clock: Clock, account_id: str, key_id: str) ->
                 uow, "api_key_revoked", now=key.revoked_at, account_id=account_id, data={"prefix": key.prefix}
             )
             await uow.commit()
+        recent.forget(key_id=key.id)  # this process stops believing it at once; others within RECHECK_SECONDS
         return key

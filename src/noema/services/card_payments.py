@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from noema.domain.errors import InvalidInput, NoemaError
-from noema.domain.payments import CHECKOUT_LIFETIME, OpenCap, Payment, PaymentProvider, cents_to_nanos
+from noema.domain.payments import CHECKOUT_LIFETIME, OpenCap, Payment, PaymentProvider, cents_to_nanos, choose_amount
 from noema.ports import CardGateway, Clock, UnitOfWork, UnitOfWorkFactory
 from noema.services import payments
 
@@ -75,3 +75,37 @@ async def refund(
         payment_intent_id=payment.payment_intent_id, amount_minor=amount_minor, idempotency_key=key
     )
     return payment, refund_id
+
+
+class CardPayments:
+    """Card top-ups with their gateway, return URL and limits bound once (built in bootstrap with Stripe)."""
+
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        clock: Clock,
+        gateway: CardGateway,
+        *,
+        public_url: str,
+        amounts: tuple[int, ...],
+        most_open: int,
+    ) -> None:
+        self.uow_factory, self.clock, self.gateway = uow_factory, clock, gateway
+        self.public_url, self.amounts, self.most_open = public_url, amounts, most_open
+
+    async def checkout(self, account_id: str, amount_usd: str) -> Payment:
+        """Start a checkout of one of the offered ``amounts`` (``amount_usd`` as the user gave it)."""
+        cents = choose_amount(amount_usd, self.amounts)
+        return await start_checkout(
+            self.uow_factory,
+            self.clock,
+            self.gateway,
+            account_id=account_id,
+            amount_cents=cents,
+            public_url=self.public_url,
+            most_open=self.most_open,
+        )
+
+    async def apply(self, event: payments.ProviderEvent) -> payments.Applied:
+        """Apply a verified provider event (credit once, take back a refund or a dispute)."""
+        return await apply_event(self.uow_factory, self.clock, self.gateway, event)

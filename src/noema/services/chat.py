@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from noema.domain.accounts import Platform
@@ -19,12 +19,14 @@ from noema.domain.ids import parse_id, short_id
 from noema.domain.linking import CodePurpose, GuessLimits
 from noema.domain.platform_updates import PlatformUpdate
 from noema.domain.preferences import settable
+from noema.domain.reruns import RerunPlan, plan_rerun
 from noema.domain.tools import ACCOUNT, Tool, may_run, rank_for_menu
 from noema.ports import Backend, Clock, GenerationFilter, Metrics, UnitOfWorkFactory
-from noema.services import accounts, cancel, events, history, linking, preferences, sessions
+from noema.services import accounts, api_keys, cancel, events, history, linking, preferences, sessions, status
 from noema.services.catalog import Catalog
 from noema.services.generations import GenerationRequest, GenerationService
 from noema.services.presets import PresetBook
+from noema.services.status import StatusReport
 
 #: Telegram shows at most this many commands in its menu; Discord allows 100 global commands.
 MENU_LIMIT = 100
@@ -184,13 +186,13 @@ class ChatServices:
 
     async def earlier_run(
         self, account_id: str, generation_id: str, *, new_seed: bool = False
-    ) -> tuple[Tool, dict[str, Any], Generation]:
-        """For a rerun button: the tool, the inputs to run again, and the earlier run (whose files to fetch)."""
+    ) -> tuple[RerunPlan, Generation]:
+        """For a rerun button: how to run it again, and the earlier run (whose message has the files to give again)."""
         earlier = await history.get(self.uow(), parse_id(generation_id), account_id=account_id)
         tool = next((t for t in await self.callable_tools() if t.id == earlier.tool_id), None)
         if tool is None:
             raise ToolNotFound("That tool is not available any more; /tools lists what you can run.")
-        return tool, history.rerun_inputs(tool, earlier, new_seed=new_seed), earlier
+        return plan_rerun(tool, earlier, new_seed=new_seed), earlier
 
     async def set_defaults(self, account_id: str, tool: Tool, text: str) -> dict[str, Any]:
         """``/set``: ``name=value`` pairs change the account's defaults for the tool, ``clear`` removes them."""
@@ -201,6 +203,26 @@ class ChatServices:
             shown = ", ".join(settable(tool)) or "nothing"
             raise InvalidInput(f"Write name=value pairs for inputs of /{tool.command}: {shown}.")
         return await preferences.change(self.uow(), self.clock, account_id, tool, options)
+
+    async def account(self, account_id: str) -> accounts.FoundAccount:
+        """``/account``: the account and its platform identities."""
+        return await accounts.get(self.uow(), account_id)
+
+    async def status(self, account_id: str, now: datetime) -> StatusReport:
+        """``/status``: points, balance, level and what is running at ``now``."""
+        return await status.report(self.uow(), account_id, now)
+
+    async def new_api_key(self, account_id: str, *, name: str) -> api_keys.NewKey:
+        """``/apikey``: a new personal API key (its plain text is shown once)."""
+        return await api_keys.create(self.uow(), self.clock, account_id, name=name)
+
+    async def defaults(self, account_id: str, tool: Tool) -> dict[str, Any]:
+        """``/settings``: the account's defaults for the tool."""
+        return await preferences.get(self.uow(), account_id, tool)
+
+    async def generation(self, account_id: str, generation_id: str) -> Generation:
+        """One of the account's generations (an info button)."""
+        return await history.get(self.uow(), parse_id(generation_id), account_id=account_id)
 
     async def menu(self, *, limit: int = MENU_LIMIT) -> list[Tool]:
         """The tools a chat menu shows: enabled and public, by priority, then usage, then name."""

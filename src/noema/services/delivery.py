@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from noema.domain.delivery import Delivery, DeliveryStatus
+from noema.domain.delivery import Delivery, DeliveryKind, DeliveryPayload, DeliveryStatus
 from noema.domain.errors import NotifierError
 from noema.ports import Clock, Metrics, Notifier, UnitOfWorkFactory
 
@@ -127,6 +127,9 @@ async def _attempt(
         generation = await tx.generations.get(delivery.generation_id) if delivery else None
     if delivery is None or generation is None or delivery.status is not DeliveryStatus.PENDING:
         return
+    if delivery.kind is DeliveryKind.PROGRESS:
+        # A progress edit shows the run as it is now: progress webhooks do not rewrite a row already due.
+        delivery.payload = DeliveryPayload.of(generation)
     notifier = notifiers.get(delivery.platform)
     error: NotifierError | None = None
     if notifier is None:

@@ -10,7 +10,6 @@ from noema.domain import ledger
 from noema.domain import payments as payment_rules
 from noema.domain.accounts import Account
 from noema.domain.errors import AccountNotFound, Conflict, InvalidInput, TransactionNotFound
-from noema.domain.ids import new_id
 from noema.domain.ledger import LedgerEntry, Posting
 from noema.domain.money import display_usd, format_usd
 from noema.ports import Clock, Page, UnitOfWork
@@ -20,7 +19,7 @@ from noema.services import events
 def post(uow: UnitOfWork, account: Account, posting: Posting, *, key: str, now: datetime, **meta: Any) -> LedgerEntry:
     """Turn a posting the ledger decided into a stored entry, in the caller's transaction."""
     entry = LedgerEntry(
-        id=new_id(),
+        id=uow.ids.new(),
         account_id=account.id,
         kind=posting.kind,
         amount_nanos=posting.amount_nanos,
@@ -96,7 +95,7 @@ async def _replay(uow: UnitOfWork, key: str, transfer: Transfer) -> Posted | Non
 
 
 async def _transfer(uow: UnitOfWork, clock: Clock, transfer: Transfer, kind: str) -> Posted:
-    key = f"{kind}:{transfer.external_id}" if transfer.external_id else f"{kind}:{new_id()}"
+    key = f"{kind}:{transfer.external_id}" if transfer.external_id else f"{kind}:{uow.ids.new()}"
     async with uow:
         # Lock the wallet first: a concurrent replay of the same key then waits and finds our entry.
         account = await _locked_account(uow, transfer.account_id)

@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 from noema.domain.errors import EventNotFound, InvalidInput
-from noema.domain.ids import new_id
 from noema.domain.sessions import Event
 from noema.ports import Page, UnitOfWork
 
@@ -25,7 +24,7 @@ def record(
 ) -> Event:
     """Stage an event in the caller's transaction, so it commits or rolls back with the change it logs."""
     event = Event(
-        id=new_id(),
+        id=uow.ids.new(),
         event_type=event_type,
         created_at=now,
         account_id=account_id,

@@ -14,8 +14,9 @@ from noema.domain.errors import (
     BackendUnavailable,
     ExternalServiceError,
     InvalidInput,
+    InvalidTransition,
 )
-from noema.domain.generation import Generation, GenerationStatus
+from noema.domain.generation import Generation
 from noema.domain.tools import Tool
 from noema.ports import UnitOfWork
 
@@ -42,15 +43,11 @@ async def move_to(uow: UnitOfWork, generation_id: str, tool: Tool, now: datetime
     """
     async with uow:
         g = await uow.generations.get(generation_id, for_update=True)
-        if g is None or g.status is not GenerationStatus.PENDING or g.run_id is not None:
+        if g is None:
             return None
-        g.tool_id, g.tool_command, g.deployment_id, g.gpu = tool.id, tool.command, tool.deployment_id, tool.gpu
-        g.rate_nanos_per_second = tool.rate_nanos_per_second or 0
-        g.price_multiplier, g.flat_price_nanos, g.max_runtime_seconds = (
-            tool.price_multiplier,
-            tool.flat_price_nanos,
-            tool.max_seconds,
-        )
-        g.updated_at = now
+        try:
+            g.retarget(tool, now)
+        except InvalidTransition:
+            return None
         await uow.commit()
         return g

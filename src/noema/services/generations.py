@@ -11,14 +11,14 @@ import hashlib
 import json
 import random
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import structlog
 
-from noema.domain import ledger
+from noema.domain import ledger, preferences
 from noema.domain.errors import (
     AccountNotFound,
     AmountOwed,
@@ -31,15 +31,15 @@ from noema.domain.errors import (
     ToolDisabled,
 )
 from noema.domain.generation import Generation, GenerationStatus
-from noema.domain.ids import new_id
 from noema.domain.inputs import validate_inputs
+from noema.domain.loras import Lora
 from noema.domain.money import display_usd, format_usd
 from noema.domain.payments import owed_message
 from noema.domain.platform_updates import PlatformUpdate
 from noema.domain.pricing import estimate_nanos, hold_for, max_cost_nanos
 from noema.domain.tools import ACCOUNT, Tool, ToolCaller
 from noema.ports import Backend, Clock, Metrics, RoomAware, UnitOfWorkFactory
-from noema.services import events, failover, history, media_inputs, preferences, run_updates
+from noema.services import cancel, events, failover, history, media_inputs, run_updates
 from noema.services.catalog import Catalog
 from noema.services.durations import RecentDurations
 from noema.services.economy import post
@@ -99,19 +99,27 @@ class GenerationService:
         self.durations = RecentDurations(uow)
 
     async def request(self, req: GenerationRequest) -> Generation:
-        """Run a tool for an account; returns the generation (already failed if the backend refused)."""
+        """Run a tool for an account; returns the generation (already failed if the backend refused).
+
+        Before the backend is called there is one transaction: the account's defaults are read, the
+        inputs checked, the limits counted and the hold and the generation written together. The
+        catalog, the expected run time and the LoRA library come from memory (each refreshed on its
+        own schedule), so they are read before it and never while it holds the database.
+        """
         tools = await self._candidates(req)
-        tool = tools[0]
         raw = {
             **req.inputs,
             **{name: media_inputs.data_uri(mime, content) for name, (_n, content, mime) in req.files.items()},
         }
-        # The account's defaults go under what the request says; the fingerprint is of what it said.
-        inputs = validate_inputs(tool, await preferences.fill(self.uow(), req.account_id, tool, raw), rng=self.rng)
-        # After validation, so that an over-long prompt gets the tool's own length message.
-        inputs, meta = await apply_loras(tool, inputs, req.account_id, library=self.loras, max_loras=self.max_loras)
-        fingerprint = _fingerprint(tool.id, raw)
-        generation, token = await self._create(req, tools, inputs, fingerprint, meta)
+        fingerprint = _fingerprint(tools[0].id, raw)  # of what the request said, without the defaults
+        prices = await self._prices(tools)
+        registry = await self.loras.loras() if self.loras is not None and _takes_loras(tools[0]) else None
+        try:
+            generation, token, inputs = await self._create(req, tools, raw, fingerprint, prices, registry)
+        except Conflict:
+            if req.idempotency_key is None:
+                raise
+            return await self._replay(req, fingerprint)  # a concurrent retry won the insert
         if token is None:
             return generation  # the same Idempotency-Key again: the first request's generation
         return await self._submit(generation, tools, inputs, token)
@@ -130,54 +138,62 @@ class GenerationService:
         seconds = await self._expected_seconds(tool)
         return max(1, estimate_nanos(tool, expected_seconds=seconds)), seconds
 
+    async def cancel(self, generation_id: str, *, account_id: str | None, reason: str | None = None) -> Generation:
+        """Stop a live generation: charge the GPU seconds used, release the rest (``account_id`` None: anyone's)."""
+        more = {"reason": reason} if reason is not None else {}
+        return await cancel.cancel(
+            self.uow, self.clock, self.backend, generation_id, account_id=account_id, metrics=self.metrics, **more
+        )
+
     async def _expected_seconds(self, tool: Tool) -> float:
         return await self.durations.expected_seconds(tool)
 
-    async def _create(
-        self, req: GenerationRequest, tools: list[Tool], inputs: dict[str, Any], fingerprint: str, meta: dict[str, Any]
-    ) -> tuple[Generation, str | None]:
-        # Both cover the dearest candidate: a fallback may run, and the price follows the one that does.
+    async def _prices(self, tools: list[Tool]) -> tuple[int, int]:
+        """The estimate and the ceiling of the hold, both covering the dearest candidate.
+
+        A fallback may run, and the price follows the one that does.
+        """
         estimate = max([(await self.estimate(t))[0] for t in tools])
-        ceiling = max(max(max_cost_nanos(t) for t in tools), estimate)
-        try:
-            return await self._create_once(req, tools[0], inputs, fingerprint, (estimate, ceiling), meta)
-        except Conflict:
-            if req.idempotency_key is None:
-                raise
-            return await self._replay(req, fingerprint), None  # a concurrent retry won the insert
+        return estimate, max(max(max_cost_nanos(t) for t in tools), estimate)
 
     async def _replay(self, req: GenerationRequest, fingerprint: str) -> Generation:
         async with self.uow() as uow:
             existing = await uow.generations.by_idempotency_key(req.account_id, req.idempotency_key or "")
         return _same_request(existing, fingerprint)
 
-    async def _create_once(
+    async def _create(
         self,
         req: GenerationRequest,
-        tool: Tool,
-        inputs: dict[str, Any],
+        tools: list[Tool],
+        raw: dict[str, Any],
         fingerprint: str,
         prices: tuple[int, int],
-        meta: dict[str, Any],
-    ) -> tuple[Generation, str | None]:
+        registry: Sequence[Lora] | None,
+    ) -> tuple[Generation, str | None, dict[str, Any]]:
+        """Check, hold and create in one transaction; the token is None when the Idempotency-Key replays."""
+        tool = tools[0]
         estimate, ceiling = prices
+        now = self.clock.now()
         async with self.uow() as uow:
-            account = await uow.accounts.get(req.account_id, for_update=True)
-            if account is None:
+            # One statement: the account's row lock, its defaults, its live and recent runs, its replay.
+            check = await uow.accounts.lock_for_request(
+                req.account_id, tool_id=tool.id, since=now - timedelta(minutes=1), idempotency_key=req.idempotency_key
+            )
+            if check is None:
                 raise AccountNotFound()
-            if req.idempotency_key:
-                existing = await uow.generations.by_idempotency_key(account.id, req.idempotency_key)
-                if existing is not None:
-                    return _same_request(existing, fingerprint), None
-            now = self.clock.now()
-            if await uow.generations.count_live(account.id) >= self.limits.max_concurrent:
+            account = check.account
+            # The account's defaults go under what the request says; the fingerprint is of what it said.
+            inputs = validate_inputs(tool, preferences.under_explicit(tool, check.defaults, raw), rng=self.rng)
+            # After validation, so that an over-long prompt gets the tool's own length message.
+            inputs, meta = apply_loras(tool, inputs, req.account_id, registry=registry, max_loras=self.max_loras)
+            if check.replayed_id is not None:
+                return _same_request(await uow.generations.get(check.replayed_id), fingerprint), None, inputs
+            if check.live >= self.limits.max_concurrent:
                 raise LimitExceeded(
                     f"You already have {self.limits.max_concurrent} generations running; "
                     "wait for one to finish or cancel one."
                 )
-            if await uow.generations.count_requested_since(account.id, now - timedelta(minutes=1)) >= (
-                self.limits.per_minute
-            ):
+            if check.recent >= self.limits.per_minute:
                 raise LimitExceeded(f"At most {self.limits.per_minute} generations a minute; try again shortly.")
             if account.owed_nanos > 0:
                 raise AmountOwed(owed_message(account.owed_nanos), details={"owedUsd": format_usd(account.owed_nanos)})
@@ -188,23 +204,15 @@ class GenerationService:
                 raise _not_enough(account.free_nanos, account.held_nanos, estimate)
             posting = ledger.hold(account, held)
             token = secrets.token_urlsafe(32)
-            generation = Generation(
-                id=new_id(),
+            generation = Generation.for_tool(
+                tool,
+                now,
+                id=uow.ids.new(),
                 account_id=account.id,
-                tool_id=tool.id,
-                tool_command=tool.command,
-                deployment_id=tool.deployment_id,
                 inputs=media_inputs.storable(inputs),
-                rate_nanos_per_second=tool.rate_nanos_per_second or 0,
                 estimated_cost_nanos=estimate,
                 hold_nanos=held,
                 webhook_token_hash=run_updates.hash_token(token),
-                requested_at=now,
-                updated_at=now,
-                gpu=tool.gpu,
-                max_runtime_seconds=tool.max_seconds,
-                price_multiplier=tool.price_multiplier,
-                flat_price_nanos=tool.flat_price_nanos,
                 platform=req.platform,
                 delivery=dict(req.delivery),
                 session_id=req.session_id,
@@ -238,7 +246,7 @@ class GenerationService:
                 await uow.platform_updates.record(req.answers, at=now)
             await uow.commit()
             self.metrics.generation_status(GenerationStatus.PENDING.value)
-            return generation, token
+            return generation, token, inputs
 
     async def _submit(
         self, generation: Generation, tools: list[Tool], inputs: dict[str, Any], token: str
@@ -273,18 +281,29 @@ class GenerationService:
                     reason=_submit_reason(exc),
                     metrics=self.metrics,
                 )
-        async with self.uow() as uow:
-            fresh = await uow.generations.get(generation.id, for_update=True)
-            assert fresh is not None
-            fresh.mark_submitted(run_id, self.clock.now())
-            fresh.inputs = values
-            await uow.commit()
+        fresh = await self._mark_submitted(generation, run_id, values)
         log.info("generation_submitted", generation_id=generation.id, run_id=run_id, account_id=generation.account_id)
         if fresh.is_terminal:
             # Cancelled (or timed out) while the submit was on its way: the run it made must not go
             # on running on the operator's bill.
             await self._stop_orphan(fresh, run_id)
         return fresh
+
+    async def _mark_submitted(self, generation: Generation, run_id: str, values: dict[str, Any]) -> Generation:
+        """Record the backend's run id: one statement while the row is as this request left it, else locked."""
+        now = self.clock.now()
+        async with self.uow() as uow:
+            generation.mark_submitted(run_id, now)  # what was written (pending) plus the submit
+            generation.inputs = values
+            if await uow.generations.save_submit(generation):
+                await uow.commit()
+                return generation
+            fresh = await uow.generations.get(generation.id, for_update=True)
+            assert fresh is not None
+            fresh.mark_submitted(run_id, now)
+            fresh.inputs = values
+            await uow.commit()
+            return fresh
 
     async def _stop_orphan(self, generation: Generation, run_id: str) -> None:
         try:
@@ -299,6 +318,11 @@ class GenerationService:
         if not self.limits.webhooks:
             return None
         return f"{self.webhook_base}/api/webhook/comfydeploy?generation_id={generation_id}&token={token}"
+
+
+def _takes_loras(tool: Tool) -> bool:
+    """Whether the tool's prompt can call LoRAs (a text prompt and a known base model)."""
+    return tool.prompt_input is not None and tool.base_model is not None
 
 
 async def _has_room(backend: Backend, tool: Tool) -> bool:

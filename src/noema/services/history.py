@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from noema.domain.errors import GenerationNotFound
 from noema.domain.generation import Generation
-from noema.domain.pricing import charge_nanos
-from noema.domain.tools import InputType, Tool
 from noema.ports import GenerationFilter, Page, UnitOfWork
 
 
@@ -27,18 +24,9 @@ async def search(uow: UnitOfWork, where: GenerationFilter, *, limit: int, cursor
         return await uow.generations.search(where, limit=limit, cursor=cursor)
 
 
-def rerun_inputs(tool: Tool, generation: Generation, *, new_seed: bool = False) -> dict[str, Any]:
-    """An earlier run's inputs to run again: the recorded seed reproduces it, ``new_seed`` draws fresh ones.
-
-    Files are left out: what was stored is the backend's copy, which the caller must supply again.
-    """
-    dropped = {s.name for s in tool.inputs if s.type.is_media or (new_seed and s.type is InputType.SEED)}
-    return {k: v for k, v in generation.inputs.items() if k not in dropped and tool.input(k) is not None}
-
-
 def cost_so_far(generation: Generation, now: datetime) -> int:
     """What the run has cost up to now (its final cost once settled)."""
     if generation.settled_at is not None or generation.started_at is None:
         return generation.cost_nanos
     ms = max(0, int((now - generation.started_at).total_seconds() * 1000))
-    return charge_nanos(generation.rate_nanos_per_second, ms, price_multiplier=generation.price_multiplier)
+    return generation.price.used(ms)

@@ -22,6 +22,7 @@ move another account's balance or take it over:
 from __future__ import annotations
 
 import hashlib
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -29,20 +30,28 @@ from noema.domain import ledger
 from noema.domain.accounts import Account, Platform
 from noema.domain.errors import AccountNotFound, Conflict, Forbidden, InvalidInput, LimitExceeded
 from noema.domain.linking import (
+    CODE_ALPHABET,
+    CODE_LENGTH,
     CODE_LIFETIME,
     GUESS_WINDOW,
     SELF,
     CodePurpose,
     GuessLimits,
     LinkCode,
-    new_code,
     normalise_code,
     retry_after,
 )
 from noema.domain.money import format_usd
 from noema.ports import Clock, UnitOfWork
-from noema.services import events
+from noema.services import api_keys, events
 from noema.services.economy import post
+
+
+def new_code(purpose: CodePurpose) -> str:
+    """A fresh code from the OS's randomness: 8 easy-to-read characters to type, or a long token for a sign-in link."""
+    if purpose is CodePurpose.SIGN_IN:
+        return secrets.token_urlsafe(32)
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
 
 
 def _hash(code: str) -> str:
@@ -185,7 +194,8 @@ async def redeem_link(
             data={"mergedAccountId": merged.id},
         )
         await uow.commit()
-        return survivor
+    api_keys.recent.forget(account_id=merged.id)  # its keys now name the survivor
+    return survivor
 
 
 async def _lock_pair(uow: UnitOfWork, survivor_id: str, merged_id: str) -> tuple[Account, Account]:

@@ -56,4 +56,4 @@ class LiveUpdatesNotifier:
 
     async def send(self, delivery: Delivery, generation: Generation) -> None:
         """Publish; with no stream open there is nobody to tell, and the state stays readable over the API."""
-        self.hub.publish(generation.id, {"kind": delivery.kind.value, **delivery.payload})
+        self.hub.publish(generation.id, {"kind": delivery.kind.value, **delivery.payload.to_json()})

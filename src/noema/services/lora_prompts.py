@@ -6,35 +6,35 @@ What was applied is kept in ``Generation.meta`` (``rawPrompt``, ``prompt``, ``lo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from noema.domain.errors import InvalidInput
 from noema.domain.generation import Generation, GenerationStatus
 from noema.domain.inputs import DEFAULT_TEXT_LIMIT
-from noema.domain.loras import resolve
+from noema.domain.loras import Lora, resolve
 from noema.domain.tools import Tool
 from noema.ports import UnitOfWork
-from noema.services.loras import LoraLibrary
 
 
-async def apply_loras(
+def apply_loras(
     tool: Tool,
     inputs: Mapping[str, Any],
     account_id: str,
     *,
-    library: LoraLibrary | None,
+    registry: Sequence[Lora] | None,
     max_loras: int,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The validated inputs with the prompt's LoRAs resolved, and what to keep on the generation.
 
-    Nothing changes for a tool without a text prompt or without a known base model.
+    ``registry`` is the LoRA library as ``LoraLibrary.loras()`` gave it (None: no library). Nothing
+    changes for a tool without a text prompt or without a known base model.
     """
     spec = tool.prompt_input
     prompt = inputs.get(spec.name) if spec is not None else None
-    if library is None or spec is None or tool.base_model is None or not isinstance(prompt, str) or not prompt:
+    if registry is None or spec is None or tool.base_model is None or not isinstance(prompt, str) or not prompt:
         return dict(inputs), {}
-    resolution = resolve(prompt, tool.base_model, account_id, await library.loras(), max_loras=max_loras)
+    resolution = resolve(prompt, tool.base_model, account_id, registry, max_loras=max_loras)
     limit = spec.max_length or DEFAULT_TEXT_LIMIT
     if len(resolution.prompt) > limit:
         raise InvalidInput(
@@ -67,7 +67,7 @@ def lora_warnings(generation: Generation) -> list[str]:
 
 
 async def count_usage(uow: UnitOfWork, generation: Generation) -> None:
-    """One more use of each LoRA a succeeded generation applied (call inside its settlement)."""
+    """One more use of each LoRA a succeeded generation applied (when it ends, in the transaction that settles it)."""
     if generation.status is not GenerationStatus.SUCCEEDED:
         return
     slugs = [item["slug"] for item in applied_loras(generation)]

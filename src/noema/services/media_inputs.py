@@ -7,10 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from noema.domain.errors import InvalidInput
+from noema.domain.inputs import MAX_UPLOAD_BYTES
 from noema.domain.tools import InputType, Tool
 from noema.ports import Backend
-
-MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 
 
 def data_uri(mime: str, content: bytes) -> str:

@@ -16,7 +16,6 @@ from noema.domain import ledger
 from noema.domain import payments as rules
 from noema.domain.accounts import Account
 from noema.domain.errors import AccountNotFound, Conflict, PaymentNotFound
-from noema.domain.ids import new_id
 from noema.domain.money import display_usd, format_usd
 from noema.domain.payments import Payment, PaymentProvider, PaymentStatus
 from noema.ports import Clock, Page, UnitOfWork
@@ -49,7 +48,7 @@ async def create(uow: UnitOfWork, clock: Clock, new: NewPayment, *, cap: rules.O
             opened = await uow.payments.opened_since(new.account_id, new.provider, now - cap.lifetime)
             rules.check_open(opened, cap, now)
         payment = Payment(
-            id=new_id(),
+            id=uow.ids.new(),
             account_id=new.account_id,
             provider=new.provider,
             currency=new.currency,
@@ -188,7 +187,10 @@ def _learn(payment: Payment, event: ProviderEvent) -> None:
     if event.disputed_minor is not None:
         payment.disputed_minor = max(payment.disputed_minor, event.disputed_minor)
     if event.dispute_fee_minor is not None:
-        payment.dispute_fee_minor = max(payment.dispute_fee_minor, event.dispute_fee_minor)
+        if event.reinstated_minor is not None:  # won: the net fee after Stripe returned it (its last word)
+            payment.dispute_fee_minor = event.dispute_fee_minor
+        elif not payment.dispute_reinstated_minor:  # an older event arriving after the win changes nothing
+            payment.dispute_fee_minor = max(payment.dispute_fee_minor, event.dispute_fee_minor)
     if event.reinstated_minor is not None:
         payment.dispute_reinstated_minor = max(payment.dispute_reinstated_minor, event.reinstated_minor)
 

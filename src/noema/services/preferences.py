@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from noema.domain import preferences
@@ -33,10 +32,3 @@ async def change(uow: UnitOfWork, clock: Clock, account_id: str, tool: Tool, raw
         await uow.preferences.put(account_id, tool.id, values, now=clock.now())
         await uow.commit()
     return values
-
-
-async def fill(uow: UnitOfWork, account_id: str, tool: Tool, explicit: Mapping[str, Any]) -> dict[str, Any]:
-    """A request's inputs with the account's defaults under what it said explicitly."""
-    async with uow:
-        stored = await uow.preferences.get(account_id, tool.id)
-    return preferences.under_explicit(tool, stored, explicit)

@@ -3,7 +3,14 @@
 A busy backend sends a flood of progress events. Each used to cost its own transaction (lock,
 read, write, read the outbox row, write it, commit); here the events that arrive while one batch
 is being written wait and go, in arrival order, into the next one: one statement locks all their
-generations, one their progress rows, and one commit makes them all durable. Each webhook is still
+generations and reads their progress rows with them, one writes the generations, and one commit
+makes them all durable. A progress row already waiting to be sent is not written again (the edit
+shows the run as it is when it is sent), so a flood costs the outbox one write per edit, not one
+per event.
+
+The progress rows are read without a lock of their own: every write to one by a webhook or a poll
+happens under its generation's lock (taken here), and the delivery worker sends outside any
+transaction, so a lock on the row would order nothing more. Each webhook is still
 answered only after the commit that holds it, so nothing is acknowledged that is not stored.
 Ends of runs never come here: they are confirmed with the backend and settled one by one.
 
@@ -21,11 +28,11 @@ from datetime import timedelta
 
 import structlog
 
-from noema.domain.delivery import LIVE_PLATFORMS, DeliveryKind, dedupe_key
+from noema.domain.delivery import LIVE_PLATFORMS, Delivery, DeliveryKind, dedupe_key
 from noema.domain.errors import Forbidden, NoemaError
 from noema.domain.generation import Generation
 from noema.domain.runs import RunUpdate
-from noema.ports import Clock, Metrics, UnitOfWork, UnitOfWorkFactory
+from noema.ports import Clock, Metrics, UnitOfWorkFactory
 from noema.services import run_updates
 
 log = structlog.get_logger(__name__)
@@ -70,6 +77,11 @@ class ProgressBatches:
         # Shielded: a caller that goes away does not take its update out of a batch being written.
         return await asyncio.shield(waiting.done)
 
+    async def close(self) -> None:
+        """Wait for the batches already taken to be written (before the connections go away)."""
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
+
     async def _write_all(self) -> None:
         while self._line:
             if len(self._line) < MAX_BATCH and self._linger > 0:
@@ -85,11 +97,11 @@ class ProgressBatches:
     async def _write(self, batch: list[_Waiting]) -> None:
         outcome: dict[int, Generation | NoemaError] = {}
         async with self._uow() as uow:
-            found = await uow.generations.get_many([w.generation_id for w in batch], for_update=True)
-            await _lock_progress_rows(uow, found.values())
+            found = await uow.generations.lock_with_progress([w.generation_id for w in batch])
+            uow.deliveries.remember(_progress_rows(found.values()))
             now = self._clock.now()
             for i, waiting in enumerate(batch):
-                generation = found.get(waiting.generation_id)
+                generation = found[waiting.generation_id][0] if waiting.generation_id in found else None
                 if generation is None or not run_updates.token_matches(generation, waiting.token):
                     outcome[i] = Forbidden(run_updates.BAD_WEBHOOK)
                     continue
@@ -125,11 +137,9 @@ class ProgressBatches:
             _settle_future(waiting.done, result=generation)
 
 
-async def _lock_progress_rows(uow: UnitOfWork, generations: Iterable[Generation]) -> None:
-    """Lock the progress outbox rows of the chat runs in one statement (live platforms have none)."""
-    keys = [dedupe_key(g.id, DeliveryKind.PROGRESS) for g in generations if g.platform not in LIVE_PLATFORMS]
-    if keys:
-        await uow.deliveries.lock_keys(keys)
+def _progress_rows(found: Iterable[tuple[Generation, Delivery | None]]) -> dict[str, Delivery | None]:
+    """The progress rows read with the generations, by key (live platforms have none)."""
+    return {dedupe_key(g.id, DeliveryKind.PROGRESS): row for g, row in found if g.platform not in LIVE_PLATFORMS}
 
 
 def _settle_future(

@@ -9,13 +9,12 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from noema.domain.delivery import DeliveryKind
 from noema.domain.errors import ExternalServiceError, Forbidden, GenerationNotFound, InvalidTransition
-from noema.domain.generation import Change, Generation, GenerationStatus
+from noema.domain.generation import Generation, GenerationStatus
 from noema.domain.runs import RunUpdate
 from noema.ports import Backend, Clock, Metrics, UnitOfWork, UnitOfWorkFactory
-from noema.services import events
-from noema.services.settlement import enqueue, settle
+from noema.services import change_handlers
+from noema.services.change_handlers import Changed
 
 if TYPE_CHECKING:
     from noema.services.progress_batches import ProgressBatches
@@ -133,7 +132,7 @@ async def apply_update(
     if not generation.is_terminal:
         # Polled when it goes quiet, and at its time limit or when its cost reaches the hold, whichever is first.
         generation.next_poll_at = min(now + quiet_for, generation.check_at())
-    await _after(uow, generation, changes, now, metrics)
+    await change_handlers.handle(changes, Changed(uow, generation, now, metrics))
 
 
 async def finish(
@@ -156,34 +155,6 @@ async def finish(
             changes = generation.stop_at_hold(now, reason=reason)
         else:
             changes = generation.finish(status, now, reason=reason)
-        await _after(uow, generation, changes, now, metrics)
+        await change_handlers.handle(changes, Changed(uow, generation, now, metrics))
         await uow.commit()
         return generation
-
-
-async def _after(
-    uow: UnitOfWork, generation: Generation, changes: list[Change], now: datetime, metrics: Metrics
-) -> None:
-    if Change.STATUS in changes:
-        metrics.generation_status(generation.status.value)
-        log.info(
-            "generation_status",
-            generation_id=generation.id,
-            run_id=generation.run_id,
-            account_id=generation.account_id,
-            status=generation.status.value,
-        )
-    if Change.STARTED_RUNNING in changes:
-        events.record(
-            uow,
-            "generation_started",
-            now=now,
-            account_id=generation.account_id,
-            session_id=generation.session_id,
-            platform=generation.platform,
-            data={"generationId": generation.id, "runId": generation.run_id},
-        )
-    if Change.TERMINAL in changes:
-        await settle(uow, generation, now)
-    elif Change.STATUS in changes or Change.PROGRESS in changes:
-        await enqueue(uow, generation, DeliveryKind.PROGRESS, now)

@@ -6,7 +6,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from noema.domain.errors import AccountNotFound, Conflict, InvalidInput, SessionNotFound
-from noema.domain.ids import new_id
 from noema.domain.sessions import EndReason, Session
 from noema.ports import Clock, Page, UnitOfWork, UnitOfWorkFactory
 from noema.services import events
@@ -54,7 +53,7 @@ async def _touch_once(
             session = None
         if session is None:
             session = Session(
-                id=new_id(),
+                id=uow.ids.new(),
                 account_id=account_id,
                 platform=platform,
                 started_at=now,

@@ -12,12 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from noema.domain import stars as rules
-from noema.domain.accounts import Platform
+from noema.domain.accounts import Account, Platform
 from noema.domain.errors import AccountNotFound, Conflict, InvalidInput, NoemaError
-from noema.domain.ids import new_id
 from noema.domain.payments import OpenCap, Payment, PaymentProvider
 from noema.ports import Clock, StarsGateway, UnitOfWorkFactory
-from noema.services import payments
+from noema.services import accounts, economy, payments
 
 PROVIDER = PaymentProvider.TELEGRAM_STARS
 
@@ -109,7 +108,7 @@ async def _row_for(uow: UnitOfWorkFactory, clock: Clock, charge: Charge) -> str:
             else rules.credit_for(charge.stars, charge.nanos_per_star)
         )
         extra = Payment(
-            id=new_id(),
+            id=u.ids.new(),
             account_id=charge.account_id,
             provider=PROVIDER,
             currency=rules.CURRENCY,
@@ -162,3 +161,48 @@ async def refund(uow: UnitOfWorkFactory, clock: Clock, gateway: StarsGateway, pa
         raise last
     applied = await payments.apply_event(uow(), clock, _refund_event(payment.external_id, payment.amount_minor))
     return applied.payment or payment
+
+
+class StarsPayments:
+    """Telegram Stars payments with their units of work and clock bound once (built in bootstrap)."""
+
+    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock, *, nanos_per_star: int, most_open: int) -> None:
+        self.uow_factory, self.clock = uow_factory, clock
+        self.nanos_per_star, self.most_open = nanos_per_star, most_open
+
+    async def offer(self, account_id: str, stars: int) -> Payment:
+        """The payment row an invoice for ``stars`` will carry."""
+        return await offer(
+            self.uow_factory,
+            self.clock,
+            account_id=account_id,
+            stars=stars,
+            nanos_per_star=self.nanos_per_star,
+            most_open=self.most_open,
+        )
+
+    async def pre_check(self, *, payload: str, payer_account_id: str | None, stars: int) -> str | None:
+        """Why this pre-checkout must be refused, or None when the invoice may be paid."""
+        return await pre_check(
+            self.uow_factory, self.clock, payload=payload, payer_account_id=payer_account_id, stars=stars
+        )
+
+    async def settle(self, charge: Charge) -> payments.Applied:
+        """Credit a successful payment once per charge id."""
+        return await settle(self.uow_factory, self.clock, charge)
+
+    async def refunded(self, *, charge_id: str, stars: int) -> Payment | None:
+        """Telegram refunded a charge: take its credit back, once."""
+        return await refunded(self.uow_factory, self.clock, charge_id=charge_id, stars=stars)
+
+    async def payer(self, telegram_user_id: str) -> str | None:
+        """The account of a Telegram user, or None when they never wrote to Noema."""
+        try:
+            found = await accounts.by_platform(self.uow_factory(), Platform.TELEGRAM, telegram_user_id)
+        except AccountNotFound:
+            return None
+        return found.account.id
+
+    async def wallet(self, account_id: str) -> Account:
+        """The account's balances after a payment, for the receipt."""
+        return await economy.wallet(self.uow_factory(), account_id)

@@ -7,10 +7,9 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from noema.domain.delivery import Delivery, DeliveryKind, DeliveryStatus, dedupe_key
+from noema.domain.delivery import Delivery, DeliveryKind, DeliveryPayload, DeliveryStatus, dedupe_key
 from noema.domain.generation import Generation
 from noema.services import delivery
-from noema.services.settlement import snapshot
 from tests.e2e.chat_harness import until
 from tests.e2e.discord.harness import DEFAULT_USER, DiscordRig, discord_app
 from tests.fakes.discord_api import FakeDiscord
@@ -126,7 +125,7 @@ async def _result_from(rig: DiscordRig, generation: Generation, url: str) -> Non
         created_at=rig.container.clock.now(),
         next_attempt_at=rig.container.clock.now(),
         target=dict(generation.delivery),
-        payload=snapshot(generation),
+        payload=DeliveryPayload.of(generation),
     )
     await rig.discord.notifier.send(row, generation)
 

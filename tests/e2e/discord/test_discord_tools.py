@@ -11,6 +11,7 @@ from PIL import Image
 
 from noema.domain.generation import GenerationStatus
 from noema.domain.ids import short_id
+from noema.domain.inputs import MAX_UPLOAD_BYTES
 from noema.domain.money import display_usd
 from tests.e2e.chat_harness import png_bytes, until
 from tests.e2e.discord.harness import DiscordRig, discord_app
@@ -97,10 +98,10 @@ async def test_an_oversize_attachment_is_refused_in_plain_words_and_nothing_is_f
     rig: DiscordRig,
 ) -> None:
     account = await rig.fund("1")
-    upload = rig.fake.attachment_url("huge.png", b"\0" * (25 * 2**20 + 1), "image/png")
+    upload = rig.fake.attachment_url("huge.png", b"\0" * (MAX_UPLOAD_BYTES + 1), "image/png")
     hit = await rig.slash("upscale", attachments={"image": upload})
     original = rig.fake.original(hit)
-    assert original is not None and original["flags"] & 64 and "larger than 25 MB" in original["content"]
+    assert original is not None and original["flags"] & 64 and "larger than 20 MB" in original["content"]
     assert rig.fake.calls_to("GET", f"/attachments/{upload['id']}/") == []
     assert await rig.generations(account) == [] and await rig.wallet(account) == (1_000_000_000, 0)
 

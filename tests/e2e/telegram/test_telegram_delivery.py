@@ -12,7 +12,6 @@ from noema.domain.delivery import DeliveryStatus
 from noema.domain.errors import NotifierError
 from noema.domain.generation import GenerationStatus
 from noema.ports import GenerationFilter
-from noema.services.settlement import snapshot
 from tests.e2e.chat_harness import png_bytes, until
 from tests.e2e.telegram.harness import TelegramRig, telegram_app
 from tests.fakes.generations import make_generation
@@ -146,7 +145,7 @@ async def _outputs(rig: TelegramRig, *files: tuple[str, bytes, str]) -> list[dic
 
 
 def _delivery(generation, kind: str = "result"):  # type: ignore[no-untyped-def]
-    from noema.domain.delivery import Delivery, DeliveryKind
+    from noema.domain.delivery import Delivery, DeliveryKind, DeliveryPayload
     from tests.fakes.generations import T0
 
     return Delivery(
@@ -159,7 +158,7 @@ def _delivery(generation, kind: str = "result"):  # type: ignore[no-untyped-def]
         created_at=T0,
         next_attempt_at=T0,
         target=dict(generation.delivery),
-        payload=snapshot(generation),
+        payload=DeliveryPayload.of(generation),
     )
 
 

@@ -6,10 +6,10 @@ import pytest
 
 from noema.domain.accounts import ApiKey, Identity, Platform
 from noema.domain.errors import Conflict, InvalidInput
-from noema.domain.ids import new_id
 from noema.domain.linking import WebSession
 from noema.domain.sessions import Event, Session
 from noema.ports import UnitOfWorkFactory
+from tests.fakes.ids import new_id
 from tests.integration.repositories.conftest import at, make_account
 from tests.integration.repositories.test_unit_of_work_contract import entry
 

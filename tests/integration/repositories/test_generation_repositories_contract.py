@@ -7,8 +7,8 @@ import pytest
 from noema.domain.delivery import Delivery, DeliveryKind, DeliveryStatus
 from noema.domain.errors import Conflict
 from noema.domain.generation import Generation, GenerationStatus
-from noema.domain.ids import new_id
 from noema.ports import GenerationFilter, UnitOfWorkFactory
+from tests.fakes.ids import new_id
 from tests.integration.repositories.conftest import at, make_account
 
 S = GenerationStatus

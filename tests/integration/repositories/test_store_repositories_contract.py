@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from noema.domain.errors import Conflict
-from noema.domain.ids import new_id
 from noema.domain.ledger import LedgerEntry
 from noema.domain.linking import CodePurpose, LinkCode
 from noema.domain.loras import Family, Lora, Visibility
 from noema.domain.payments import Payment, PaymentProvider, PaymentStatus
 from noema.domain.platform_updates import PlatformUpdate
 from noema.ports import UnitOfWorkFactory
+from tests.fakes.ids import new_id
 from tests.integration.repositories.conftest import at, make_account
 from tests.integration.repositories.test_unit_of_work_contract import entry
 
@@ -171,6 +171,23 @@ async def test_a_chat_update_is_recorded_as_answered_once(uows: UnitOfWorkFactor
         assert await uow.platform_updates.seen(update)
         assert not await uow.platform_updates.record(update, at=at(1))
         assert not await uow.platform_updates.seen(PlatformUpdate("discord", "1001"))
+
+
+async def test_chat_updates_answered_before_a_cutoff_are_forgotten_at_most_a_batch_at_a_time(
+    uows: UnitOfWorkFactory,
+) -> None:
+    async with uows() as uow:
+        for n in range(5):
+            assert await uow.platform_updates.record(PlatformUpdate("telegram", str(n)), at=at(n))
+        await uow.commit()
+    async with uows() as uow:
+        assert await uow.platform_updates.forget_before(at(3), limit=2) == 2
+        assert await uow.platform_updates.forget_before(at(3), limit=2) == 1
+        assert await uow.platform_updates.forget_before(at(3), limit=2) == 0
+        await uow.commit()
+    async with uows() as uow:
+        seen = [await uow.platform_updates.seen(PlatformUpdate("telegram", str(n))) for n in range(5)]
+    assert seen == [False, False, False, True, True]
 
 
 def lora(slug: str, **fields: object) -> Lora:

@@ -6,9 +6,9 @@ import pytest
 
 from noema.domain.accounts import Identity, Platform
 from noema.domain.errors import Conflict
-from noema.domain.ids import new_id
 from noema.domain.ledger import EntryKind, LedgerEntry
 from noema.ports import UnitOfWorkFactory
+from tests.fakes.ids import new_id
 from tests.integration.repositories.conftest import T0, make_account
 
 

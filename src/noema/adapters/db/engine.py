@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
@@ -16,6 +18,7 @@ class Pool:
     size: int = 20
     overflow: int = 10
     timeout: float = 5.0
+    ping_idle_after: float = 10.0  #: a connection unused this long (seconds) is pinged before it is handed out
 
 
 def create_engine(url: str, *, echo: bool = False, pool: Pool = Pool()) -> AsyncEngine:
@@ -29,14 +32,41 @@ def create_engine(url: str, *, echo: bool = False, pool: Pool = Pool()) -> Async
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
         _serialise_sqlite(engine)
         return engine
-    return create_async_engine(
-        url,
-        echo=echo,
-        pool_size=pool.size,
-        max_overflow=pool.overflow,
-        pool_timeout=pool.timeout,
-        pool_pre_ping=True,
+    engine = create_async_engine(
+        url, echo=echo, pool_size=pool.size, max_overflow=pool.overflow, pool_timeout=pool.timeout
     )
+    _ping_when_idle(engine, pool.ping_idle_after)
+    return engine
+
+
+def _ping_when_idle(engine: AsyncEngine, after: float) -> None:
+    """Check a pooled PostgreSQL connection before use only when it sat idle for a while.
+
+    SQLAlchemy's ``pool_pre_ping`` checks every checkout, and asyncpg's ping is three round trips
+    (BEGIN, an empty query, ROLLBACK): more than a webhook's whole transaction. A connection that was
+    in use seconds ago is alive; one idle longer may have been cut (a server restart, a proxy's idle
+    timeout) and is pinged. A failed ping recycles every pooled connection, as ``pool_pre_ping`` does;
+    a connection broken within the last seconds fails its one statement, and the pool is recycled.
+    """
+    pool = engine.sync_engine.pool
+
+    @event.listens_for(pool, "connect")
+    def _connected(_dbapi_connection: Any, record: Any) -> None:
+        record.info["noema_idle_since"] = time.monotonic()
+
+    @event.listens_for(pool, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["noema_idle_since"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("noema_idle_since")
+        if idle_since is not None and time.monotonic() - idle_since < after:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise InvalidatePoolError(f"pooled connection failed its ping: {type(exc).__name__}") from exc
 
 
 def _serialise_sqlite(engine: AsyncEngine) -> None:

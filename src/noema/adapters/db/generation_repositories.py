@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, exists, func, insert, select
+from sqlalchemy import Select, Update, bindparam, exists, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from noema.adapters.db.inserts import insert_if_absent
 from noema.adapters.db.pagination import paginate
 from noema.adapters.db.tables import LIVE_STATUSES, deliveries, generations, kv_store, link_failures
-from noema.domain.delivery import Delivery, DeliveryStatus
+from noema.domain.delivery import Delivery, DeliveryKind, DeliveryStatus, dedupe_key
 from noema.domain.generation import LIVE, Generation, GenerationStatus
 from noema.domain.linking import LinkCode, WebSession
 from noema.ports import GenerationFilter, Page
@@ -34,12 +35,31 @@ class SqlGenerations:
         """Stage a new generation."""
         self._s.add(generation)
 
-    async def get_many(self, generation_ids: list[str], *, for_update: bool = False) -> dict[str, Generation]:
-        """Several generations by id in one statement, locked in id order when asked (batches never deadlock)."""
-        stmt = select(Generation).where(G.id.in_(sorted(set(generation_ids)))).order_by(G.id)
-        if for_update:
-            stmt = stmt.with_for_update().execution_options(populate_existing=True)
-        return {g.id: g for g in (await self._s.scalars(stmt)).all()}
+    async def save_submit(self, generation: Generation) -> bool:
+        """Write a submit (status, run id, times, inputs) in one statement if the row is still pending.
+
+        False, and nothing written, when anything moved the generation on meanwhile (an early
+        webhook, a cancel): the caller then locks and reads it instead.
+        """
+        params = {
+            "gid": generation.id,
+            "status": generation.status,
+            "run_id": generation.run_id,
+            "submitted_at": generation.submitted_at,
+            "updated_at": generation.updated_at,
+            "inputs": generation.inputs,
+        }
+        return bool(getattr(await self._s.execute(_save_submit(), params), "rowcount", 0) == 1)
+
+    async def lock_with_progress(self, generation_ids: list[str]) -> dict[str, tuple[Generation, Delivery | None]]:
+        """Several generations locked in id order (batches never deadlock), each with its progress row: one statement.
+
+        Only the generations are locked (``FOR UPDATE OF generations``): the progress row is written
+        only under its generation's lock, and the delivery worker's own writes to it are not ordered by
+        a lock on it either (it sends outside any transaction).
+        """
+        ids = sorted(set(generation_ids))
+        return {g.id: (g, d) for g, d in (await self._s.execute(_with_progress(), {"ids": ids})).all()}
 
     async def by_idempotency_key(self, account_id: str, key: str) -> Generation | None:
         """The account's generation made under this Idempotency-Key."""
@@ -48,13 +68,11 @@ class SqlGenerations:
 
     async def count_live(self, account_id: str) -> int:
         """The account's generations that have not ended."""
-        stmt = select(func.count()).where(G.account_id == account_id, _status_in(LIVE_STATUSES))
-        return int((await self._s.execute(stmt)).scalar_one())
+        return int((await self._s.execute(live_count(account_id))).scalar_one())
 
     async def count_requested_since(self, account_id: str, since: datetime) -> int:
         """How many generations the account asked for since ``since``."""
-        stmt = select(func.count()).where(G.account_id == account_id, G.requested_at >= since)
-        return int((await self._s.execute(stmt)).scalar_one())
+        return int((await self._s.execute(requested_since(account_id, since))).scalar_one())
 
     async def search(self, where: GenerationFilter, *, limit: int, cursor: str | None) -> Page[Generation]:
         """Generations matching the filter, newest first."""
@@ -129,6 +147,46 @@ class SqlGenerations:
         return {str(tool_id): int(n) for tool_id, n in rows}
 
 
+@functools.cache
+def _save_submit() -> Update:
+    """The submit of a row still pending and not cancelled (``gid`` and the new values bound): built once."""
+    return (
+        generations.update()
+        .where(G.id == bindparam("gid"), G.status == GenerationStatus.PENDING.value, G.cancel_requested.is_(False))
+        .values(
+            status=bindparam("status", type_=G.status.type),
+            run_id=bindparam("run_id", type_=G.run_id.type),
+            submitted_at=bindparam("submitted_at", type_=G.submitted_at.type),
+            updated_at=bindparam("updated_at", type_=G.updated_at.type),
+            inputs=bindparam("inputs", type_=G.inputs.type),
+        )
+    )
+
+
+@functools.cache
+def _with_progress() -> Select[Generation, Delivery]:
+    """Generations by id (``ids``, expanding), each with its progress row, only the generations locked: built once."""
+    progress_key = G.id.concat(dedupe_key("", DeliveryKind.PROGRESS))
+    return (
+        select(Generation, Delivery)
+        .outerjoin(Delivery, D.key == progress_key)
+        .where(G.id.in_(bindparam("ids", expanding=True)))
+        .order_by(G.id)
+        .with_for_update(of=generations)
+        .execution_options(populate_existing=True)
+    )
+
+
+def live_count(account_id: str | ColumnElement[str]) -> Select[Any]:
+    """How many of the account's generations have not ended (the live-runs partial index answers it)."""
+    return select(func.count()).where(G.account_id == account_id, _status_in(LIVE_STATUSES))
+
+
+def requested_since(account_id: str | ColumnElement[str], since: datetime | ColumnElement[datetime]) -> Select[Any]:
+    """How many generations the account asked for since ``since``."""
+    return select(func.count()).where(G.account_id == account_id, G.requested_at >= since)
+
+
 def _value(status: Any) -> str:
     return str(getattr(status, "value", status))
 
@@ -166,38 +224,33 @@ def _filtered(stmt: Select[Any], where: GenerationFilter) -> Select[Any]:
 class SqlDeliveries:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
-        #: rows (or their absence) this transaction already read under lock: read again without a statement
-        self._locked: dict[str, Delivery | None] = {}
+        #: rows (or their absence) this transaction read (locked, or under their generation's lock): no statement again
+        self._known: dict[str, Delivery | None] = {}
 
     def add(self, delivery: Delivery) -> None:
         """Stage a new delivery."""
         self._s.add(delivery)
-        self._locked[delivery.key] = delivery
+        self._known[delivery.key] = delivery
 
     async def by_key(self, key: str, *, for_update: bool = False) -> Delivery | None:
         """The delivery with this dedupe key."""
-        if key in self._locked:
-            return self._locked[key]
+        if key in self._known:
+            return self._known[key]
         stmt = select(Delivery).where(D.key == key)
         if for_update:
             stmt = stmt.with_for_update()
         found = (await self._s.scalars(stmt)).first()
         if for_update:
-            self._locked[key] = found
+            self._known[key] = found
         return found
 
-    async def lock_keys(self, keys: list[str]) -> None:
-        """Read and lock the deliveries with these keys in one statement, so ``by_key`` needs none for them.
+    def remember(self, rows: Mapping[str, Delivery | None]) -> None:
+        """Rows (or their absence) this transaction read under their generations' locks: no statement for them again.
 
-        An absent key is remembered as absent: callers lock the generation first, which keeps
-        another transaction from adding its row meanwhile.
+        An absent key stays absent: only a transaction holding the generation's lock adds its row.
         """
-        wanted = sorted(set(keys) - self._locked.keys())
-        if not wanted:
-            return
-        stmt = select(Delivery).where(D.key.in_(wanted)).order_by(D.key).with_for_update()
-        found = {d.key: d for d in (await self._s.scalars(stmt)).all()}
-        self._locked.update({key: found.get(key) for key in wanted})
+        for key, row in rows.items():
+            self._known.setdefault(key, row)
 
     async def claim_due(self, now: datetime, *, limit: int, lease_seconds: float) -> list[Delivery]:
         """Pending deliveries that are due, leased to this worker (skipping rows others hold)."""

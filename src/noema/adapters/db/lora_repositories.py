@@ -18,17 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from noema.adapters.db.tables import accounts, loras
 from noema.domain.errors import Conflict, InvalidInput
-from noema.domain.ids import new_id
 from noema.domain.loras import Cognate, Family, Lora, Visibility
-from noema.ports import LoraRecord, Page
+from noema.ports import IdFactory, LoraRecord, Page
 
 L = loras.c
 _IN_CHUNK = 500  #: ids per IN (...) list, well under every driver's parameter limit
 
 
 class SqlLoras:
-    def __init__(self, session: AsyncSession) -> None:
-        self._s = session
+    def __init__(self, session: AsyncSession, ids: IdFactory) -> None:
+        self._s, self._ids = session, ids
 
     async def all(self) -> list[Lora]:
         """Every LoRA, switched off ones included (the resolver warns about those)."""
@@ -51,7 +50,7 @@ class SqlLoras:
 
     async def add(self, lora: Lora, *, now: datetime) -> None:
         """Insert a new LoRA."""
-        values = {**_values(lora), "id": new_id(), "usage_count": lora.usage_count, "created_at": now}
+        values = {**_values(lora), "id": self._ids.new(), "usage_count": lora.usage_count, "created_at": now}
         try:
             await self._s.execute(loras.insert().values(**values, updated_at=now))
         except IntegrityError as exc:  # the same slug added at the same moment by someone else

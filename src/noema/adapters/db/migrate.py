@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
@@ -48,3 +49,23 @@ async def current_revision(engine: AsyncEngine) -> str | None:
     """The migration the database is at (None for an empty database)."""
     async with engine.connect() as conn:
         return await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+
+
+@dataclass(frozen=True)
+class SchemaCheck:
+    """Whether the database answers and its schema is at the newest migration (``/readyz``)."""
+
+    engine: AsyncEngine
+
+    async def problem(self) -> tuple[str | None, str | None]:
+        """(why the database is not ready, or None; the migration it is at)."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            current = await current_revision(self.engine)
+        except Exception as exc:  # any database failure means "not ready", never a 500 with a traceback
+            return f"database unreachable ({type(exc).__name__})", None
+        head = head_revision()
+        if current != head:
+            return f"migrations at {current}, need {head}", current
+        return None, current

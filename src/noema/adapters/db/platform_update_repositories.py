@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from noema.adapters.db.inserts import insert_if_absent
@@ -27,3 +27,9 @@ class SqlPlatformUpdates:
         """Remember the update as answered in this transaction; False when it already was."""
         values = {"platform": update.platform, "update_id": update.update_id, "handled_at": at}
         return await insert_if_absent(self._s, platform_updates, values)
+
+    async def forget_before(self, cutoff: datetime, *, limit: int) -> int:
+        """Forget at most ``limit`` updates answered before ``cutoff``; how many were forgotten."""
+        oldest = select(U.platform, U.update_id).where(U.handled_at < cutoff).limit(limit)
+        result = await self._s.execute(delete(platform_updates).where(tuple_(U.platform, U.update_id).in_(oldest)))
+        return int(getattr(result, "rowcount", 0) or 0)

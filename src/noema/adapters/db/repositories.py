@@ -6,11 +6,14 @@ domain classes stay plain dataclasses to the type checker.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, String, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from noema.adapters.db.generation_repositories import live_count, requested_since
 from noema.adapters.db.pagination import paginate
 from noema.adapters.db.tables import (
     accounts,
@@ -22,15 +25,42 @@ from noema.adapters.db.tables import (
     ledger_entries,
     link_codes,
     payments,
+    preferences,
     sessions,
     web_sessions,
 )
+from noema.adapters.db.types import UTCDateTime
 from noema.domain.accounts import Account, ApiKey, Identity, Platform
 from noema.domain.ledger import LedgerEntry
 from noema.domain.sessions import Event, Session
-from noema.ports import Page
+from noema.ports import Page, RequestCheck
 
 A, ID, S, E, L, K = accounts.c, identities.c, sessions.c, events.c, ledger_entries.c, api_keys.c
+G, P = generations.c, preferences.c
+
+
+@functools.cache
+def _request_check() -> Select[Any]:
+    """What a new generation request is checked against, in one statement built once (after the mapping).
+
+    Each figure is its own scalar subquery, so each keeps its own index; only the account row is
+    locked (``FOR UPDATE OF accounts``). A request without an Idempotency-Key binds NULL, which matches no run.
+    """
+    account_id = bindparam("account_id", type_=String)
+    defaults = select(P.inputs).where(P.account_id == account_id, P.tool_id == bindparam("tool_id", type_=String))
+    replayed = select(G.id).where(G.account_id == account_id, G.idempotency_key == bindparam("key", type_=String))
+    return (
+        select(
+            Account,
+            defaults.scalar_subquery(),
+            live_count(account_id).scalar_subquery(),
+            requested_since(account_id, bindparam("since", type_=UTCDateTime)).scalar_subquery(),
+            replayed.scalar_subquery(),
+        )
+        .where(A.id == account_id)
+        .with_for_update(of=accounts)
+        .execution_options(populate_existing=True)
+    )
 
 
 class _Repo:
@@ -42,6 +72,23 @@ class SqlAccounts(_Repo):
     async def get(self, account_id: str, *, for_update: bool = False) -> Account | None:
         """The account, row-locked when ``for_update`` (SQLite locks the whole database instead)."""
         return await self._s.get(Account, account_id, with_for_update=for_update, populate_existing=for_update)
+
+    async def lock_for_request(
+        self, account_id: str, *, tool_id: str, since: datetime, idempotency_key: str | None
+    ) -> RequestCheck | None:
+        """The account row-locked, its defaults for the tool, its live and recent runs and its replay: one statement."""
+        params = {"account_id": account_id, "tool_id": tool_id, "since": since, "key": idempotency_key}
+        row = (await self._s.execute(_request_check(), params)).first()
+        if row is None:
+            return None
+        account, stored, live, recent, replayed_id = row
+        return RequestCheck(
+            account=account,
+            defaults=dict(stored) if isinstance(stored, dict) else {},
+            live=int(live),
+            recent=int(recent),
+            replayed_id=replayed_id,
+        )
 
     def add(self, account: Account) -> None:
         """Stage a new account."""

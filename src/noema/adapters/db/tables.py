@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import registry
 
-from noema.adapters.db.types import UTCDateTime
+from noema.adapters.db.types import DeliveryPayloadJSON, UTCDateTime
 from noema.domain.accounts import Account, AccountStatus, ApiKey, Identity, Platform
 from noema.domain.delivery import Delivery, DeliveryKind, DeliveryStatus
 from noema.domain.generation import LIVE, Generation, GenerationStatus
@@ -268,7 +268,7 @@ deliveries = Table(
     # One result and one failure row per generation, ever: a replay cannot enqueue a second message.
     Column("key", String(100), nullable=False, unique=True),
     Column("target", JSON, nullable=False),
-    Column("payload", JSON, nullable=False),
+    Column("payload", DeliveryPayloadJSON, nullable=False),
     Column("status", enum_column(DeliveryStatus), nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("last_error", String(500)),

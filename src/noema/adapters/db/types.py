@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect
+from sqlalchemy import JSON, DateTime, Dialect
 from sqlalchemy.types import TypeDecorator
+
+from noema.domain.delivery import DeliveryPayload
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -28,3 +30,20 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class DeliveryPayloadJSON(TypeDecorator[DeliveryPayload]):
+    """An outbox row's payload: stored as its JSON object, read back as a ``DeliveryPayload``."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        if not isinstance(value, DeliveryPayload):
+            raise TypeError(f"a delivery payload is a DeliveryPayload, not {type(value).__name__}")
+        return value.to_json()
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> DeliveryPayload | None:
+        return None if value is None else DeliveryPayload.from_json(value)

@@ -26,8 +26,10 @@ from noema.adapters.db.platform_update_repositories import SqlPlatformUpdates
 from noema.adapters.db.preference_repositories import SqlPreferences
 from noema.adapters.db.repositories import SqlAccounts, SqlApiKeys, SqlEvents, SqlLedger, SqlSessions
 from noema.adapters.db.tables import map_entities
+from noema.adapters.ids import TimeOrderedIds
 from noema.domain.delivery import Delivery, DeliveryStatus
 from noema.domain.errors import Busy, Conflict
+from noema.ports import IdFactory
 
 _OUTBOX = "noema_outbox_written"  #: session.info flag: this transaction wrote a pending delivery
 
@@ -56,9 +58,11 @@ class SqlUnitOfWork:
         lock: asyncio.Lock | None = None,
         signal: OutboxSignal | None = None,
         *,
+        ids: IdFactory,
         postgres: bool = False,
         live: Callable[[str], None] | None = None,
     ) -> None:
+        self.ids = ids
         self._factory = factory
         self._lock = lock
         self._signal = signal
@@ -83,7 +87,7 @@ class SqlUnitOfWork:
         self.ledger, self.api_keys = SqlLedger(s), SqlApiKeys(s)
         self.generations, self.deliveries, self.kv = SqlGenerations(s), SqlDeliveries(s), SqlKeyValue(s)
         self.link_codes, self.web_sessions = SqlLinkCodes(s), SqlWebSessions(s)
-        self.loras, self.preferences = SqlLoras(s), SqlPreferences(s)
+        self.loras, self.preferences = SqlLoras(s, self.ids), SqlPreferences(s)
         self.payments, self.platform_updates = SqlPayments(s), SqlPlatformUpdates(s)
         return self
 
@@ -138,10 +142,13 @@ class SqlUnitOfWork:
 class SqlUnitOfWorkFactory:
     """Makes units of work over one engine."""
 
-    def __init__(self, engine: AsyncEngine, signal: OutboxSignal | None = None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, signal: OutboxSignal | None = None, *, ids: IdFactory | None = None
+    ) -> None:
         map_entities()
         self.engine = engine
         self.signal = signal
+        self.ids = ids or TimeOrderedIds()
         #: told each generation a committed unit of work announced (the in-process SSE hub), if set
         self.live: Callable[[str], None] | None = None
         self._sessions = async_sessionmaker(
@@ -155,7 +162,12 @@ class SqlUnitOfWorkFactory:
 
     def __call__(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(
-            self._sessions, self._lock, self.signal, postgres=self.engine.dialect.name == "postgresql", live=self.live
+            self._sessions,
+            self._lock,
+            self.signal,
+            ids=self.ids,
+            postgres=self.engine.dialect.name == "postgresql",
+            live=self.live,
         )
 
 

@@ -187,7 +187,7 @@ def to_provider_event(event: dict[str, Any]) -> ProviderEvent | None:
             **base,
             charge_id=_text(obj.get("charge")),
             disputed_minor=amount,
-            dispute_fee_minor=max(fees, default=0),
+            dispute_fee_minor=max(0, sum(fees)),  # a won dispute's reinstatement returns the fee (a negative fee)
             reinstated_minor=amount if obj.get("status") in _DISPUTE_UNDONE else None,
         )
     return None

@@ -28,6 +28,7 @@ import httpx
 import structlog
 
 from noema.adapters.platforms.media import MAX_RESULT_BYTES, Media, classify, media_outputs
+from noema.config.media_hosts import Source
 from noema.domain.errors import NotifierError, ResultRefused
 
 log = structlog.get_logger(__name__)
@@ -72,42 +73,6 @@ def is_local_host(host: str) -> bool:
 
 
 @dataclass(frozen=True)
-class Source:
-    """One place results may come from: a host (or its subdomains), a port, a path prefix."""
-
-    host: str
-    port: int | None = None  #: None: the default port of the URL's scheme
-    path: str = "/"
-    subdomains: bool = False
-    scheme: str | None = None  #: None: http or https (a bare host); a URL prefix keeps its own
-
-    @classmethod
-    def parse(cls, text: str) -> Source:
-        """``host``, ``host:port``, ``*.domain`` or a URL prefix ``http(s)://host[:port]/path``."""
-        raw = text.strip()
-        subdomains = raw.startswith("*.")
-        try:
-            url = httpx.URL(raw.removeprefix("*.") if "://" in raw else f"https://{raw.removeprefix('*.')}")
-        except httpx.InvalidURL as exc:
-            raise ValueError(f"{text!r} is not a host, host:port or http(s) URL") from exc
-        if url.scheme not in ("http", "https") or not url.host or url.query or url.userinfo:
-            raise ValueError(f"{text!r} is not a host, host:port or http(s) URL")
-        scheme = url.scheme if "://" in raw else None
-        return cls(url.host.lower(), url.port, url.path or "/", subdomains, scheme)
-
-    def admits(self, url: httpx.URL) -> bool:
-        """Whether ``url`` is under this source (exact port; no ``..`` out of a path prefix)."""
-        host = url.host.lower()
-        if self.scheme is not None and url.scheme != self.scheme:
-            return False
-        if host != self.host and not (self.subdomains and host.endswith("." + self.host)):
-            return False
-        if url.port != self.port:
-            return False
-        return self.path == "/" or (url.path.startswith(self.path) and ".." not in url.path.split("/"))
-
-
-@dataclass(frozen=True)
 class MediaSources:
     """Where result files may come from, and whether private addresses may be reached (a local backend)."""
 
@@ -128,22 +93,17 @@ class MediaSources:
         return replace(self, trusted=(*self.trusted, Source.parse(url_prefix)))
 
 
-def parse_hosts(raw: str) -> tuple[Source, ...]:
-    """``NOEMA_MEDIA_HOSTS``: comma-separated sources; ValueError names a bad one."""
-    return tuple(Source.parse(item) for item in raw.split(",") if item.strip())
-
-
 def sources_for(
     *,
     backend_url: str | None,
     sandbox_files_url: str | None,
-    configured: str | None,
+    configured: tuple[Source, ...] | None,
     own_media_url: str | None = None,
 ) -> MediaSources:
     """The backend's own host and (unless ``configured`` names others) ComfyDeploy's output buckets,
     or the sandbox's own files, or Noema's own ``/media/`` (self-hosted ComfyUI: its servers stay
     private); private addresses only when that backend is local (Noema's own URLs are served in-process)."""
-    extra = parse_hosts(configured) if configured is not None else ()
+    extra = configured or ()
     if own_media_url is not None:
         return MediaSources((Source.parse(own_media_url), *extra), allow_private=True)
     if sandbox_files_url is not None:

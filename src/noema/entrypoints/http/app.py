@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from noema import __version__
 from noema.bootstrap import SANDBOX_MOUNT, Container
+from noema.domain.inputs import MAX_DATA_URI_LENGTH
 from noema.entrypoints.http import ops
 from noema.entrypoints.http.errors import install_error_handlers
 from noema.entrypoints.http.internal import internal_router
@@ -62,7 +63,8 @@ def create_app(container: Container) -> FastAPI:
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=container.settings.max_body_bytes,
-        max_upload_bytes=container.settings.max_upload_bytes,
+        # A route that takes files takes one of the largest (as a data: URI, the longest form) besides the rest.
+        max_upload_bytes=MAX_DATA_URI_LENGTH + container.settings.max_body_bytes,
         registry=container.registry,
     )
     # Outermost, so the 413s of the request-context middleware carry the headers too.

@@ -1,16 +1,86 @@
-"""FastAPI dependencies: the container, internal clients and their scopes, API-key accounts, paging."""
+"""FastAPI dependencies: what a route may ask for, each a narrow view of the composition root.
+
+Bootstrap builds the object graph once (``Container``); the routes never see it whole. A route names
+what it uses: a unit of work for this request (``UowDep``), the clock, one service (``GenerationsDep``
+…), the signed-in account (``CurrentAccount``) or internal client (``ClientDep``). This module and
+``app`` are the only HTTP modules that know bootstrap (an import-linter contract keeps it so).
+"""
 
 from __future__ import annotations
 
-import hmac
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, Query, Request
 
+from noema.adapters.db.migrate import SchemaCheck
+from noema.adapters.media_store import MediaStore
+from noema.adapters.metrics import PrometheusMetrics
+from noema.adapters.payments.stripe_gateway import StripeGateway
+from noema.adapters.platforms.discord import DiscordPlatform
+from noema.adapters.platforms.result_fetch import ResultFetcher
+from noema.adapters.platforms.telegram import TelegramPlatform
+from noema.adapters.platforms.telegram.stars_gateway import TelegramStarsGateway
 from noema.bootstrap import Container
+from noema.config import Settings
 from noema.domain.errors import Forbidden, Unauthenticated
+from noema.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from noema.services import api_keys
+from noema.services.backend_updates import BackendUpdates
+from noema.services.card_payments import CardPayments
+from noema.services.catalog import Catalog
+from noema.services.chat import ChatServices
+from noema.services.generations import GenerationService
+from noema.services.live_updates import LiveUpdates
+from noema.services.loras import LoraLibrary
+from noema.services.presets import PresetBook
+
+_T = TypeVar("_T")
+
+
+def _container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+def _part(pick: Callable[[Container], _T]) -> Callable[[Request], Awaitable[_T]]:
+    """A dependency giving one part of the container (async: FastAPI runs it inline, not in a thread)."""
+
+    async def dependency(request: Request) -> _T:
+        return pick(_container(request))
+
+    return dependency
+
+
+#: a new unit of work for this request (each ``async with`` on it is one transaction)
+UowDep = Annotated[UnitOfWork, Depends(_part(lambda c: c.uow()))]
+#: makes units of work, for a use case that runs several transactions
+UowFactoryDep = Annotated[UnitOfWorkFactory, Depends(_part(lambda c: c.uow))]
+ClockDep = Annotated[Clock, Depends(_part(lambda c: c.clock))]
+#: when this process started
+StartedAtDep = Annotated[datetime, Depends(_part(lambda c: c.started_at))]
+SettingsDep = Annotated[Settings, Depends(_part(lambda c: c.settings))]
+CatalogDep = Annotated[Catalog, Depends(_part(lambda c: c.catalog))]
+GenerationsDep = Annotated[GenerationService, Depends(_part(lambda c: c.generations))]
+PresetsDep = Annotated[PresetBook, Depends(_part(lambda c: c.presets))]
+LorasDep = Annotated[LoraLibrary, Depends(_part(lambda c: c.loras))]
+LiveDep = Annotated[LiveUpdates, Depends(_part(lambda c: c.live))]
+ChatDep = Annotated[ChatServices, Depends(_part(lambda c: c.chat))]
+BackendUpdatesDep = Annotated[BackendUpdates, Depends(_part(lambda c: c.backend_updates))]
+#: card top-ups; None when Stripe is not set up
+CardPaymentsDep = Annotated[CardPayments | None, Depends(_part(lambda c: c.card_payments))]
+StripeDep = Annotated[StripeGateway | None, Depends(_part(lambda c: c.stripe))]
+StarsGatewayDep = Annotated[TelegramStarsGateway | None, Depends(_part(lambda c: c.stars))]
+TelegramDep = Annotated[TelegramPlatform | None, Depends(_part(lambda c: c.telegram))]
+DiscordDep = Annotated[DiscordPlatform | None, Depends(_part(lambda c: c.discord))]
+MetricsDep = Annotated[PrometheusMetrics, Depends(_part(lambda c: c.metrics))]
+MediaStoreDep = Annotated[MediaStore | None, Depends(_part(lambda c: c.media_store))]
+MediaFetcherDep = Annotated[ResultFetcher | None, Depends(_part(lambda c: c.media_fetcher))]
+SchemaCheckDep = Annotated[SchemaCheck, Depends(_part(lambda c: SchemaCheck(c.engine)))]
+#: whether this Noema runs the embedded sandbox (its first-run accounts exist only then)
+SandboxedDep = Annotated[bool, Depends(_part(lambda c: c.sandbox is not None))]
 
 
 class MissingAuthHeader(Unauthenticated):
@@ -30,14 +100,6 @@ class OutOfScope(Forbidden):
 
     code = "INSUFFICIENT_SCOPE"
 
-
-async def get_container(request: Request) -> Container:
-    """The process's container."""
-    container: Container = request.app.state.container
-    return container
-
-
-ContainerDep = Annotated[Container, Depends(get_container)]
 
 #: what a non-admin internal client may not do
 ECONOMY_WRITE = "economy:write"
@@ -66,16 +128,16 @@ class InternalClient:
 
 
 async def internal_client(
-    container: ContainerDep,
+    settings: SettingsDep,
     key: Annotated[str | None, Header(alias="X-Internal-Client-Key", include_in_schema=False)] = None,
 ) -> InternalClient:
     """The internal client named by X-Internal-Client-Key (compared in constant time)."""
     if not key:
         raise MissingAuthHeader()
-    for known, name in container.settings.client_keys.items():
-        if hmac.compare_digest(known.encode(), key.encode()):
-            return InternalClient(name)
-    raise InvalidApiKey()
+    name = settings.client_keys.client_of(key)
+    if name is None:
+        raise InvalidApiKey()
+    return InternalClient(name)
 
 
 ClientDep = Annotated[InternalClient, Depends(internal_client)]
@@ -100,17 +162,19 @@ async def require_presets_admin(client: ClientDep) -> InternalClient:
 
 
 async def api_account(
-    container: ContainerDep,
+    uow: UowDep,
+    clock: ClockDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> str:
     """The account id of the personal API key in ``Authorization: Bearer nk_...``."""
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("Send your API key as 'Authorization: Bearer nk_...'.")
-    return await api_keys.authenticate(container.uow(), container.clock, token.strip())
+    return await api_keys.authenticate(uow, clock, token.strip())
 
 
-AccountDep = Annotated[str, Depends(api_account)]
+#: the account whose personal API key signs this request
+CurrentAccount = Annotated[str, Depends(api_account)]
 
 
 @dataclass(frozen=True)

@@ -6,24 +6,21 @@ says ``nosniff`` so a browser never guesses a type that could run script.
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
-
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from noema.adapters.media_store import INLINE_TYPES
-from noema.entrypoints.http.deps import ContainerDep
+from noema.entrypoints.http.deps import MediaStoreDep
 
 router = APIRouter(tags=["media"], include_in_schema=False)
 
 
 @router.get("/media/{key}/{filename}")
-async def media_file(key: str, filename: str, c: ContainerDep) -> Response:
+async def media_file(key: str, filename: str, store: MediaStoreDep) -> Response:
     """One stored file, or 404 (the same for a wrong key, a wrong name and no store at all)."""
-    found = c.media_store.path(key, filename) if c.media_store is not None else None
-    if found is None:
+    found = store.path(key, filename) if store is not None else None
+    if store is None or found is None:
         return JSONResponse({"code": "NOT_FOUND", "message": "No such file."}, status_code=404)
-    inline = INLINE_TYPES.get(PurePosixPath(filename).suffix.lower())
+    inline = store.inline_type(filename)
     headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=86400"}
     if inline is None:
         return FileResponse(

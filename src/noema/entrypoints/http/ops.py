@@ -7,11 +7,9 @@ import ipaddress
 
 from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
-from noema.adapters.db.migrate import current_revision, head_revision
 from noema.domain.errors import Forbidden, Unauthenticated
-from noema.entrypoints.http.deps import ContainerDep
+from noema.entrypoints.http.deps import MetricsDep, SchemaCheckDep, SettingsDep, UowDep
 
 router = APIRouter(tags=["operations"], include_in_schema=False)
 
@@ -23,19 +21,12 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(c: ContainerDep, response: Response) -> dict[str, str]:
+async def readyz(schema: SchemaCheckDep, response: Response) -> dict[str, str]:
     """The database answers and its schema is at the newest migration."""
-    try:
-        async with c.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-        current = await current_revision(c.engine)
-    except Exception as exc:  # any database failure means "not ready", never a 500 with a traceback
+    problem, current = await schema.problem()
+    if problem is not None:
         response.status_code = 503
-        return {"status": "unavailable", "reason": f"database unreachable ({type(exc).__name__})"}
-    head = head_revision()
-    if current != head:
-        response.status_code = 503
-        return {"status": "unavailable", "reason": f"migrations at {current}, need {head}"}
+        return {"status": "unavailable", "reason": problem}
     return {"status": "ready", "migration": current or ""}
 
 
@@ -46,9 +37,9 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
-async def metrics_allowed(request: Request, c: ContainerDep) -> None:
+async def metrics_allowed(request: Request, settings: SettingsDep) -> None:
     """/metrics shows money totals: a Bearer NOEMA_METRICS_TOKEN when one is set, else loopback clients only."""
-    secret = c.settings.metrics_token
+    secret = settings.metrics_token
     if secret is not None and secret.get_secret_value():
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), secret.get_secret_value().encode()):
@@ -60,16 +51,16 @@ async def metrics_allowed(request: Request, c: ContainerDep) -> None:
 
 
 @router.get("/metrics", dependencies=[Depends(metrics_allowed)])
-async def metrics(c: ContainerDep) -> Response:
+async def metrics(uow: UowDep, prometheus: MetricsDep) -> Response:
     """Prometheus text format; database totals are read at scrape time, so every replica reports the truth."""
-    async with c.uow() as uow:
+    async with uow:
         by_status = await uow.generations.count_by_status()
         wallets = await uow.accounts.wallets()
         written_off, _count = await uow.generations.written_off()
-    c.metrics.snapshot(
+    prometheus.snapshot(
         generations_by_status=by_status,
         balance_nanos=sum(b for b, _ in wallets.values()),
         held_nanos=sum(h for _, h in wallets.values()),
         written_off_nanos=written_off,
     )
-    return Response(generate_latest(c.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(prometheus.registry), media_type=CONTENT_TYPE_LATEST)

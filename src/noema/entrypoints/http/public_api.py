@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from noema.entrypoints.http import public_generations, public_payments, public_preferences, public_presets
-from noema.entrypoints.http.deps import AccountDep, ContainerDep
+from noema.entrypoints.http.deps import ClockDep, CurrentAccount, UowDep
 from noema.entrypoints.http.schemas import StatusReportOut, status_out
 from noema.services import status
 
@@ -23,6 +23,6 @@ def public_router() -> APIRouter:
     return router
 
 
-async def me_status(account_id: AccountDep, c: ContainerDep) -> StatusReportOut:
+async def me_status(account_id: CurrentAccount, uow: UowDep, clock: ClockDep) -> StatusReportOut:
     """Your account id, points, balance, level and live tasks."""
-    return status_out(await status.report(c.uow(), account_id, c.clock.now()))
+    return status_out(await status.report(uow, account_id, clock.now()))

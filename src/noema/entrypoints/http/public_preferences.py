@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 from pydantic import Field
 
 from noema.domain import preferences as rules
-from noema.entrypoints.http.deps import AccountDep, ContainerDep
+from noema.entrypoints.http.deps import CatalogDep, ClockDep, CurrentAccount, UowDep
 from noema.entrypoints.http.schemas import ApiModel
 from noema.services import preferences
 
@@ -31,18 +31,20 @@ class PreferencesOut(ApiModel):
 
 
 @router.get("/preferences/{tool_id}", response_model=PreferencesOut)
-async def get_preferences(tool_id: ToolId, account_id: AccountDep, c: ContainerDep) -> PreferencesOut:
+async def get_preferences(
+    tool_id: ToolId, account_id: CurrentAccount, uow: UowDep, catalog: CatalogDep
+) -> PreferencesOut:
     """Your defaults for the tool."""
-    tool = await c.catalog.find(tool_id)
-    values = await preferences.get(c.uow(), account_id, tool)
+    tool = await catalog.find(tool_id)
+    values = await preferences.get(uow, account_id, tool)
     return PreferencesOut(tool_id=tool.id, inputs=values, settable=rules.settable(tool))
 
 
 @router.put("/preferences/{tool_id}", response_model=PreferencesOut)
 async def put_preferences(
-    tool_id: ToolId, body: PreferencesIn, account_id: AccountDep, c: ContainerDep
+    tool_id: ToolId, body: PreferencesIn, account_id: CurrentAccount, uow: UowDep, clock: ClockDep, catalog: CatalogDep
 ) -> PreferencesOut:
     """Replace your defaults for the tool; each value is checked against the tool's inputs (400 if one is bad)."""
-    tool = await c.catalog.find(tool_id)
-    values = await preferences.replace(c.uow(), c.clock, account_id, tool, body.inputs)
+    tool = await catalog.find(tool_id)
+    values = await preferences.replace(uow, clock, account_id, tool, body.inputs)
     return PreferencesOut(tool_id=tool.id, inputs=values, settable=rules.settable(tool))

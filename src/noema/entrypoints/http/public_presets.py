@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path
 from pydantic import Field
 
-from noema.entrypoints.http.deps import AccountDep, ContainerDep
+from noema.entrypoints.http.deps import CurrentAccount, GenerationsDep, PresetsDep
 from noema.entrypoints.http.generation_schemas import GenerationOut, generation_out
 from noema.entrypoints.http.schemas import ApiModel
 
@@ -33,7 +33,7 @@ class PresetRunIn(ApiModel):
 
 
 @router.get("/presets", response_model=list[PresetOut])
-async def list_presets(_: AccountDep, c: ContainerDep) -> list[PresetOut]:
+async def list_presets(_: CurrentAccount, presets: PresetsDep) -> list[PresetOut]:
     """Every preset the operator set up."""
     return [
         PresetOut(
@@ -42,7 +42,7 @@ async def list_presets(_: AccountDep, c: ContainerDep) -> list[PresetOut]:
             features=dict(p.features),
             user_inputs=sorted(p.user_inputs) if p.user_inputs is not None else None,
         )
-        for p in (await c.chat.presets.all()).values()
+        for p in (await presets.all()).values()
     ]
 
 
@@ -50,12 +50,13 @@ async def list_presets(_: AccountDep, c: ContainerDep) -> list[PresetOut]:
 async def run_preset(
     command: Command,
     body: PresetRunIn,
-    account_id: AccountDep,
-    c: ContainerDep,
+    account_id: CurrentAccount,
+    presets: PresetsDep,
+    generations: GenerationsDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> GenerationOut:
     """Run a preset: its variant for these features, its defaults under your inputs, the next tool if one fails."""
-    request = await c.chat.presets.request(
+    request = await presets.request(
         command,
         body.features,
         account_id=account_id,
@@ -64,4 +65,4 @@ async def run_preset(
         platform="api",
         idempotency_key=idempotency_key,
     )
-    return generation_out(await c.generations.request(request))
+    return generation_out(await generations.request(request))

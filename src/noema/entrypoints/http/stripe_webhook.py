@@ -6,22 +6,21 @@ import structlog
 from fastapi import APIRouter, Request
 
 from noema.domain.errors import NotFound
-from noema.entrypoints.http.deps import ContainerDep
-from noema.services import card_payments
+from noema.entrypoints.http.deps import CardPaymentsDep, StripeDep
 
 router = APIRouter(tags=["webhooks"])
 log = structlog.get_logger(__name__)
 
 
 @router.post("/api/webhook/stripe", include_in_schema=False)
-async def stripe_webhook(request: Request, c: ContainerDep) -> dict[str, str]:
+async def stripe_webhook(request: Request, stripe: StripeDep, cards: CardPaymentsDep) -> dict[str, str]:
     """A Stripe event; a missing, wrong or stale signature gets 400 and changes nothing."""
-    if c.stripe is None:
+    if stripe is None or cards is None:
         raise NotFound("Card payments are not enabled on this Noema.")
-    event = c.stripe.parse_event(await request.body(), request.headers.get("stripe-signature"))
+    event = stripe.parse_event(await request.body(), request.headers.get("stripe-signature"))
     if event is None:
         return {"status": "ignored"}
-    applied = await card_payments.apply_event(c.uow, c.clock, c.stripe, event)
+    applied = await cards.apply(event)
     outcome = "replayed" if applied.replayed else "applied" if applied.payment else "ignored"
     log.info(
         "stripe_event",

@@ -12,10 +12,9 @@ from fastapi.responses import JSONResponse
 from noema.adapters.backends.comfydeploy_parse import parse_run
 from noema.adapters.platforms import discord
 from noema.adapters.platforms.telegram import WEBHOOK_PATH
-from noema.domain.errors import BackendProtocolError, Busy, Forbidden, InvalidInput, NotFound, Unauthenticated
+from noema.domain.errors import BackendProtocolError, Forbidden, InvalidInput, NotFound, Unauthenticated
 from noema.domain.ids import parse_id
-from noema.entrypoints.http.deps import ContainerDep
-from noema.services import run_updates
+from noema.entrypoints.http.deps import BackendUpdatesDep, DiscordDep, MetricsDep, TelegramDep
 
 router = APIRouter(tags=["webhooks"])
 
@@ -23,7 +22,8 @@ router = APIRouter(tags=["webhooks"])
 @router.post("/api/webhook/comfydeploy")
 async def comfydeploy_webhook(
     request: Request,
-    c: ContainerDep,
+    updates: BackendUpdatesDep,
+    metrics: MetricsDep,
     generation_id: Annotated[str, Query(max_length=64)],
     token: Annotated[str, Query(min_length=16, max_length=128)],
 ) -> dict[str, str]:
@@ -35,29 +35,14 @@ async def comfydeploy_webhook(
         update = parse_run(payload)
     except (ValueError, BackendProtocolError) as exc:
         raise InvalidInput(f"The webhook body is not a run update: {str(exc)[:200]}") from None
-    try:
-        await run_updates.record_webhook(
-            c.uow,
-            c.clock,
-            c.backend,
-            gid,
-            update,
-            token=token,
-            metrics=c.metrics,
-            quiet_for=c.limits.quiet_for,
-            batches=c.progress_batches,
-        )
-    except Busy:
-        c.deferred_webhooks.defer(gid, update, token)  # applied when there is room; 503 tells the sender too
-        raise
-    c.metrics.webhook_applied(time.perf_counter() - started)
+    await updates.webhook(gid, update, token=token)  # kept for later and 503 when Noema is busy
+    metrics.webhook_applied(time.perf_counter() - started)
     return {"status": "ok"}
 
 
 @router.post(WEBHOOK_PATH, include_in_schema=False)
-async def telegram_webhook(request: Request, c: ContainerDep) -> Response:
+async def telegram_webhook(request: Request, telegram: TelegramDep) -> Response:
     """A Telegram update; without our secret token header it is refused (403) and ignored."""
-    telegram = c.telegram
     if telegram is None:
         raise NotFound("Telegram is not enabled on this Noema.")
     if not telegram.secret_matches(request.headers.get("x-telegram-bot-api-secret-token")):
@@ -71,9 +56,8 @@ async def telegram_webhook(request: Request, c: ContainerDep) -> Response:
 
 
 @router.post(discord.WEBHOOK_PATH, include_in_schema=False)
-async def discord_interactions(request: Request, c: ContainerDep) -> Response:
+async def discord_interactions(request: Request, platform: DiscordDep) -> Response:
     """A Discord interaction; without a valid, fresh Ed25519 signature it is refused (401) and ignored."""
-    platform = c.discord
     if platform is None:
         raise NotFound("Discord is not enabled on this Noema.")
     body = await request.body()

@@ -17,18 +17,17 @@ from noema.adapters.platforms.result_fetch import (
     Resolver,
     ResultFetcher,
     is_local_host,
-    parse_hosts,
     resolve,
 )
+from noema.config.media_hosts import Source
 from noema.domain.errors import InvalidInput, NotifierError, ResultRefused
 
 MAX_LINK_BYTES = 25 * 1024 * 1024
 _PICTURES = (MediaKind.PHOTO, MediaKind.ANIMATION)
 
 
-def link_sources(hosts: str) -> MediaSources:
+def link_sources(sources: tuple[Source, ...]) -> MediaSources:
     """The operator's list; a host given as a private address (or ``localhost``) is reached as given."""
-    sources = parse_hosts(hosts)
     local = tuple(s for s in sources if is_local_host(s.host))
     return MediaSources(tuple(s for s in sources if s not in local), trusted=local)
 
@@ -36,7 +35,9 @@ def link_sources(hosts: str) -> MediaSources:
 class LinkFetcher:
     """Picture links to bytes, under an allow-list; InvalidInput says why one is not taken."""
 
-    def __init__(self, http: httpx.AsyncClient, hosts: str | None, *, resolver: Resolver = resolve) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, hosts: tuple[Source, ...] | None, *, resolver: Resolver = resolve
+    ) -> None:
         self._fetcher = None
         if hosts:
             self._fetcher = ResultFetcher(http, link_sources(hosts), resolver=resolver, max_bytes=MAX_LINK_BYTES)

@@ -6,6 +6,7 @@ running (its own queue counted, not only Noema's), ties broken in turn.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -57,6 +58,8 @@ class Server:
     queued: int = 0
     socket_open: bool = False
     ours: set[str] = field(default_factory=set)  #: run ids Noema has on it, not yet ended
+    #: done when the last run sent here has reached its queue (or given up): the next one waits for it
+    last_send: asyncio.Future[None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def label(self) -> str:

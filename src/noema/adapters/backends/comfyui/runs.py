@@ -26,12 +26,12 @@ from noema.adapters.media_store import INLINE_TYPES, MediaStore
 from noema.domain.catalog_graph import EXTERNAL_PREFIX
 from noema.domain.comfyui_workflows import WorkflowTool
 from noema.domain.errors import InvalidInput
+from noema.domain.inputs import MAX_UPLOAD_BYTES
 from noema.domain.progress_words import progress_text
 from noema.domain.runs import InputSpec, OutputKind, RunOutput, RunStatus, RunUpdate
 from noema.domain.tools import InputType, ToolInput
 
 RESTARTED = "The GPU server restarted and lost this run; nothing was charged."
-_MAX_IMAGE_BYTES = 25 * 1024 * 1024
 
 
 @dataclass
@@ -149,8 +149,10 @@ def _decode(name: str, uri: str) -> tuple[str, bytes, str]:
         content = base64.b64decode(payload, validate=True)
     except ValueError:
         raise InvalidInput(f"The picture for {name!r} is not valid base64.", details={"field": name}) from None
-    if len(content) > _MAX_IMAGE_BYTES:
-        raise InvalidInput(f"The picture for {name!r} is larger than 25 MB.", details={"field": name})
+    if len(content) > MAX_UPLOAD_BYTES:
+        raise InvalidInput(
+            f"The picture for {name!r} is larger than {MAX_UPLOAD_BYTES // 2**20} MB.", details={"field": name}
+        )
     return f"input.{mime.split('/')[-1][:8]}", content, mime
 
 

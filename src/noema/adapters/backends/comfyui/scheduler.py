@@ -172,14 +172,26 @@ class Scheduler:
             server.ours.add(run_id)
             server.queued += 1
             run.server = server
-            self._spawn(self._submit(run, server))
+            # Prompts reach the server's queue in the order of Noema's line, though their uploads overlap.
+            ahead, sent = server.last_send, asyncio.get_running_loop().create_future()
+            server.last_send = sent
+            self._spawn(self._submit(run, server, ahead, sent))
         for place, run_id in enumerate(list(self.waiting)):
             run = self.runs[run_id]
             if run.told_ahead != place:
                 run.told_ahead = place
                 await self.push(run, waiting_update(run.id, place))
 
-    async def _submit(self, run: Run, server: Server) -> None:
+    async def _submit(
+        self, run: Run, server: Server, ahead: asyncio.Future[None] | None, sent: asyncio.Future[None]
+    ) -> None:
+        try:
+            await self._send(run, server, ahead)
+        finally:
+            if not sent.done():
+                sent.set_result(None)
+
+    async def _send(self, run: Run, server: Server, ahead: asyncio.Future[None] | None) -> None:
         prompt_id = str(uuid.uuid4())
         if not await self.kept.claim(run, server, prompt_id):  # ended, or another process sent it
             self._release(run)
@@ -190,6 +202,8 @@ class Scheduler:
             prompt = with_nonce(build_prompt(run.tool, run.values, names), uuid.uuid4().hex[:10])
             run.prompt_id, run.state = prompt_id, PromptState(prompt_id, node_count=len(prompt))
             self.by_prompt[prompt_id] = run
+            if ahead is not None:
+                await ahead  # the run sent here before this one is on the server's queue first
             await server.client.queue_prompt(prompt, prompt_id=prompt_id, strict=True)
             run.submitted = True
             if run.cancel_requested:  # cancelled while the prompt was on its way: stop it there now

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from noema.adapters.backends.sandbox.app import SandboxServer, create_standalone_app
 from noema.adapters.backends.sandbox.catalog_data import CATALOG, DEPLOYMENT_IDS
-from noema.adapters.backends.sandbox.config import FAULT_NAMES, Fault, SandboxConfig, new_api_key, parse_faults
+from noema.adapters.backends.sandbox.config import SandboxConfig, new_api_key
+from noema.config.sandbox_faults import FAULT_NAMES, Fault, parse_faults
 
 __all__ = [
     "CATALOG",

@@ -9,10 +9,10 @@ from fastapi import APIRouter, File, HTTPException, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from noema.adapters.backends.sandbox.config import Fault
 from noema.adapters.backends.sandbox.files import ALLOWED_UPLOAD_PREFIXES
 from noema.adapters.backends.sandbox.state import State
 from noema.adapters.backends.sandbox.webhooks import webhook_allowed
+from noema.config.sandbox_faults import Fault
 
 GpuName = Literal["CPU", "T4", "L4", "A10G", "L40S", "A100", "A100-80GB", "H100", "H200", "B200"]
 InputValue = str | int | float | bool | list[Any]

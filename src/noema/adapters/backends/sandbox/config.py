@@ -7,9 +7,10 @@ import random
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
+
+from noema.config.sandbox_faults import Fault, check_probability
 
 #: The largest file ``POST /api/file/upload`` accepts by default: 20 MiB, the largest input image the
 #: sandbox reads (``fetch.MAX_FETCH_BYTES``) and the web form's limit.
@@ -19,46 +20,6 @@ DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 def new_api_key() -> str:
     """A random sandbox API key (used when none is configured: a new one at every start)."""
     return "sbx_" + secrets.token_urlsafe(32)
-
-
-class Fault(StrEnum):
-    """A misbehaviour of the real service that the sandbox can reproduce on purpose."""
-
-    WEBHOOK_DUPLICATE = "webhook_duplicate"  #: a webhook post is delivered twice
-    WEBHOOK_REORDER = "webhook_reorder"  #: a status post is held back and sent after the next one
-    WEBHOOK_DROP = "webhook_drop"  #: a webhook post is never sent
-    SUBMIT_ERROR = "submit_error"  #: queueing answers 500 or 429 and creates nothing
-    RUN_FAIL = "run_fail"  #: the run fails part-way through
-
-
-FAULT_NAMES = tuple(fault.value for fault in Fault)
-
-
-def _check_probability(name: str, value: float) -> float:
-    if name not in FAULT_NAMES:
-        raise ValueError(f"Unknown sandbox fault {name!r}; known faults: {', '.join(FAULT_NAMES)}.")
-    if isinstance(value, bool) or not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"Sandbox fault {name!r} needs a probability between 0 and 1, got {value!r}.")
-    return float(value)
-
-
-def parse_faults(raw: str) -> dict[str, float]:
-    """Parse ``"webhook_drop=0.2,run_fail=0.1"`` into ``{name: probability}``; ValueError names bad items."""
-    faults: dict[str, float] = {}
-    for item in raw.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        name, sep, number = item.partition("=")
-        name = name.strip()
-        if not sep:
-            raise ValueError(f"Sandbox fault item {item!r} must look like name=probability.")
-        try:
-            value = float(number.strip())
-        except ValueError:
-            raise ValueError(f"Sandbox fault item {item!r}: {number.strip()!r} is not a number.") from None
-        faults[name] = _check_probability(name, value)
-    return faults
 
 
 @dataclass(frozen=True)
@@ -94,7 +55,7 @@ class SandboxConfig:
             raise ValueError("api_key must not be empty.")
         if self.webhook_base is not None and not self.webhook_base.startswith(("http://", "https://")):
             raise ValueError(f"webhook_base must be an absolute http(s) URL, got {self.webhook_base!r}.")
-        faults = {name: _check_probability(name, value) for name, value in self.faults.items()}
+        faults = {name: check_probability(name, value) for name, value in self.faults.items()}
         # Frozen dataclass: normalise through object.__setattr__ once, at construction.
         object.__setattr__(self, "public_base_url", base)
         object.__setattr__(self, "api_key", self.api_key.strip())

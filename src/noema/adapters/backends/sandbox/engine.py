@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from noema.adapters.backends.sandbox.catalog import Catalog, Deployment
-from noema.adapters.backends.sandbox.config import Dice, Fault
+from noema.adapters.backends.sandbox.config import Dice
 from noema.adapters.backends.sandbox.fetch import NOT_OURS, ImageFetcher
 from noema.adapters.backends.sandbox.files import FileStore
 from noema.adapters.backends.sandbox.inputs import InputError, image_input_id, resolve_inputs, with_seed
@@ -19,6 +19,7 @@ from noema.adapters.backends.sandbox.renderer import ImageInputError, render
 from noema.adapters.backends.sandbox.runs import RunRecord, RunStore, utcnow
 from noema.adapters.backends.sandbox.timeline import FAULT_MESSAGE, Step, timeline_for
 from noema.adapters.backends.sandbox.webhooks import WebhookSender, webhook_payload
+from noema.config.sandbox_faults import Fault
 from noema.domain.runs import RunStatus
 
 logger = logging.getLogger(__name__)

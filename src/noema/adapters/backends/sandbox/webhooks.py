@@ -15,8 +15,9 @@ from typing import Any
 
 import httpx
 
-from noema.adapters.backends.sandbox.config import Dice, Fault
+from noema.adapters.backends.sandbox.config import Dice
 from noema.adapters.backends.sandbox.runs import RunRecord
+from noema.config.sandbox_faults import Fault
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,6 @@ from noema.domain.accounts import Platform
 from noema.domain.errors import NoemaError
 from noema.domain.ids import parse_id
 from noema.domain.linking import CODE_LIFETIME
-from noema.services import accounts, api_keys, history, preferences, status
 from noema.services.chat import ChatServices, Visit
 
 log = structlog.get_logger(__name__)
@@ -131,7 +130,7 @@ class DiscordHandlers:
         return texts.message(texts.help_text(await self.chat.menu(limit=1)))
 
     async def _account(self, _ix: Interaction, visit: Visit) -> dict[str, Any]:
-        found = await accounts.get(self.chat.uow(), visit.account_id)
+        found = await self.chat.account(visit.account_id)
         return texts.message(embeds=[texts.account_embed(found.account, found.identities)])
 
     async def _tools(self, _ix: Interaction, _visit: Visit) -> dict[str, Any]:
@@ -139,7 +138,7 @@ class DiscordHandlers:
         return texts.message(embeds=[texts.tools_embed(tools, tools[0].backend_label if tools else "")])
 
     async def _status(self, _ix: Interaction, visit: Visit) -> dict[str, Any]:
-        report = await status.report(self.chat.uow(), visit.account_id, self.chat.clock.now())
+        report = await self.chat.status(visit.account_id, self.chat.clock.now())
         return texts.message(embeds=[texts.status_embed(report)])
 
     async def _cancel(self, ix: Interaction, visit: Visit) -> dict[str, Any]:
@@ -165,7 +164,7 @@ class DiscordHandlers:
         return texts.message(texts.topup_text(url, int(CODE_LIFETIME.total_seconds() // 60)))
 
     async def _apikey(self, _ix: Interaction, visit: Visit) -> dict[str, Any]:
-        key = await api_keys.create(self.chat.uow(), self.chat.clock, visit.account_id, name="discord")
+        key = await self.chat.new_api_key(visit.account_id, name="discord")
         return texts.message(texts.api_key_text(key.plain, self.chat.public_url))
 
     async def _set(self, ix: Interaction, visit: Visit) -> dict[str, Any]:
@@ -175,11 +174,9 @@ class DiscordHandlers:
 
     async def _settings(self, ix: Interaction, visit: Visit) -> dict[str, Any]:
         tool = await self.chat.catalog.find(str(ix.options.get("tool") or ""))
-        return texts.message(
-            texts.preferences_text(tool, await preferences.get(self.chat.uow(), visit.account_id, tool))
-        )
+        return texts.message(texts.preferences_text(tool, await self.chat.defaults(visit.account_id, tool)))
 
     async def _info(self, ix: Interaction, visit: Visit) -> dict[str, Any]:
         generation_id = parse_id(ix.custom_id.partition(":")[2], what="generation id")
-        generation = await history.get(self.chat.uow(), generation_id, account_id=visit.account_id)
+        generation = await self.chat.generation(visit.account_id, generation_id)
         return texts.message(embeds=[texts.info_embed(generation)])

@@ -14,9 +14,9 @@ import httpx
 from noema.adapters.platforms.discord.interactions import Attachment
 from noema.adapters.platforms.media import image_mime
 from noema.domain.errors import InvalidInput, NotifierError
+from noema.domain.inputs import MAX_UPLOAD_BYTES
 
 CDN_HOSTS = frozenset({"cdn.discordapp.com", "media.discordapp.net"})
-MAX_IMAGE_BYTES = 25 * 1024 * 1024
 
 
 def too_big(limit: int) -> InvalidInput:
@@ -24,7 +24,7 @@ def too_big(limit: int) -> InvalidInput:
     return InvalidInput(f"That image is larger than {limit // 2**20} MB; attach a smaller one.")
 
 
-def check_declared(attachment: Attachment, limit: int = MAX_IMAGE_BYTES) -> None:
+def check_declared(attachment: Attachment, limit: int = MAX_UPLOAD_BYTES) -> None:
     """Refuse at once what Discord already says is too big or not an image."""
     if attachment.size > limit:
         raise too_big(limit)
@@ -36,7 +36,7 @@ def check_declared(attachment: Attachment, limit: int = MAX_IMAGE_BYTES) -> None
 class AttachmentFetcher:
     """Downloads attachments from the hosts Discord serves them from."""
 
-    def __init__(self, http: httpx.AsyncClient, *, api_base_url: str, limit: int = MAX_IMAGE_BYTES) -> None:
+    def __init__(self, http: httpx.AsyncClient, *, api_base_url: str, limit: int = MAX_UPLOAD_BYTES) -> None:
         self.http, self.limit = http, limit
         self.hosts = CDN_HOSTS | {urlsplit(api_base_url).hostname or ""}
 

@@ -2,64 +2,34 @@
 
 Everything goes into the interaction's original response while its token lives (15 minutes);
 files beyond what one message takes go into followups. A result may take several messages: each
-is one *part*, recorded in the key-value store as it goes, so a retry after a failure or a restart
-sends only what is missing, never a part twice. Once the token has expired, a result or failure
-is posted in the channel with the bot token instead (mentioning the user); a late progress edit
-is simply dropped.
+is one *part*, recorded by the outbox's part log (``services.outbox.PartLog``) as it goes, so a
+retry after a failure or a restart sends only what is missing, never a part twice. Once the token
+has expired, a result or failure is posted in the channel with the bot token instead (mentioning
+the user); a late progress edit is simply dropped.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
 from noema.adapters.platforms import media as results
 from noema.adapters.platforms.discord import texts
-from noema.adapters.platforms.discord.interactions import MAX_ATTACHMENT_BYTES
 from noema.adapters.platforms.discord.rest import DiscordApiError, DiscordRest, OutMessage
+from noema.adapters.platforms.discord.target import DiscordTarget
 from noema.adapters.platforms.media import Media, MediaKind
 from noema.adapters.platforms.result_fetch import ResultFetcher
-from noema.domain.delivery import Delivery, DeliveryKind
+from noema.domain.delivery import Delivery, DeliveryKind, DeliveryPayload
 from noema.domain.errors import NotifierError
 from noema.domain.generation import Generation
 from noema.ports import Clock, UnitOfWorkFactory
+from noema.services.outbox import PartLog
 
 log = structlog.get_logger(__name__)
 FILES_PER_MESSAGE = 10
 TEXT_MAX = 1900
-_MARGIN = 30.0  #: seconds before the token's end at which it is no longer relied on
-
-
-@dataclass(frozen=True)
-class _Target:
-    token: str = field(repr=False)
-    expires_at: float
-    channel_id: str | None
-    user_id: str | None
-    size_limit: int
-
-    @classmethod
-    def of(cls, raw: dict[str, Any]) -> _Target:
-        """The target stored with the generation; a non-retryable error if it is not a Discord one."""
-        token = raw.get("token")
-        if not isinstance(token, str) or not token:
-            raise NotifierError("The delivery has no Discord interaction.", retryable=False)
-        limit = raw.get("size_limit")
-        expires = raw.get("expires_at")
-        return cls(
-            token=token,
-            expires_at=float(expires) if isinstance(expires, int | float) else 0.0,
-            channel_id=raw.get("channel_id") if isinstance(raw.get("channel_id"), str) else None,
-            user_id=raw.get("user_id") if isinstance(raw.get("user_id"), str) else None,
-            size_limit=limit if isinstance(limit, int) and limit > 0 else MAX_ATTACHMENT_BYTES,
-        )
-
-    def token_alive(self, now: float) -> bool:
-        """Whether the interaction token can still edit its messages at ``now`` (with a margin)."""
-        return now < self.expires_at - _MARGIN
 
 
 class DiscordNotifier:
@@ -68,11 +38,14 @@ class DiscordNotifier:
     def __init__(
         self, rest: DiscordRest, *, media: ResultFetcher, uow: UnitOfWorkFactory, clock: Clock, public_url: str
     ) -> None:
-        self.rest, self.media, self.uow, self.clock, self.public_url = rest, media, uow, clock, public_url
+        self.rest, self.media, self.clock, self.public_url = rest, media, clock, public_url
+        self.parts = PartLog(uow, clock)
 
     async def send(self, delivery: Delivery, generation: Generation) -> None:
         """Deliver one outbox row; Discord's refusals become NotifierError (retryable or not)."""
-        to = _Target.of(delivery.target)
+        to = DiscordTarget.parse(delivery.target)
+        if to is None:
+            raise NotifierError("The delivery has no Discord interaction.", retryable=False)
         if delivery.kind is DeliveryKind.PROGRESS:
             await self._progress(to, delivery.payload, generation)
             return
@@ -82,9 +55,9 @@ class DiscordNotifier:
             ]
         else:
             parts = await self._result(to, delivery.payload, generation.id)
-        await self._send_parts(delivery.id, to, parts)
+        await self._send_parts(delivery, to, parts)
 
-    async def _progress(self, to: _Target, payload: dict[str, Any], generation: Generation) -> None:
+    async def _progress(self, to: DiscordTarget, payload: DeliveryPayload, generation: Generation) -> None:
         if not to.token_alive(self._now()):
             return  # too late to edit; the result will be posted in the channel
         # The result or failure edit replaces the components, so the Cancel button ends with the run.
@@ -97,13 +70,13 @@ class DiscordNotifier:
                 raise
             log.info("discord_progress_dropped", code=exc.discord_code)
 
-    async def _send_parts(self, delivery_id: str, to: _Target, parts: list[OutMessage]) -> None:
-        done = await self._done_parts(delivery_id)
+    async def _send_parts(self, delivery: Delivery, to: DiscordTarget, parts: list[OutMessage]) -> None:
         in_channel = not to.token_alive(self._now())
         mention = True
-        for index, part in enumerate(parts):
-            if index in done:
-                continue
+
+        async def send_part(index: int) -> None:
+            nonlocal in_channel, mention
+            part = parts[index]
             if not in_channel:
                 try:
                     await (self.rest.edit_original if index == 0 else self.rest.followup)(to.token, part)
@@ -114,10 +87,10 @@ class DiscordNotifier:
             if in_channel:
                 await self._to_channel(to, part, mention=mention)
                 mention = False
-            done.add(index)
-            await self._record_parts(delivery_id, done)
 
-    async def _to_channel(self, to: _Target, part: OutMessage, *, mention: bool) -> None:
+        await self.parts.send(delivery, len(parts), send_part)
+
+    async def _to_channel(self, to: DiscordTarget, part: OutMessage, *, mention: bool) -> None:
         if to.channel_id is None:
             raise NotifierError("The interaction expired and there is no channel to post in.", retryable=False)
         body = dict(part.payload)
@@ -127,8 +100,8 @@ class DiscordNotifier:
         body.pop("flags", None)
         await self.rest.channel_message(to.channel_id, OutMessage(body, part.files))
 
-    async def _result(self, to: _Target, payload: dict[str, Any], generation_id: str) -> list[OutMessage]:
-        outputs = list(payload.get("outputs") or [])
+    async def _result(self, to: DiscordTarget, payload: DeliveryPayload, generation_id: str) -> list[OutMessage]:
+        outputs = [dict(output) for output in payload.outputs]
         files, refused = await self.media.fetch_all(outputs)
         uploads, notes = self._uploads(files, to.size_limit)
         notes += refused
@@ -167,16 +140,6 @@ class DiscordNotifier:
 
     def _now(self) -> float:
         return self.clock.now().timestamp()
-
-    async def _done_parts(self, delivery_id: str) -> set[int]:
-        async with self.uow() as uow:
-            stored = await uow.kv.get(f"discord.parts:{delivery_id}")
-        return set(stored or [])
-
-    async def _record_parts(self, delivery_id: str, done: set[int]) -> None:
-        async with self.uow() as uow:
-            await uow.kv.put(f"discord.parts:{delivery_id}", sorted(done), now=self.clock.now())
-            await uow.commit()
 
 
 def _size(n: int) -> str:

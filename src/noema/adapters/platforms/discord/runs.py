@@ -9,12 +9,11 @@ edits the original response with progress and the result.
 
 from __future__ import annotations
 
-from typing import Any
-
 from noema.adapters.platforms.discord import texts
 from noema.adapters.platforms.discord.commands import IMAGE, PROMPT, inputs_of
 from noema.adapters.platforms.discord.images import AttachmentFetcher, check_declared
 from noema.adapters.platforms.discord.interactions import Interaction
+from noema.adapters.platforms.discord.target import DiscordTarget
 from noema.domain.accounts import Platform
 from noema.domain.chat_commands import split_inputs
 from noema.domain.errors import InvalidInput, ToolDisabled, ToolNotFound
@@ -22,26 +21,10 @@ from noema.domain.generation import Generation
 from noema.domain.tools import Tool
 from noema.services.chat import ChatRun, ChatServices, ChatUser, Visit
 
-TOKEN_LIFETIME = 15 * 60  #: seconds an interaction token can edit its messages
-
 
 def caller(ix: Interaction) -> ChatUser:
     """The Discord user behind an interaction."""
     return ChatUser(Platform.DISCORD, ix.user_id, ix.display_name, ix.username)
-
-
-def target(ix: Interaction) -> dict[str, Any]:
-    """Where the outbox delivers news of a run asked for by this interaction."""
-    return {
-        "application_id": ix.application_id,
-        "interaction_id": ix.id,
-        "token": ix.token,
-        "expires_at": ix.created_at + TOKEN_LIFETIME,
-        "channel_id": ix.channel_id,
-        "guild_id": ix.guild_id,
-        "user_id": ix.user_id,
-        "size_limit": ix.size_limit,
-    }
 
 
 class ToolRuns:
@@ -70,24 +53,25 @@ class ToolRuns:
         visit = await self.chat.enter(caller(ix), f"/{tool.command}")
         attachment = ix.attachment(IMAGE)
         files = {}
-        delivery = target(ix)
+        to = DiscordTarget.of(ix)
         if attachment is not None and tool.image_input is not None:
             files[tool.image_input.name] = await self.fetcher.download(attachment.url)
-            delivery["image_url"] = attachment.url
-        return await self._run(ix, visit, ChatRun(tool, inputs_of(tool, ix.options), files, delivery))
+            to = to.with_image(attachment.url)
+        return await self._run(ix, visit, ChatRun(tool, inputs_of(tool, ix.options), files, to.to_json()))
 
     async def rerun(self, ix: Interaction, generation_id: str) -> Generation:
         """The same tool with the same inputs (and the same image, fetched again) as an earlier run."""
         visit = await self.chat.enter(caller(ix), "button:rerun")
-        tool, inputs, earlier = await self.chat.earlier_run(visit.account_id, generation_id)
-        files, delivery = {}, target(ix)
-        image_url = earlier.delivery.get("image_url")
-        if tool.image_input is not None and isinstance(image_url, str):
+        plan, earlier = await self.chat.earlier_run(visit.account_id, generation_id)
+        tool, files, to = plan.tool, {}, DiscordTarget.of(ix)
+        before = DiscordTarget.parse(earlier.delivery)
+        image_url = before.image_url if before is not None else None
+        if tool.image_input is not None and image_url is not None:
             files[tool.image_input.name] = await self.fetcher.download(image_url)
-            delivery["image_url"] = image_url
-        elif tool.image_input is not None and tool.image_input.required:
+            to = to.with_image(image_url)
+        if plan.missing_file(given=files) is not None:
             raise InvalidInput(f"That run's image is not available any more; use /{tool.command} with the image again.")
-        return await self._run(ix, visit, ChatRun(tool, inputs, files, delivery))
+        return await self._run(ix, visit, ChatRun(tool, plan.inputs, files, to.to_json()))
 
     async def _run(self, ix: Interaction, visit: Visit, run: ChatRun) -> Generation:
         keyed = ChatRun(run.tool, run.inputs, run.files, run.delivery, idempotency_key=f"discord:{ix.id}")

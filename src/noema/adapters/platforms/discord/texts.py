@@ -18,6 +18,7 @@ from noema.adapters.platforms.wording import (
     nanos_of,
 )
 from noema.domain.accounts import Account, Identity
+from noema.domain.delivery import DeliveryPayload
 from noema.domain.generation import Generation
 from noema.domain.ids import short_id
 from noema.domain.money import display_usd
@@ -85,52 +86,51 @@ def cancel_button(generation_id: str) -> list[dict[str, Any]]:
     return [{"type": 1, "components": [button]}]
 
 
-def _head(payload: dict[str, Any]) -> str:
-    status = str(payload.get("status", "pending"))
-    return f"{STATUS_WORDS.get(status, status)} · /{escape(str(payload.get('tool', '')))}"
+def _head(status: str, tool: str) -> str:
+    return f"{STATUS_WORDS.get(status, status)} · /{escape(tool)}"
 
 
-def progress_embed(payload: dict[str, Any]) -> dict[str, Any]:
+def progress_embed(payload: DeliveryPayload) -> dict[str, Any]:
     """The progress shown in the original response while the run moves."""
-    status = str(payload.get("status", "pending"))
-    fraction = float(payload.get("progress") or 0.0)
+    status = payload.status or "pending"
+    fraction = payload.progress
     lines = []
     if status in ("running", "uploading") or fraction > 0:
         lines.append(f"{bar(fraction)} {round(fraction * 100)}%")
-    if payload.get("liveStatus"):
-        lines.append(f"*{escape(str(payload['liveStatus'])[:300])}*")
-    estimate = display_usd(nanos_of(payload.get("estimatedCostUsd")))
+    if payload.live_status:
+        lines.append(f"*{escape(payload.live_status[:300])}*")
+    estimate = display_usd(nanos_of(payload.estimated_cost_usd))
     return {
-        "title": _head(payload),
+        "title": _head(status, payload.tool),
         "description": "\n".join(lines) or "Starting…",
         "color": BLURPLE,
-        "footer": {"text": f"id {payload.get('shortId')} · estimate {estimate}"},
+        "footer": {"text": f"id {payload.short_id} · estimate {estimate}"},
     }
 
 
-def result_embed(payload: dict[str, Any], *, image: str | None, notes: list[str]) -> dict[str, Any]:
+def result_embed(payload: DeliveryPayload, *, image: str | None, notes: list[str]) -> dict[str, Any]:
     """The result: the tool, what it cost, the short id, and the first picture shown large."""
-    lines = [f"Cost **{display_usd(nanos_of(payload.get('costUsd')))}** · id `{payload.get('shortId')}`"]
-    if nanos_of(payload.get("shortfallUsd")):
+    lines = [f"Cost **{display_usd(nanos_of(payload.cost_usd))}** · id `{payload.short_id}`"]
+    if nanos_of(payload.shortfall_usd):
         lines.append("Your balance did not cover the whole run; the rest was waived.")
     lines += notes
-    embed: dict[str, Any] = {"title": f"✅ /{escape(str(payload.get('tool', '')))}", "color": GREEN}
+    embed: dict[str, Any] = {"title": f"✅ /{escape(payload.tool)}", "color": GREEN}
     embed["description"] = "\n".join(lines)[:4000]
     if image is not None:
         embed["image"] = {"url": f"attachment://{image}"}
     return embed
 
 
-def failure_embed(payload: dict[str, Any]) -> dict[str, Any]:
+def failure_embed(payload: DeliveryPayload) -> dict[str, Any]:
     """Why a run gave no result, and what (if anything) was charged."""
-    reason = escape(str(payload.get("failureReason") or "The run did not finish."))[:1500]
-    cost = nanos_of(payload.get("costUsd"))
+    reason = escape(payload.failure_reason or "The run did not finish.")[:1500]
+    cost = nanos_of(payload.cost_usd)
     money = f"You were charged {display_usd(cost)} for the GPU time used." if cost else "Nothing was charged."
     return {
-        "title": _head({**payload, "status": payload.get("status") or "failed"}),
+        "title": _head(payload.status or "failed", payload.tool),
         "description": f"{reason}\n{money}",
-        "color": GREY if payload.get("status") == "cancelled" else RED,
-        "footer": {"text": f"id {payload.get('shortId')}"},
+        "color": GREY if payload.status == "cancelled" else RED,
+        "footer": {"text": f"id {payload.short_id}"},
     }
 
 

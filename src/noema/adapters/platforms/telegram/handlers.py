@@ -19,16 +19,15 @@ from telegram.ext import Application, CallbackQueryHandler, ContextTypes, Messag
 from noema.adapters.platforms.telegram import texts
 from noema.adapters.platforms.telegram.images import ImageSource, download, image_of
 from noema.adapters.platforms.telegram.payments import StarsOffer, TelegramPayments, topup_button
+from noema.adapters.platforms.telegram.target import TelegramTarget
 from noema.adapters.platforms.wording import OOPS
 from noema.domain.accounts import Platform
 from noema.domain.chat_commands import ParsedCommand, parse_command, split_inputs
 from noema.domain.errors import InsufficientFunds, InvalidInput, NoemaError, ToolDisabled, ToolNotFound
-from noema.domain.ids import parse_id
 from noema.domain.linking import CODE_LIFETIME
 from noema.domain.platform_updates import PlatformUpdate
 from noema.domain.presets import Preset
 from noema.domain.tools import THROUGH_PRESET, Tool
-from noema.services import accounts, api_keys, history, preferences, status
 from noema.services.chat import ChatRun, ChatServices, ChatUser, Visit
 
 log = structlog.get_logger(__name__)
@@ -121,7 +120,7 @@ class TelegramHandlers:
                 key = f"telegram:button:{query.id}"
                 await self._rerun(message, caller, gid, key=key, new_seed=action == "reseed")
             elif action == "info":
-                generation = await history.get(self.chat.uow(), parse_id(gid), account_id=caller.account_id)
+                generation = await self.chat.generation(caller.account_id, gid)
                 await _reply(message, texts.info(generation))
             elif action == "topup":
                 await message.reply_text("Top up with Telegram Stars:", reply_markup=self.payments.packages())
@@ -148,7 +147,7 @@ class TelegramHandlers:
 
     async def _status(self, message: Message, caller: Caller, _parsed: ParsedCommand) -> None:
         now = self.chat.clock.now()
-        report = await status.report(self.chat.uow(), caller.account_id, now)
+        report = await self.chat.status(caller.account_id, now)
         await _reply(message, texts.status_text(report, now), markup=topup_button())
 
     async def _cancel(self, message: Message, caller: Caller, parsed: ParsedCommand) -> None:
@@ -167,7 +166,7 @@ class TelegramHandlers:
         if message.chat.type != ChatType.PRIVATE:
             await _reply(message, "For your safety I send API keys only in a private chat: message me directly.")
             return
-        key = await api_keys.create(self.chat.uow(), self.chat.clock, caller.account_id, name="telegram")
+        key = await self.chat.new_api_key(caller.account_id, name="telegram")
         await _reply(
             message,
             f"Your new API key (shown once, keep it secret):\n<code>{escape(key.plain)}</code>\n"
@@ -175,7 +174,7 @@ class TelegramHandlers:
         )
 
     async def _account(self, message: Message, caller: Caller, _parsed: ParsedCommand) -> None:
-        found = await accounts.get(self.chat.uow(), caller.account_id)
+        found = await self.chat.account(caller.account_id)
         await _reply(message, texts.account_text(found.account, found.identities))
 
     async def _set(self, message: Message, caller: Caller, parsed: ParsedCommand) -> None:
@@ -191,9 +190,7 @@ class TelegramHandlers:
         if not name:
             raise InvalidInput("Say which tool, e.g. /settings txt2img.")
         tool = await self._find(name.lstrip("/").lower())
-        await _reply(
-            message, texts.preferences_text(tool, await preferences.get(self.chat.uow(), caller.account_id, tool))
-        )
+        await _reply(message, texts.preferences_text(tool, await self.chat.defaults(caller.account_id, tool)))
 
     async def _tool(self, message: Message, caller: Caller, parsed: ParsedCommand) -> None:
         preset = await self.chat.presets.find(parsed.name)
@@ -241,12 +238,14 @@ class TelegramHandlers:
 
     async def _rerun(self, message: Message, caller: Caller, gid: str, *, key: str, new_seed: bool) -> None:
         """The same inputs again (the recorded seed reproduces the image), or with fresh random seeds."""
-        tool, inputs, earlier = await self.chat.earlier_run(caller.account_id, gid, new_seed=new_seed)
-        file_id = earlier.delivery.get("image_file_id")
-        source = ImageSource(file_id, "image/jpeg") if isinstance(file_id, str) else None
-        if tool.image_input is not None and tool.image_input.required and source is None:
+        plan, earlier = await self.chat.earlier_run(caller.account_id, gid, new_seed=new_seed)
+        before = TelegramTarget.parse(earlier.delivery)
+        file_id = before.image_file_id if before is not None else None
+        source = ImageSource(file_id, "image/jpeg") if file_id is not None else None
+        image = plan.tool.image_input
+        if plan.missing_file(given=[image.name] if image is not None and source is not None else []) is not None:
             raise InvalidInput("That run's image is not available any more; reply to the photo again.")
-        await self._start(message, caller, tool, inputs, source, key=key)
+        await self._start(message, caller, plan.tool, plan.inputs, source, key=key)
 
     async def _start(
         self,
@@ -269,17 +268,23 @@ class TelegramHandlers:
             files[image_input] = await download(message.get_bot(), source)
         estimate, _seconds = await self.chat.generations.estimate(tool)
         ack = await _reply(message, texts.received(tool, estimate))
-        delivery: dict[str, Any] = {
-            "chat_id": message.chat.id,
-            "message_id": message.message_id,
-            "progress_message_id": ack.message_id,
-        }
-        if source is not None:
-            delivery["image_file_id"] = source.file_id
+        to = TelegramTarget(
+            message.chat.id,
+            message_id=message.message_id,
+            progress_message_id=ack.message_id,
+            image_file_id=source.file_id if source is not None else None,
+        )
         try:
             base = run or ChatRun(tool, inputs)
             asked = ChatRun(
-                tool, inputs, files, delivery, key, preset=base.preset, features=base.features, answers=caller.update
+                tool,
+                inputs,
+                files,
+                to.to_json(),
+                key,
+                preset=base.preset,
+                features=base.features,
+                answers=caller.update,
             )
             await self.chat.run(caller.visit, caller.user, asked)
         except NoemaError as exc:

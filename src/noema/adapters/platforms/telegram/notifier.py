@@ -1,14 +1,13 @@
 """Delivering a generation's news to Telegram: progress edits, results by media type, failures.
 
 A result may take several Bot API calls (an album, a text, an animation). Each call is one *part*;
-parts already sent are recorded (in the key-value store) as they go, so a retry after a failure
-or a restart sends only what is missing, never a part twice.
+the outbox's part log (``services.outbox.PartLog``) records them as they go, so a retry after a
+failure or a restart sends only what is missing, never a part twice.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from html import escape
 from typing import Any
 
@@ -31,10 +30,12 @@ from noema.adapters.platforms.media import Media, MediaKind
 from noema.adapters.platforms.result_fetch import ResultFetcher
 from noema.adapters.platforms.telegram import texts
 from noema.adapters.platforms.telegram.limiter import retry_seconds
-from noema.domain.delivery import Delivery, DeliveryKind
+from noema.adapters.platforms.telegram.target import TelegramTarget
+from noema.domain.delivery import Delivery, DeliveryKind, DeliveryPayload
 from noema.domain.errors import NotifierError
 from noema.domain.generation import Generation
 from noema.ports import Clock, UnitOfWorkFactory
+from noema.services.outbox import PartLog
 
 log = structlog.get_logger(__name__)
 PHOTO_MAX_BYTES = 10 * 1024 * 1024
@@ -61,31 +62,23 @@ def fits_photo(item: Media) -> bool:
     return len(item.content) <= PHOTO_MAX_BYTES and w + h <= 10_000 and max(w, h) <= 20 * max(1, min(w, h))
 
 
-@dataclass
-class _Send:
-    """Where a result goes: the chat, the command it answers, the progress message to settle."""
-
-    chat_id: int
-    reply_to: int | None
-    progress_id: int | None
-
-    @property
-    def reply(self) -> ReplyParameters | None:
-        return ReplyParameters(self.reply_to, allow_sending_without_reply=True) if self.reply_to else None
+def _reply(to: TelegramTarget) -> ReplyParameters | None:
+    """The result answers the command (if that message is gone, it is sent all the same)."""
+    return ReplyParameters(to.message_id, allow_sending_without_reply=True) if to.message_id else None
 
 
 class TelegramNotifier:
     """The Notifier of the ``telegram`` platform."""
 
     def __init__(self, bot: Bot, *, media: ResultFetcher, uow: UnitOfWorkFactory, clock: Clock) -> None:
-        self.bot, self.media, self.uow, self.clock = bot, media, uow, clock
+        self.bot, self.media = bot, media
+        self.parts = PartLog(uow, clock)
 
     async def send(self, delivery: Delivery, generation: Generation) -> None:
         """Deliver one outbox row; Bot API failures become NotifierError (retryable or not)."""
-        target = delivery.target
-        if not isinstance(target.get("chat_id"), int):
+        to = TelegramTarget.parse(delivery.target)
+        if to is None:
             raise NotifierError("The delivery has no Telegram chat.", retryable=False)
-        to = _Send(target["chat_id"], target.get("message_id"), target.get("progress_message_id"))
         try:
             await self.bot.initialize()  # once per process (getMe); a worker-only process never started the app
             if delivery.kind is DeliveryKind.PROGRESS:
@@ -104,13 +97,17 @@ class TelegramNotifier:
         except (NetworkError, TelegramError) as exc:
             raise NotifierError(f"Telegram did not answer: {exc.message}") from exc
 
-    async def _edit(self, to: _Send, text: str, markup: InlineKeyboardMarkup | None = None) -> bool:
+    async def _edit(self, to: TelegramTarget, text: str, markup: InlineKeyboardMarkup | None = None) -> bool:
         """Edit the progress message; False when there is none (or it is gone)."""
-        if to.progress_id is None:
+        if to.progress_message_id is None:
             return False
         try:
             await self.bot.edit_message_text(
-                text, chat_id=to.chat_id, message_id=to.progress_id, parse_mode=ParseMode.HTML, reply_markup=markup
+                text,
+                chat_id=to.chat_id,
+                message_id=to.progress_message_id,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
             )
         except BadRequest as exc:
             if "not modified" in exc.message.lower():
@@ -120,26 +117,24 @@ class TelegramNotifier:
             raise
         return True
 
-    async def _failure(self, to: _Send, payload: dict[str, Any]) -> None:
+    async def _failure(self, to: TelegramTarget, payload: DeliveryPayload) -> None:
         text = texts.failure(payload)
         if not await self._edit(to, text):
-            await self.bot.send_message(to.chat_id, text, parse_mode=ParseMode.HTML, reply_parameters=to.reply)
+            await self.bot.send_message(to.chat_id, text, parse_mode=ParseMode.HTML, reply_parameters=_reply(to))
 
-    async def _result(self, delivery: Delivery, to: _Send, generation_id: str) -> None:
+    async def _result(self, delivery: Delivery, to: TelegramTarget, generation_id: str) -> None:
         payload = delivery.payload
-        outputs = list(payload.get("outputs") or [])
+        outputs = [dict(output) for output in payload.outputs]
         files, refused = await self.media.fetch_all(outputs)
         parts = _plan(files, results.texts_of(outputs) + refused)
-        done = await self._done_parts(delivery.id)
         markup = buttons(generation_id)
         single = len(parts) == 1
-        for index, part in enumerate(parts):
-            if index in done:
-                continue
+
+        async def send_part(index: int) -> None:
             caption = texts.result_caption(payload, part=index + 1, parts=len(parts)) if index == 0 else None
-            await part(self.bot, to, caption, markup if single else None)
-            done.add(index)
-            await self._record_parts(delivery.id, done)
+            await parts[index](self.bot, to, caption, markup if single else None)
+
+        await self.parts.send(delivery, len(parts), send_part)
         summary = texts.result_caption(payload)
         if not parts:
             summary += "\nThe run finished without an output to show."
@@ -148,18 +143,8 @@ class TelegramNotifier:
         except TelegramError as exc:  # the result itself is out; a stale progress line is not worth a retry
             log.warning("telegram_summary_edit_failed", generation_id=generation_id, error=str(exc)[:200])
 
-    async def _done_parts(self, delivery_id: str) -> set[int]:
-        async with self.uow() as uow:
-            stored = await uow.kv.get(f"telegram.parts:{delivery_id}")
-        return set(stored or [])
 
-    async def _record_parts(self, delivery_id: str, done: set[int]) -> None:
-        async with self.uow() as uow:
-            await uow.kv.put(f"telegram.parts:{delivery_id}", sorted(done), now=self.clock.now())
-            await uow.commit()
-
-
-_Part = Callable[[Bot, _Send, str | None, InlineKeyboardMarkup | None], Awaitable[Any]]
+_Part = Callable[[Bot, TelegramTarget, str | None, InlineKeyboardMarkup | None], Awaitable[Any]]
 
 
 def _plan(files: list[Media], text_outputs: list[str]) -> list[_Part]:
@@ -197,12 +182,12 @@ def escaped_chunks(text: str, limit: int) -> list[str]:
 
 
 def _single(item: Media, *, as_document: bool = False) -> _Part:
-    async def send(bot: Bot, to: _Send, caption: str | None, markup: InlineKeyboardMarkup | None) -> None:
+    async def send(bot: Bot, to: TelegramTarget, caption: str | None, markup: InlineKeyboardMarkup | None) -> None:
         upload = InputFile(item.content, filename=item.filename)
         common: dict[str, Any] = {
             "caption": caption,
             "parse_mode": ParseMode.HTML,
-            "reply_parameters": to.reply,
+            "reply_parameters": _reply(to),
             "reply_markup": markup,
         }
         if as_document or item.kind is MediaKind.DOCUMENT:
@@ -218,7 +203,7 @@ def _single(item: Media, *, as_document: bool = False) -> _Part:
 
 
 def _album(items: list[Media], *, as_document: bool = False) -> _Part:
-    async def send(bot: Bot, to: _Send, caption: str | None, _markup: InlineKeyboardMarkup | None) -> None:
+    async def send(bot: Bot, to: TelegramTarget, caption: str | None, _markup: InlineKeyboardMarkup | None) -> None:
         media: list[InputMediaPhoto | InputMediaVideo | InputMediaDocument] = []
         for n, item in enumerate(items):
             # Raw bytes with a file name: PTB attaches them as multipart parts (an InputFile would not be).
@@ -230,16 +215,16 @@ def _album(items: list[Media], *, as_document: bool = False) -> _Part:
                 )
             else:
                 media.append(kind(item.content, caption=text, parse_mode=ParseMode.HTML, filename=item.filename))
-        await bot.send_media_group(to.chat_id, media, reply_parameters=to.reply)
+        await bot.send_media_group(to.chat_id, media, reply_parameters=_reply(to))
 
     return send
 
 
 def _text(text: str) -> _Part:
-    async def send(bot: Bot, to: _Send, caption: str | None, markup: InlineKeyboardMarkup | None) -> None:
+    async def send(bot: Bot, to: TelegramTarget, caption: str | None, markup: InlineKeyboardMarkup | None) -> None:
         body = f"{caption}\n\n{text}" if caption else text
         await bot.send_message(
-            to.chat_id, body, parse_mode=ParseMode.HTML, reply_parameters=to.reply, reply_markup=markup
+            to.chat_id, body, parse_mode=ParseMode.HTML, reply_parameters=_reply(to), reply_markup=markup
         )
 
     return send

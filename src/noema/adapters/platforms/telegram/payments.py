@@ -18,12 +18,13 @@ from telegram.ext import Application, ContextTypes, MessageHandler, PreCheckoutQ
 
 from noema.domain.accounts import Platform
 from noema.domain.chat_commands import ParsedCommand
-from noema.domain.errors import AccountNotFound, InvalidInput, NoemaError
+from noema.domain.errors import InvalidInput, NoemaError
 from noema.domain.linking import CODE_LIFETIME
 from noema.domain.money import display_usd
 from noema.domain.stars import CURRENCY, credit_for
-from noema.services import accounts, economy, stars_payments
+from noema.services import stars_payments
 from noema.services.chat import ChatServices, ChatUser
+from noema.services.stars_payments import StarsPayments
 
 if TYPE_CHECKING:
     from noema.adapters.platforms.telegram.handlers import Caller
@@ -37,12 +38,11 @@ CREDIT_FAILED: ContextVar[bool] = ContextVar("telegram_credit_failed", default=F
 
 @dataclass(frozen=True)
 class StarsOffer:
-    """What /topup offers: star packages, the credit per star (nanos), and the /paysupport text."""
+    """What /topup offers (star packages), the /paysupport text, and the Stars payments service."""
 
     packages: tuple[int, ...]
-    nanos_per_star: int
     support_text: str
-    most_open: int = 5  #: unpaid invoices an account may have open at once
+    payments: StarsPayments  #: knows the credit per star and how many invoices may be open at once
 
 
 def topup_button() -> InlineKeyboardMarkup:
@@ -54,7 +54,7 @@ class TelegramPayments:
     """The Stars commands, buttons and payment updates over ``stars_payments``."""
 
     def __init__(self, chat: ChatServices, offer: StarsOffer) -> None:
-        self.chat, self.offer = chat, offer
+        self.chat, self.offer, self.stars = chat, offer, offer.payments
 
     def install(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         """Answer pre-checkout queries, credit successful payments, take back refunded ones."""
@@ -67,7 +67,7 @@ class TelegramPayments:
         rows = [
             [
                 InlineKeyboardButton(
-                    f"⭐ {stars} → {display_usd(credit_for(stars, self.offer.nanos_per_star))}",
+                    f"⭐ {stars} → {display_usd(credit_for(stars, self.stars.nanos_per_star))}",
                     callback_data=f"stars:{stars}",
                 )
             ]
@@ -115,14 +115,7 @@ class TelegramPayments:
         if not raw.isdigit() or int(raw) not in self.offer.packages:
             raise InvalidInput("That package is not offered any more; send /topup for the current ones.")
         stars = int(raw)
-        payment = await stars_payments.offer(
-            self.chat.uow,
-            self.chat.clock,
-            account_id=caller.account_id,
-            stars=stars,
-            nanos_per_star=self.offer.nanos_per_star,
-            most_open=self.offer.most_open,
-        )
+        payment = await self.stars.offer(caller.account_id, stars)
         credit = display_usd(payment.credit_nanos)
         await message.get_bot().send_invoice(
             chat_id=message.chat.id,
@@ -134,24 +127,15 @@ class TelegramPayments:
             provider_token="",
         )
 
-    async def _payer(self, user_id: int) -> str | None:
-        try:
-            found = await accounts.by_platform(self.chat.uow(), Platform.TELEGRAM, str(user_id))
-        except AccountNotFound:
-            return None
-        return found.account.id
-
     async def on_pre_checkout(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         """Answer at once: ok when the invoice's row exists, is unexpired and its account may pay."""
         query = update.pre_checkout_query
         if query is None:
             return
         try:
-            reason = await stars_payments.pre_check(
-                self.chat.uow,
-                self.chat.clock,
+            reason = await self.stars.pre_check(
                 payload=query.invoice_payload,
-                payer_account_id=await self._payer(query.from_user.id),
+                payer_account_id=await self.stars.payer(str(query.from_user.id)),
                 stars=query.total_amount if query.currency == CURRENCY else -1,
             )
         except Exception:
@@ -176,15 +160,15 @@ class TelegramPayments:
                 charge_id=paid.telegram_payment_charge_id,
                 stars=paid.total_amount,
                 currency=paid.currency,
-                nanos_per_star=self.offer.nanos_per_star,
+                nanos_per_star=self.stars.nanos_per_star,
             )
-            applied = await stars_payments.settle(self.chat.uow, self.chat.clock, charge)
+            applied = await self.stars.settle(charge)
             if applied.replayed or applied.payment is None:
                 # The same update delivered again (or to another replica at once): its delivery that
                 # credited sends the one receipt.
                 return
             payment = applied.payment
-            wallet = await economy.wallet(self.chat.uow(), payment.account_id)
+            wallet = await self.stars.wallet(payment.account_id)
             owed = f"\nStill owed: {display_usd(wallet.owed_nanos)}" if wallet.owed_nanos else ""
             text = (
                 f"✅ Payment received: {paid.total_amount} ⭐ → {display_usd(payment.credit_nanos)} of credit.\n"
@@ -208,9 +192,7 @@ class TelegramPayments:
             return
         refund = message.refunded_payment
         try:
-            payment = await stars_payments.refunded(
-                self.chat.uow, self.chat.clock, charge_id=refund.telegram_payment_charge_id, stars=refund.total_amount
-            )
+            payment = await self.stars.refunded(charge_id=refund.telegram_payment_charge_id, stars=refund.total_amount)
         except Exception:
             log.exception("telegram_refund_failed")
             return

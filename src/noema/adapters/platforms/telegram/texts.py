@@ -17,6 +17,7 @@ from noema.adapters.platforms.wording import (
 )
 from noema.domain.accounts import Account, Identity
 from noema.domain.chat_commands import example
+from noema.domain.delivery import DeliveryPayload
 from noema.domain.generation import Generation
 from noema.domain.ids import short_id
 from noema.domain.money import display_usd
@@ -90,39 +91,36 @@ def received(tool: Tool, estimate_nanos: int) -> str:
     return f"👀 /{escape(tool.command)} received — about {display_usd(estimate_nanos)}. Starting…"
 
 
-def progress(payload: dict[str, Any]) -> str:
+def progress(payload: DeliveryPayload) -> str:
     """The one progress message, edited as the run moves."""
-    status = str(payload.get("status", "pending"))
-    lines = [f"{STATUS_WORDS.get(status, status)} · /{escape(str(payload.get('tool', '')))} · {payload.get('shortId')}"]
-    fraction = float(payload.get("progress") or 0.0)
+    status = payload.status or "pending"
+    lines = [f"{STATUS_WORDS.get(status, status)} · /{escape(payload.tool)} · {payload.short_id}"]
+    fraction = payload.progress
     if status in ("running", "uploading") or fraction > 0:
         lines.append(f"{bar(fraction)} {round(fraction * 100)}%")
-    if payload.get("liveStatus"):
-        lines.append(f"<i>{escape(str(payload['liveStatus']))[:300]}</i>")
-    lines.append(f"Estimate: {display_usd(nanos_of(payload.get('estimatedCostUsd')))}")
+    if payload.live_status:
+        lines.append(f"<i>{escape(payload.live_status)[:300]}</i>")
+    lines.append(f"Estimate: {display_usd(nanos_of(payload.estimated_cost_usd))}")
     return "\n".join(lines)
 
 
-def result_caption(payload: dict[str, Any], *, part: int = 1, parts: int = 1) -> str:
+def result_caption(payload: DeliveryPayload, *, part: int = 1, parts: int = 1) -> str:
     """The caption of a result: the tool, what it cost and the short id."""
-    cost = display_usd(nanos_of(payload.get("costUsd")))
-    text = f"✅ /{escape(str(payload.get('tool', '')))} · {cost} · <code>{payload.get('shortId')}</code>"
+    cost = display_usd(nanos_of(payload.cost_usd))
+    text = f"✅ /{escape(payload.tool)} · {cost} · <code>{payload.short_id}</code>"
     if parts > 1:
         text += f" · {part}/{parts}"
-    if nanos_of(payload.get("shortfallUsd")):
+    if nanos_of(payload.shortfall_usd):
         text += "\n(Your balance did not cover the whole run; the rest was waived.)"
     return text
 
 
-def failure(payload: dict[str, Any]) -> str:
+def failure(payload: DeliveryPayload) -> str:
     """Why a run did not give a result, and that nothing was charged for what did not run."""
-    status = str(payload.get("status"))
-    reason = escape(str(payload.get("failureReason") or "The run did not finish."))[:800]
-    cost = nanos_of(payload.get("costUsd"))
+    reason = escape(payload.failure_reason or "The run did not finish.")[:800]
+    cost = nanos_of(payload.cost_usd)
     money = f"You were charged {display_usd(cost)} for the GPU time used." if cost else "Nothing was charged."
-    head = (
-        f"{STATUS_WORDS.get(status, '❌ Failed')} · /{escape(str(payload.get('tool', '')))} · {payload.get('shortId')}"
-    )
+    head = f"{STATUS_WORDS.get(str(payload.status), '❌ Failed')} · /{escape(payload.tool)} · {payload.short_id}"
     return f"{head}\n{reason}\n{money}"
 
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Response
 
 from noema.domain.ids import parse_id
 from noema.domain.money import parse_usd
-from noema.entrypoints.http.deps import ContainerDep, PagingDep, require_economy_write
+from noema.entrypoints.http.deps import ClockDep, PagingDep, UowDep, require_economy_write
 from noema.entrypoints.http.schemas import (
     EconomyOut,
     ExpIn,
@@ -25,9 +25,9 @@ _ADMIN = [Depends(require_economy_write)]
 
 
 @router.get("/users/{account_id}/economy", response_model=EconomyOut)
-async def get_economy(account_id: str, c: ContainerDep) -> EconomyOut:
+async def get_economy(account_id: str, uow: UowDep) -> EconomyOut:
     """The user's balance, holds, points and EXP."""
-    return economy_out(await economy.wallet(c.uow(), parse_id(account_id, what="masterAccountId")))
+    return economy_out(await economy.wallet(uow, parse_id(account_id, what="masterAccountId")))
 
 
 def _transfer(account_id: str, body: TransferIn) -> economy.Transfer:
@@ -47,9 +47,9 @@ def _transfer(account_id: str, body: TransferIn) -> economy.Transfer:
     dependencies=_ADMIN,
     responses={200: {"model": TransferOut}},
 )
-async def credit(account_id: str, body: TransferIn, c: ContainerDep, response: Response) -> TransferOut:
+async def credit(account_id: str, body: TransferIn, uow: UowDep, clock: ClockDep, response: Response) -> TransferOut:
     """Add credit; the same externalTransactionId again returns the first result (200) and adds nothing."""
-    posted = await economy.credit(c.uow(), c.clock, _transfer(account_id, body))
+    posted = await economy.credit(uow, clock, _transfer(account_id, body))
     if posted.replayed:
         response.status_code = 200
     return TransferOut(
@@ -66,9 +66,9 @@ async def credit(account_id: str, body: TransferIn, c: ContainerDep, response: R
     dependencies=_ADMIN,
     responses={200: {"model": TransferOut}},
 )
-async def debit(account_id: str, body: TransferIn, c: ContainerDep, response: Response) -> TransferOut:
+async def debit(account_id: str, body: TransferIn, uow: UowDep, clock: ClockDep, response: Response) -> TransferOut:
     """Take credit from the free balance; 400 INSUFFICIENT_FUNDS if it does not cover the amount."""
-    posted = await economy.debit(c.uow(), c.clock, _transfer(account_id, body))
+    posted = await economy.debit(uow, clock, _transfer(account_id, body))
     if posted.replayed:
         response.status_code = 200
     return TransferOut(
@@ -79,23 +79,23 @@ async def debit(account_id: str, body: TransferIn, c: ContainerDep, response: Re
 
 
 @router.put("/users/{account_id}/economy/exp", response_model=EconomyOut, dependencies=_ADMIN)
-async def change_exp(account_id: str, body: ExpIn, c: ContainerDep) -> EconomyOut:
+async def change_exp(account_id: str, body: ExpIn, uow: UowDep, clock: ClockDep) -> EconomyOut:
     """Add or correct EXP (never below zero)."""
     return economy_out(
-        await economy.change_exp(c.uow(), c.clock, parse_id(account_id, what="masterAccountId"), body.exp_change)
+        await economy.change_exp(uow, clock, parse_id(account_id, what="masterAccountId"), body.exp_change)
     )
 
 
 @router.get("/users/{account_id}/transactions", response_model=PageOut[TransactionOut])
-async def list_transactions(account_id: str, c: ContainerDep, page: PagingDep) -> PageOut[TransactionOut]:
+async def list_transactions(account_id: str, uow: UowDep, page: PagingDep) -> PageOut[TransactionOut]:
     """The user's ledger entries, newest first."""
     result = await economy.transactions(
-        c.uow(), parse_id(account_id, what="masterAccountId"), limit=page.limit, cursor=page.cursor
+        uow, parse_id(account_id, what="masterAccountId"), limit=page.limit, cursor=page.cursor
     )
     return page_out(result, transaction_out)
 
 
 @router.get("/transactions/{transaction_id}", response_model=TransactionOut)
-async def get_transaction(transaction_id: str, c: ContainerDep) -> TransactionOut:
+async def get_transaction(transaction_id: str, uow: UowDep) -> TransactionOut:
     """One ledger entry."""
-    return transaction_out(await economy.transaction(c.uow(), parse_id(transaction_id, what="transactionId")))
+    return transaction_out(await economy.transaction(uow, parse_id(transaction_id, what="transactionId")))

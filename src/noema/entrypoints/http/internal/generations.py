@@ -12,11 +12,11 @@ from noema.domain.errors import InvalidInput
 from noema.domain.generation import GenerationStatus
 from noema.domain.ids import parse_id
 from noema.domain.tools import ACCOUNT, ADMIN_CLIENT
-from noema.entrypoints.http.deps import ClientDep, ContainerDep, PagingDep
+from noema.entrypoints.http.deps import ClientDep, GenerationsDep, PagingDep, UowDep
 from noema.entrypoints.http.generation_schemas import GenerationOut, InternalGenerationIn, generation_out
 from noema.entrypoints.http.schemas import ApiModel, PageOut, page_out
 from noema.ports import GenerationFilter
-from noema.services import cancel, history, sessions
+from noema.services import history, sessions
 from noema.services.generations import GenerationRequest
 
 router = APIRouter(tags=["generations"])
@@ -30,7 +30,9 @@ class GenerationUpdateIn(ApiModel):
 
 
 @router.post("/generations", response_model=GenerationOut, status_code=201)
-async def create_generation(body: InternalGenerationIn, client: ClientDep, c: ContainerDep) -> GenerationOut:
+async def create_generation(
+    body: InternalGenerationIn, client: ClientDep, uow: UowDep, generations: GenerationsDep
+) -> GenerationOut:
     """Run a tool for an account (hold, create, submit), delivering to the given platform context.
 
     Only the admin client may run hidden and admin-only tools; a platform client acts as the account.
@@ -38,8 +40,8 @@ async def create_generation(body: InternalGenerationIn, client: ClientDep, c: Co
     account_id = parse_id(body.master_account_id, what="masterAccountId")
     platform = parse_platform(body.platform).value
     if body.session_id:
-        await sessions.get(c.uow(), parse_id(body.session_id, what="sessionId"))
-    generation = await c.generations.request(
+        await sessions.get(uow, parse_id(body.session_id, what="sessionId"))
+    generation = await generations.request(
         GenerationRequest(
             account_id=account_id,
             tool_ref=body.tool_id,
@@ -54,13 +56,15 @@ async def create_generation(body: InternalGenerationIn, client: ClientDep, c: Co
 
 
 @router.get("/generations/{generation_id}", response_model=GenerationOut)
-async def get_generation(generation_id: str, c: ContainerDep) -> GenerationOut:
+async def get_generation(generation_id: str, uow: UowDep) -> GenerationOut:
     """One generation."""
-    return generation_out(await history.get(c.uow(), parse_id(generation_id, what="generationId")))
+    return generation_out(await history.get(uow, parse_id(generation_id, what="generationId")))
 
 
 @router.put("/generations/{generation_id}", response_model=GenerationOut)
-async def update_generation(generation_id: str, body: GenerationUpdateIn, c: ContainerDep) -> GenerationOut:
+async def update_generation(
+    generation_id: str, body: GenerationUpdateIn, uow: UowDep, generations: GenerationsDep
+) -> GenerationOut:
     """Cancel (status "cancelled"); other status changes only ever come from the backend."""
     gid = parse_id(generation_id, what="generationId")
     if body.status is not None and body.status != GenerationStatus.CANCELLED.value:
@@ -71,12 +75,8 @@ async def update_generation(generation_id: str, body: GenerationUpdateIn, c: Con
     if body.metadata is not None:
         raise InvalidInput("metadata is kept by the lifecycle and cannot be replaced.", details={"field": "metadata"})
     if body.status is not None:
-        return generation_out(
-            await cancel.cancel(
-                c.uow, c.clock, c.backend, gid, account_id=None, metrics=c.metrics, reason="Cancelled by an operator."
-            )
-        )
-    return generation_out(await history.get(c.uow(), gid))
+        return generation_out(await generations.cancel(gid, account_id=None, reason="Cancelled by an operator."))
+    return generation_out(await history.get(uow, gid))
 
 
 def _statuses(raw: str | None) -> tuple[GenerationStatus, ...]:
@@ -90,7 +90,7 @@ def _statuses(raw: str | None) -> tuple[GenerationStatus, ...]:
 
 @router.get("/generations", response_model=PageOut[GenerationOut])
 async def list_generations(
-    c: ContainerDep,
+    uow: UowDep,
     page: PagingDep,
     status_in: Annotated[str | None, Query(description="Comma-separated statuses.", max_length=300)] = None,
     status_ne: Annotated[
@@ -108,22 +108,22 @@ async def list_generations(
         run_id=run_id,
         delivery_status=delivery_status,
     )
-    result = await history.search(c.uow(), where, limit=page.limit, cursor=page.cursor)
+    result = await history.search(uow, where, limit=page.limit, cursor=page.cursor)
     return page_out(result, generation_out)
 
 
 @router.get("/users/{account_id}/generations", response_model=PageOut[GenerationOut])
-async def user_generations(account_id: str, c: ContainerDep, page: PagingDep) -> PageOut[GenerationOut]:
+async def user_generations(account_id: str, uow: UowDep, page: PagingDep) -> PageOut[GenerationOut]:
     """An account's generations, newest first."""
     where = GenerationFilter(account_id=parse_id(account_id, what="masterAccountId"))
-    result = await history.search(c.uow(), where, limit=page.limit, cursor=page.cursor)
+    result = await history.search(uow, where, limit=page.limit, cursor=page.cursor)
     return page_out(result, generation_out)
 
 
 @router.get("/sessions/{session_id}/generations", response_model=PageOut[GenerationOut])
-async def session_generations(session_id: str, c: ContainerDep, page: PagingDep) -> PageOut[GenerationOut]:
+async def session_generations(session_id: str, uow: UowDep, page: PagingDep) -> PageOut[GenerationOut]:
     """A session's generations, newest first."""
     sid = parse_id(session_id, what="sessionId")
-    await sessions.get(c.uow(), sid)
-    result = await history.search(c.uow(), GenerationFilter(session_id=sid), limit=page.limit, cursor=page.cursor)
+    await sessions.get(uow, sid)
+    result = await history.search(uow, GenerationFilter(session_id=sid), limit=page.limit, cursor=page.cursor)
     return page_out(result, generation_out)

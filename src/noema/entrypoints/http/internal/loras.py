@@ -10,7 +10,7 @@ from pydantic import Field, StrictBool, StrictFloat, StrictStr
 
 from noema.domain.errors import InvalidInput
 from noema.domain.loras import Lora, parse_lora_file
-from noema.entrypoints.http.deps import ContainerDep, PagingDep, require_lora_admin
+from noema.entrypoints.http.deps import LorasDep, PagingDep, require_lora_admin
 from noema.entrypoints.http.schemas import ApiModel, PageOut, page_out
 from noema.ports import LoraRecord
 from noema.services.loras import SaveOutcome
@@ -104,19 +104,19 @@ def _one(body: LoraIn) -> Lora:
 
 @router.get("/loras", response_model=PageOut[LoraOut])
 async def list_loras(
-    c: ContainerDep,
+    loras: LorasDep,
     page: PagingDep,
     enabled: Annotated[bool | None, Query(description="Only enabled (true) or switched-off (false) LoRAs.")] = None,
 ) -> PageOut[LoraOut]:
     """The LoRA library in slug order."""
-    result = await c.loras.page(limit=page.limit, cursor=page.cursor, enabled=enabled)
+    result = await loras.page(limit=page.limit, cursor=page.cursor, enabled=enabled)
     return page_out(result, lora_out)
 
 
 @router.post("/loras", response_model=SavedLoraOut, status_code=200, responses={201: {"model": SavedLoraOut}})
-async def save_lora(body: LoraIn, c: ContainerDep, response: Response) -> SavedLoraOut:
+async def save_lora(body: LoraIn, loras: LorasDep, response: Response) -> SavedLoraOut:
     """Add a LoRA (201) or update the one with its slug (200); its usage count is kept."""
-    saved = await c.loras.save(_one(body))
+    saved = await loras.save(_one(body))
     if saved.outcome is SaveOutcome.ADDED:
         response.status_code = 201
     return SavedLoraOut(lora=lora_out(saved.record), outcome=saved.outcome)
@@ -124,24 +124,24 @@ async def save_lora(body: LoraIn, c: ContainerDep, response: Response) -> SavedL
 
 @router.post("/loras/import", response_model=ImportOut)
 async def import_loras(
-    c: ContainerDep,
+    loras: LorasDep,
     body: Annotated[
         dict[str, Any] | list[Any],
         Body(description='The import file: a list of LoRA objects, or {"loras": [...]}.'),
     ],
 ) -> ImportOut:
     """Add or update every LoRA of an import file at once; the same file again changes nothing."""
-    summary = await c.loras.import_loras(parse_lora_file(body))
+    summary = await loras.import_loras(parse_lora_file(body))
     return ImportOut(added=summary.added, updated=summary.updated, unchanged=summary.unchanged, total=summary.total)
 
 
 @router.get("/loras/{slug}", response_model=LoraOut)
-async def get_lora(slug: Slug, c: ContainerDep) -> LoraOut:
+async def get_lora(slug: Slug, loras: LorasDep) -> LoraOut:
     """One LoRA."""
-    return lora_out(await c.loras.get(slug))
+    return lora_out(await loras.get(slug))
 
 
 @router.post("/loras/{slug}/disable", response_model=LoraOut)
-async def disable_lora(slug: Slug, c: ContainerDep) -> LoraOut:
+async def disable_lora(slug: Slug, loras: LorasDep) -> LoraOut:
     """Switch a LoRA off: prompts stop applying it, and its tags are removed with a warning."""
-    return lora_out(await c.loras.disable(slug))
+    return lora_out(await loras.disable(slug))

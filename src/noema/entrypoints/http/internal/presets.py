@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Path, Response
 
 from noema.domain.presets import Preset
-from noema.entrypoints.http.deps import ContainerDep, require_presets_admin
+from noema.entrypoints.http.deps import PresetsDep, require_presets_admin
 from noema.entrypoints.http.schemas import ApiModel
 
 router = APIRouter(tags=["presets"], dependencies=[Depends(require_presets_admin)])
@@ -41,24 +41,24 @@ def _out(p: Preset, source: str) -> InternalPresetOut:
 
 
 @router.get("/presets", response_model=list[InternalPresetOut])
-async def list_presets(c: ContainerDep) -> list[InternalPresetOut]:
+async def list_presets(presets: PresetsDep) -> list[InternalPresetOut]:
     """Every preset, from the file and from this API."""
-    book = c.chat.presets
+    book = presets
     return [_out(p, "file" if name in book.from_file else "api") for name, p in sorted((await book.all()).items())]
 
 
 @router.put("/presets/{command}", response_model=InternalPresetOut)
 async def put_preset(
     command: Command,
-    c: ContainerDep,
+    presets: PresetsDep,
     body: Annotated[dict[str, Any], Body(description="The preset's settings, as in a TOML [presets.<command>] table.")],
 ) -> InternalPresetOut:
     """Create or replace a preset (400 with the reason if it is not valid; 409 for a file preset's name)."""
-    return _out(await c.chat.presets.define(command, body), "api")
+    return _out(await presets.define(command, body), "api")
 
 
 @router.delete("/presets/{command}", status_code=204)
-async def delete_preset(command: Command, c: ContainerDep) -> Response:
+async def delete_preset(command: Command, presets: PresetsDep) -> Response:
     """Remove a preset defined through this API."""
-    await c.chat.presets.remove(command)
+    await presets.remove(command)
     return Response(status_code=204)

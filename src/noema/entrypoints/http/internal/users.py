@@ -12,7 +12,7 @@ from noema.domain.accounts import AccountStatus, parse_platform, parse_platform_
 from noema.domain.errors import ForbiddenFieldUpdate, InvalidInput
 from noema.domain.ids import parse_id
 from noema.domain.linking import CodePurpose
-from noema.entrypoints.http.deps import ClientDep, ContainerDep
+from noema.entrypoints.http.deps import ClientDep, ClockDep, SettingsDep, UowDep, UowFactoryDep
 from noema.entrypoints.http.schemas import (
     READ_ONLY_USER_FIELDS,
     ApiModel,
@@ -34,12 +34,14 @@ AccountId = Annotated[str, Path(description="masterAccountId (UUID)")]
     status_code=200,
     responses={201: {"model": FindOrCreateOut}},
 )
-async def find_or_create(body: FindOrCreateIn, c: ContainerDep, response: Response) -> FindOrCreateOut:
+async def find_or_create(
+    body: FindOrCreateIn, uow_factory: UowFactoryDep, clock: ClockDep, response: Response
+) -> FindOrCreateOut:
     """The account of a platform identity; 201 when it was created now."""
     platform = parse_platform(body.platform)
     found = await accounts.find_or_create(
-        c.uow,
-        c.clock,
+        uow_factory,
+        clock,
         platform=platform,
         platform_id=parse_platform_id(str(body.platform_id)),
         context=body.platform_context,
@@ -54,21 +56,21 @@ async def find_or_create(body: FindOrCreateIn, c: ContainerDep, response: Respon
 
 
 @router.get("/users/by-platform/{platform}/{platform_id}", response_model=UserOut)
-async def by_platform(platform: str, platform_id: str, c: ContainerDep) -> UserOut:
+async def by_platform(platform: str, platform_id: str, uow: UowDep) -> UserOut:
     """The user holding a platform identity."""
-    found = await accounts.by_platform(c.uow(), parse_platform(platform), parse_platform_id(platform_id))
+    found = await accounts.by_platform(uow, parse_platform(platform), parse_platform_id(platform_id))
     return user_out(found.account, found.identities)
 
 
 @router.get("/users/{account_id}", response_model=UserOut)
-async def get_user(account_id: AccountId, c: ContainerDep) -> UserOut:
+async def get_user(account_id: AccountId, uow: UowDep) -> UserOut:
     """One user."""
-    found = await accounts.get(c.uow(), parse_id(account_id, what="masterAccountId"))
+    found = await accounts.get(uow, parse_id(account_id, what="masterAccountId"))
     return user_out(found.account, found.identities)
 
 
 @router.put("/users/{account_id}", response_model=UserOut)
-async def update_user(account_id: AccountId, body: UserUpdateIn, c: ContainerDep) -> UserOut:
+async def update_user(account_id: AccountId, body: UserUpdateIn, uow: UowDep, clock: ClockDep) -> UserOut:
     """Change a user's profile or status; identity, id and money fields are read-only."""
     forbidden = [name for name in READ_ONLY_USER_FIELDS if name in body.model_fields_set]
     if forbidden:
@@ -87,7 +89,7 @@ async def update_user(account_id: AccountId, body: UserUpdateIn, c: ContainerDep
         wallet_address=body.wallet_address,
         profile=body.profile,
     )
-    found = await accounts.update(c.uow(), c.clock, parse_id(account_id, what="masterAccountId"), changes)
+    found = await accounts.update(uow, clock, parse_id(account_id, what="masterAccountId"), changes)
     return user_out(found.account, found.identities)
 
 
@@ -104,7 +106,9 @@ class LinkCodeOut(ApiModel):
 
 
 @router.post("/users/{account_id}/link-codes", response_model=LinkCodeOut, status_code=201)
-async def create_link_code(account_id: AccountId, body: LinkCodeIn, client: ClientDep, c: ContainerDep) -> LinkCodeOut:
+async def create_link_code(
+    account_id: AccountId, body: LinkCodeIn, client: ClientDep, uow: UowDep, clock: ClockDep, settings: SettingsDep
+) -> LinkCodeOut:
     """A one-time code (10 minutes): to type into another platform, or a web sign-in link.
 
     The admin client may ask for any account; a platform client (named after its platform) only for
@@ -112,12 +116,12 @@ async def create_link_code(account_id: AccountId, body: LinkCodeIn, client: Clie
     """
     platform = parse_platform(body.platform).value if body.platform else None
     issued = await linking.issue_for_client(
-        c.uow(),
-        c.clock,
+        uow,
+        clock,
         parse_id(account_id, what="masterAccountId"),
         body.purpose,
         client=client.name,
         platform=platform,
     )
-    url = f"{c.settings.base_url}/signin/link/{issued.code}" if body.purpose is CodePurpose.SIGN_IN else None
+    url = f"{settings.base_url}/signin/link/{issued.code}" if body.purpose is CodePurpose.SIGN_IN else None
     return LinkCodeOut(code=issued.code, purpose=body.purpose.value, expires_at=issued.expires_at, sign_in_url=url)

@@ -9,9 +9,9 @@ from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import FormData, UploadFile
 
 from noema.domain.errors import InvalidInput
+from noema.domain.inputs import MAX_UPLOAD_BYTES
 from noema.domain.tools import InputType, Tool
 
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 _IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
 
 
