@@ -1,6 +1,7 @@
 """Load: one ``noema serve`` replica on PostgreSQL with the embedded sandbox, driven over loopback HTTP.
 
-``python -m benchmarks.load [--quick]``. Two phases, each on its own fresh database and server process:
+``python -m benchmarks.load [--quick] [--phase hold|burst]``. Two phases, each on its own fresh database
+and server process:
 
 * **in flight:** sandbox runs of 600 s, asked for through the public API by many accounts as fast as the
   replica takes them, until the target number is in flight. At each step the driver pauses and reads
@@ -34,6 +35,7 @@ import httpx
 from tests.fakes.processes import NoemaProcess, free_port, noema_env, run_noema, start_serve
 
 from benchmarks.harness import fresh_database, table
+from noema.adapters.db.tables import LIVE_STATUSES_SQL
 from noema.bootstrap import build_container
 from noema.config import Settings
 from noema.domain.accounts import Platform
@@ -160,10 +162,11 @@ async def idle_cpu(pid: int, seconds: float) -> float:
 class Reading:
     """The server at one step."""
 
-    in_flight: int
+    in_flight: int  #: runs accepted so far
     rss_mb: float
     idle_cpu: float
     seconds: float  #: since the phase began
+    live: int = 0  #: of those, the ones not yet ended (a slow fill lets the first 600 s runs end)
 
 
 @dataclass
@@ -229,7 +232,7 @@ async def hold(workdir: Path, plan: Plan) -> HoldResult:
     async with served(workdir, run_seconds=600, accounts_count=plan.accounts) as server:
         pid = server.process.pid
         started = time.monotonic()
-        baseline = Reading(0, rss_mb(pid), await idle_cpu(pid, plan.idle_seconds), 0.0)
+        baseline = Reading(0, rss_mb(pid), await idle_cpu(pid, plan.idle_seconds), 0.0, 0)
         answers, readings, n = Answers(), [], 0
         per_account = collections.Counter[int]()
         while len(answers.accepted) < plan.in_flight:
@@ -249,11 +252,21 @@ async def hold(workdir: Path, plan: Plan) -> HoldResult:
                     answers.record(response)
             await asyncio.sleep(1.0)  # let the last answers' work settle before reading
             cpu = await idle_cpu(pid, plan.idle_seconds)
-            readings.append(Reading(len(answers.accepted), rss_mb(pid), cpu, time.monotonic() - started))
+            live = await _count_live(server.db_url)
+            readings.append(Reading(len(answers.accepted), rss_mb(pid), cpu, time.monotonic() - started, live))
             print(f"  {readings[-1]}  answers {dict(answers.counts)}", flush=True)
             if answers.failures >= 500:
                 break
         return HoldResult(baseline, readings, answers, log_problems(server.process))
+
+
+async def _count_live(db_url: str) -> int:
+    """Generations that have not ended (read after the CPU reading, so it does not count in it)."""
+    conn = await asyncpg.connect(db_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        return int(await conn.fetchval(f"SELECT count(*) FROM generations WHERE {LIVE_STATUSES_SQL}"))
+    finally:
+        await conn.close()
 
 
 # --- phase 2: a burst -----------------------------------------------------------------------------
@@ -343,44 +356,53 @@ async def _wait_ended(db_url: str, ids: list[str], *, seconds: float) -> tuple[i
 # --- report ---------------------------------------------------------------------------------------
 
 
-def report(held: HoldResult, burst_result: BurstResult) -> str:
-    """The figures as tables."""
+def hold_report(held: HoldResult) -> list[str]:
+    """The in-flight phase as a table."""
     rows = [
-        [f"{r.in_flight:,}", f"{r.rss_mb:.0f}", f"{r.idle_cpu * 100:.1f}", f"{r.seconds:.0f}"]
+        [f"{r.in_flight:,}", f"{r.live:,}", f"{r.rss_mb:.0f}", f"{r.idle_cpu * 100:.1f}", f"{r.seconds:.0f}"]
         for r in [held.baseline, *held.readings]
     ]
-    b = burst_result
-    return "\n".join(
-        [
-            "Runs in flight on one replica (PostgreSQL, sandbox runs of 600 s); idle CPU in % of one core",
-            table(["in flight", "RSS MB", "idle CPU %", "at s"], rows),
-            f"answers: {dict(held.answers.counts)}; failures (5xx, client errors): {held.answers.failures}",
-            f"server log: {dict(held.problems)}",
-            "",
-            f"Burst: {b.rate} requests/s for {b.seconds} s (runs of 600 s, then every one cancelled)",
-            f"answers: {dict(b.answers.counts)}; failures (5xx, client errors): {b.answers.failures}",
-            f"accepted {len(b.answers.accepted)}, ended and settled {b.ended}, settled twice {b.settled_twice}, "
-            f"ledger verify {'clean' if b.ledger_clean else 'FAILED'}",
-            f"server log: {dict(b.problems)}",
-        ]
-    )
+    return [
+        "Runs in flight on one replica (PostgreSQL, sandbox runs of 600 s); idle CPU in % of one core",
+        table(["accepted", "live", "RSS MB", "idle CPU %", "at s"], rows),
+        f"answers: {dict(held.answers.counts)}; failures (5xx, client errors): {held.answers.failures}",
+        f"server log: {dict(held.problems)}",
+    ]
 
 
-async def main_async(quick: bool) -> int:
-    """Both phases; exit 1 when a goal's condition (no failure, every run ended once) is broken."""
+def burst_report(b: BurstResult) -> list[str]:
+    """The burst phase."""
+    return [
+        f"Burst: {b.rate} requests/s for {b.seconds} s (runs of 600 s, then every one cancelled)",
+        f"answers: {dict(b.answers.counts)}; failures (5xx, client errors): {b.answers.failures}",
+        f"accepted {len(b.answers.accepted)}, ended and settled {b.ended}, settled twice {b.settled_twice}, "
+        f"ledger verify {'clean' if b.ledger_clean else 'FAILED'}",
+        f"server log: {dict(b.problems)}",
+    ]
+
+
+async def main_async(quick: bool, phases: str = "both") -> int:
+    """The phases asked for; exit 1 when a goal's condition (no failure, every run ended once) is broken."""
     plan = QUICK if quick else FULL
-    print(f"Load ({'quick' if quick else 'full'}): {plan}", flush=True)
+    print(f"Load ({'quick' if quick else 'full'}, {phases}): {plan}", flush=True)
+    lines: list[str] = []
+    broken = False
     with tempfile.TemporaryDirectory(prefix="noema-load-") as tmp:
-        held = await hold(Path(tmp) / "hold", plan)
-        burst_result = await burst(Path(tmp) / "burst", plan)
-    print(report(held, burst_result), flush=True)
-    broken = (
-        held.answers.failures
-        or burst_result.answers.failures
-        or burst_result.ended != len(burst_result.answers.accepted)
-        or burst_result.settled_twice
-        or not burst_result.ledger_clean
-    )
+        if phases in ("both", "hold"):
+            held = await hold(Path(tmp) / "hold", plan)
+            lines += hold_report(held)
+            broken = broken or held.answers.failures > 0
+        if phases in ("both", "burst"):
+            b = await burst(Path(tmp) / "burst", plan)
+            lines += ["", *burst_report(b)] if lines else burst_report(b)
+            broken = (
+                broken
+                or b.answers.failures > 0
+                or b.ended != len(b.answers.accepted)
+                or b.settled_twice > 0
+                or not b.ledger_clean
+            )
+    print("\n".join(lines), flush=True)
     return 1 if broken else 0
 
 
@@ -388,8 +410,11 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the flags and run."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.load", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="1,000 in flight and a 10 s burst")
+    parser.add_argument(
+        "--phase", choices=("both", "hold", "burst"), default="both", help="run only the in-flight or the burst phase"
+    )
     args = parser.parse_args(argv)
-    return asyncio.run(main_async(args.quick))
+    return asyncio.run(main_async(args.quick, args.phase))
 
 
 if __name__ == "__main__":
