@@ -19,6 +19,7 @@ from noema.adapters.platforms.result_fetch import (
     Source,
     sources_for,
 )
+from noema.config.media_hosts import parse_hosts
 from noema.domain.errors import NotifierError, ResultRefused
 from tests.e2e.chat_harness import png_bytes
 from tests.fakes.media_host import MediaHost, media_host
@@ -190,7 +191,9 @@ def test_comfydeploy_results_come_from_its_api_host_and_its_output_buckets_over_
 
 
 def test_configured_hosts_replace_the_default_buckets_but_keep_the_backends_own_host() -> None:
-    rule = sources_for(backend_url="https://api.comfydeploy.com/api", sandbox_files_url=None, configured="cdn.example")
+    rule = sources_for(
+        backend_url="https://api.comfydeploy.com/api", sandbox_files_url=None, configured=parse_hosts("cdn.example")
+    )
     assert rule.admits(httpx.URL("https://cdn.example/a.png"))
     assert rule.admits(httpx.URL("https://api.comfydeploy.com/a.png"))
     assert not rule.admits(httpx.URL("https://comfy-deploy-output.s3.amazonaws.com/a.png"))
