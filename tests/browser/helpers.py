@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 from playwright.async_api import Locator, Page, expect
 
+from tests.fakes.cli_fork import run_command
+
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 INTERNAL = "/internal/v1/data"
 TERMINAL = ("succeeded", "failed", "cancelled", "timed_out")
@@ -120,14 +122,6 @@ def noema_bin() -> str:
 
 async def cli(env: dict[str, str], cwd: Path, *args: str) -> str:
     """Run the ``noema`` command with the server's environment: its stdout (exit 0 asserted)."""
-    proc = await asyncio.create_subprocess_exec(
-        noema_bin(),
-        *args,
-        env=env,
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode()
-    return out.decode()
+    done = await asyncio.to_thread(run_command, [noema_bin()], args, env=env, cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    return done.stdout

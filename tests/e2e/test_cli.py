@@ -19,6 +19,7 @@ from noema.bootstrap import build_container
 from noema.domain.accounts import Platform
 from noema.services import accounts
 from tests.conftest import funded_key, make_settings, running_app
+from tests.fakes.cli_fork import run_command
 
 NOEMA = [sys.executable, "-m", "noema.entrypoints.cli"]
 
@@ -26,14 +27,7 @@ NOEMA = [sys.executable, "-m", "noema.entrypoints.cli"]
 def noema(db_url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("NOEMA_")}
     clean.update({"NOEMA_DATABASE_URL": db_url, "COLUMNS": "200", **(env or {})})
-    return subprocess.run(
-        [*NOEMA, *args],
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tempfile.mkdtemp(prefix="noema-cli-"),
-    )
+    return run_command(NOEMA, args, env=clean, cwd=tempfile.mkdtemp(prefix="noema-cli-"))
 
 
 async def _telegram_account(db_url: str, pid: str) -> str:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.fakes.cli_fork import run_command
+
 _SCRIPT = Path(sys.executable).with_name("noema")
 #: The installed console script when there is one (what an operator runs), else the module.
 NOEMA = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "noema.entrypoints.cli"]
@@ -67,9 +69,7 @@ def noema_env(settings: Mapping[str, str]) -> dict[str, str]:
 
 def run_noema(*args: str, env: Mapping[str, str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run one ``noema`` command to completion."""
-    return subprocess.run(
-        [*NOEMA, *args], env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
-    )
+    return run_command(NOEMA, args, env=env, cwd=cwd, timeout=timeout)
 
 
 class NoemaProcess:
