@@ -41,17 +41,18 @@ class Comfy:
     server: Server
     long_side: int
     long_batch: int
+    long_rounds: int  #: blur-and-sharpen rounds: an interrupt lands between nodes, so many small ones
 
 
 @pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.comfyui)])
 def comfy(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Comfy]:
     if request.param == "real":
-        yield Comfy(request.getfixturevalue("real_comfyui"), long_side=2048, long_batch=16)
+        yield Comfy(request.getfixturevalue("real_comfyui"), long_side=1024, long_batch=2, long_rounds=8)
         return
     fake = FakeComfyUI(tmp_path_factory.mktemp("fake-comfyui"), node_seconds=0.2)
     url = fake.start()
     try:
-        yield Comfy(Server("fake", url, fake), long_side=64, long_batch=2)
+        yield Comfy(Server("fake", url, fake), long_side=64, long_batch=2, long_rounds=1)
     finally:
         fake.stop()
 
@@ -69,17 +70,22 @@ def workflows(folder: Path, comfy: Comfy) -> Path:
     side, batch = comfy.long_side, comfy.long_batch
     # A colour of its own: ComfyUI caches nodes by their inputs, and a cached job would not run for long.
     color = random.randrange(1, 0xFFFFFF)
-    long = {
+    long: dict[str, Any] = {
         "1": {
             "class_type": "EmptyImage",
             "inputs": {"width": side, "height": side, "batch_size": batch, "color": color},
         },
-        "2": {"class_type": "ImageBlur", "inputs": {"image": ["1", 0], "blur_radius": 9, "sigma": 4.0}},
-        "3": {
-            "class_type": "ImageSharpen",
-            "inputs": {"image": ["2", 0], "sharpen_radius": 9, "sigma": 4.0, "alpha": 2.0},
-        },
-        "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "long"}},
+    }
+    last = "1"
+    for n in range(comfy.long_rounds):
+        blur, sharpen = str(2 * n + 2), str(2 * n + 3)
+        long[blur] = {"class_type": "ImageBlur", "inputs": {"image": [last, 0], "blur_radius": 9, "sigma": 4.0}}
+        sharp = {"image": [blur, 0], "sharpen_radius": 9, "sigma": 4.0, "alpha": 2.0}
+        long[sharpen] = {"class_type": "ImageSharpen", "inputs": sharp}
+        last = sharpen
+    long[str(2 * comfy.long_rounds + 2)] = {
+        "class_type": "SaveImage",
+        "inputs": {"images": [last, 0], "filename_prefix": "long"},
     }
     (folder / "long.json").write_text(json.dumps(long))
     return folder
