@@ -47,7 +47,7 @@ def nest(pairs: list[tuple[str, str]]) -> dict[str, Any]:
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = value
-    return _listify(root)
+    return {k: _listify(v) for k, v in root.items()}  # the body itself is always an object
 
 
 def _listify(node: Any) -> Any:
