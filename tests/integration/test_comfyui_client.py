@@ -9,6 +9,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,7 +21,7 @@ from noema.domain.errors import BackendOutcomeUnknown, BackendProtocolError, Bac
 from tests.fakes.comfyui import FakeComfyUI
 
 BASE = "http://comfy.test:8188"
-GRAPH = {
+GRAPH: dict[str, dict[str, Any]] = {
     "1": {"class_type": "EmptyImage", "inputs": {"width": 4, "height": 4, "batch_size": 1, "color": 1}},
     "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "t"}},
 }
@@ -177,6 +178,7 @@ async def test_a_view_slower_than_the_timeout_is_reported_unavailable(fake: Fake
         if (result := await client.history(prompt_id)) is not None:
             break
         await asyncio.sleep(0.05)
+    assert result is not None
     [output] = result.outputs
     fake.view_delay = 2.0
     with pytest.raises(BackendUnavailable):

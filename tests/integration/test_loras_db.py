@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -95,7 +96,7 @@ async def test_the_list_pages_through_every_lora_once_in_slug_order(container: C
 async def test_importing_the_same_file_twice_changes_nothing_and_a_changed_entry_updates(
     container: Container, clock: FakeClock
 ) -> None:
-    entries = [
+    entries: list[dict[str, Any]] = [
         {"slug": "cat", "family": "SDXL", "triggers": ["cat"], "usageCount": 7},
         {"slug": "dog", "family": "sd15", "triggers": ["dog"], "_id": "from-elsewhere"},
     ]
