@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -62,7 +63,7 @@ async def test_an_operator_override_changes_the_bounds_everywhere(db_url: str, t
         tool = (await client.get("/api/v1/tools/txt2img", headers=auth)).json()
         steps = next(i for i in tool["inputs"] if i["name"] == "steps")
         assert (steps["minimum"], steps["maximum"]) == (5, 10)
-        body = {"toolId": "txt2img", "inputs": {"input_text": "a fox", "steps": 20}}
+        body: dict[str, Any] = {"toolId": "txt2img", "inputs": {"input_text": "a fox", "steps": 20}}
         r = await client.post("/api/v1/generations", headers=auth, json=body)
         assert r.status_code == 400 and "must be between 5 and 10" in r.json()["error"]["message"]
         assert await _state(app, aid, client, auth) == (1_000_000_000, 0, 0)

@@ -19,7 +19,7 @@ CHAT = 6001
 
 
 async def _answer(rig: TelegramRig, text: str, chat: int = CHAT, **kwargs: object) -> str:
-    message = await rig.say(chat, text, **kwargs)  # type: ignore[arg-type]
+    message = await rig.say(chat, text, **kwargs)
     replies = rig.replies(chat, message["message_id"])
     assert len(replies) == 1, replies
     return replies[0].text or ""

@@ -136,7 +136,7 @@ async def test_a_restart_between_the_result_and_its_delivery_delivers_it_exactly
 
 
 async def _outputs(rig: TelegramRig, *files: tuple[str, bytes, str]) -> list[dict[str, object]]:
-    outputs = []
+    outputs: list[dict[str, object]] = []
     for name, content, mime in files:
         uploaded = await rig.container.backend.upload_file(filename=name, content=content, content_type=mime)
         kind = "image" if mime.startswith("image/") else "file"
