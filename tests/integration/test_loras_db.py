@@ -18,7 +18,7 @@ from noema.services.loras import LoraLibrary, SaveOutcome
 from tests.fakes.clock import FakeClock
 
 
-def _lora(slug: str = "cat", **changes: object) -> Lora:
+def _lora(slug: str = "cat", **changes: Any) -> Lora:
     base = Lora(
         slug=slug,
         display_name=slug.title(),
@@ -29,7 +29,7 @@ def _lora(slug: str = "cat", **changes: object) -> Lora:
         owner_id=None,
         visibility=Visibility.PUBLIC,
     )
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+    return dataclasses.replace(base, **changes)
 
 
 async def _account(c: Container, pid: str, platform: Platform = Platform.TELEGRAM) -> str:
