@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +141,7 @@ async def _next(events: AsyncIterator[Event], kind: type) -> Event:
 async def test_the_listener_reconnects_after_the_server_drops_the_socket(fake: FakeComfyUI) -> None:
     listener = EventListener(fake.url, client_id="c1", initial_backoff=0.05, max_backoff=0.2)
     events = listener.events()
+    assert isinstance(events, AsyncGenerator)  # closed below, ending the listener's socket
     try:
         assert isinstance(await _next(events, Connected), Connected)
         await _next(events, QueueStatus)
@@ -148,7 +149,7 @@ async def test_the_listener_reconnects_after_the_server_drops_the_socket(fake: F
         assert isinstance(await _next(events, Disconnected), Disconnected)
         assert isinstance(await _next(events, Connected), Connected)
     finally:
-        await events.aclose()  # type: ignore[attr-defined]
+        await events.aclose()
 
 
 async def test_the_listener_gives_up_after_the_bounded_number_of_failed_connects() -> None:
@@ -156,7 +157,8 @@ async def test_the_listener_gives_up_after_the_bounded_number_of_failed_connects
         "http://127.0.0.1:9", client_id="c", initial_backoff=0.01, max_backoff=0.02, max_failures=3
     )
     seen = [event async for event in listener.events()]
-    assert seen == [Disconnected(seen[0].reason)] * 3  # type: ignore[union-attr]
+    assert isinstance(seen[0], Disconnected), seen
+    assert seen == [Disconnected(seen[0].reason)] * 3
 
 
 async def test_a_restarted_server_knows_neither_the_queued_nor_the_finished_prompts(
