@@ -116,6 +116,7 @@ class FakeStripe:
     # -- the API ------------------------------------------------------------------------------
 
     async def _form(self, request: Request) -> tuple[dict[str, Any], Response | None]:
+        # Starlette types a form value as str | UploadFile; the Stripe calls Noema makes upload no file.
         body = nest(list((await request.form()).multi_items()))  # type: ignore[arg-type]
         self.requests.append((request.method, request.url.path, body, dict(request.headers)))
         if request.headers.get("authorization") != f"Bearer {SECRET_KEY}":
