@@ -96,7 +96,7 @@ def _env(db_url: str, port: int, workdir: Path, run_seconds: float) -> dict[str,
 
 async def _make_keys(env: dict[str, str], count: int) -> list[dict[str, str]]:
     """``count`` funded API accounts made directly in the database (before the server starts)."""
-    settings = Settings(_env_file=None, database_url=env["NOEMA_DATABASE_URL"], workers_enabled=False)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, database_url=env["NOEMA_DATABASE_URL"], workers_enabled=False)
     container = build_container(settings)
     await container.start()
     try:

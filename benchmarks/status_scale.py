@@ -181,7 +181,8 @@ async def run(small_url: str, large_url: str, workdir: Path, *, quick: bool = Fa
             sides.append(Side(database, bench, readers))
         await _fill_small(small_url, sides[0].readers, plan)
         started = time.perf_counter()
-        await _fill_large(large_url, *sides[1].readers, plan)
+        small_reader, big_reader = sides[1].readers
+        await _fill_large(large_url, small_reader, big_reader, plan)
         build = time.perf_counter() - started
         figures = await _measure(sides, plan)
     return ScaleResult(plan, figures, build, await scale_data.count_rows(large_url))

@@ -131,16 +131,19 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def make_settings(db_url: str, **overrides: object) -> Settings:
-    """Settings for tests: the given database, two internal clients, no background workers."""
-    values: dict[str, object] = {
+def make_settings(db_url: str, **overrides: Any) -> Settings:
+    """Settings for tests: the given database, two internal clients, no background workers.
+
+    The values are Any: each setting has its own type, which Settings validates.
+    """
+    values: dict[str, Any] = {
         "database_url": db_url,
         "internal_api_keys": f"admin:{ADMIN_KEY},telegram:{PLATFORM_KEY}",
         "workers_enabled": False,
         "public_url": "http://noema.test",
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @pytest.fixture

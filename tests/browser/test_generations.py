@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -60,7 +61,7 @@ async def test_running_txt2img_shows_progress_changing_and_then_the_image_in_pla
     await shot(page, "04-txt2img-running")
 
     src = await wait_for_result_image(page)
-    seen: list[list[object]] = await page.evaluate("window.__seen")
+    seen: list[list[Any]] = await page.evaluate("window.__seen")  # [status, live status, progress], as JSON
     live = [s for s in seen if s[0] not in TERMINAL]
     statuses = {s[1] for s in live}
     progress = {s[2] for s in live}

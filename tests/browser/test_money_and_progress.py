@@ -7,7 +7,7 @@ import re
 
 import httpx
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, ViewportSize, expect
 
 from tests.browser.helpers import (
     INTERNAL,
@@ -22,7 +22,7 @@ from tests.browser.helpers import (
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
-WIDTHS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1100, "height": 900}}
+WIDTHS: dict[str, ViewportSize] = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1100, "height": 900}}
 
 
 @pytest.mark.parametrize("width", WIDTHS)

@@ -63,7 +63,8 @@ async def test_the_sign_in_link_from_telegrams_link_signs_in_once(
     await expect(page.locator(".balance")).to_be_visible()
     await shot(page, "10-signed-in-from-telegram")
 
-    second = await context.browser.new_context()  # type: ignore[union-attr]
+    assert context.browser is not None  # a context made by a launched browser knows it
+    second = await context.browser.new_context()
     try:
         other = await second.new_page()
         await other.goto(url.group(1))

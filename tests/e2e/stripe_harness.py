@@ -15,7 +15,8 @@ from noema.services import economy, payments
 from tests.conftest import running_app
 from tests.fakes.stripe_api import SECRET_KEY, WEBHOOK_SECRET, FakeStripe
 
-STRIPE_SETTINGS = {"stripe_secret_key": SECRET_KEY, "stripe_webhook_secret": WEBHOOK_SECRET}
+#: keyword arguments of Settings (their values are Any: Settings validates each)
+STRIPE_SETTINGS: dict[str, Any] = {"stripe_secret_key": SECRET_KEY, "stripe_webhook_secret": WEBHOOK_SECRET}
 
 
 @asynccontextmanager

@@ -121,11 +121,12 @@ async def test_a_tool_on_both_runs_on_the_own_server_and_crosses_to_the_sandbox_
 
         fake.stop()
         c: Container = app.state.container
-        assert c.comfyui is not None
-        server = c.comfyui.servers[0]
+        comfyui = c.comfyui
+        assert comfyui is not None
+        server = comfyui.servers[0]
 
         async def down() -> bool:
-            await c.comfyui.scheduler.check(server)  # type: ignore[union-attr]
+            await comfyui.scheduler.check(server)
             return not server.up
 
         await until(down, 30)

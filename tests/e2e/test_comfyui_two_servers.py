@@ -69,7 +69,7 @@ def calibrated_batch(url: str) -> int:
             assert time.monotonic() < deadline, "the calibration job did not finish"
             time.sleep(0.05)
     messages = dict(found[sent]["status"]["messages"])
-    ms = max(1, messages["execution_success"]["timestamp"] - messages["execution_start"]["timestamp"])
+    ms: int = max(1, messages["execution_success"]["timestamp"] - messages["execution_start"]["timestamp"])
     return max(1, min(64, round(2 * LONG_SECONDS * 1000 / ms)))
 
 
@@ -160,8 +160,9 @@ async def test_runs_spread_over_two_real_servers_and_one_killed_mid_run_loses_on
             assert (await server_of(app, gid))[0] != victim_url
 
         port = urlsplit(victim_url).port
-        assert peers[index].log is not None
-        peers[index] = launch(peers[index].log.parent, port)  # the same address, its queue and history gone
+        log = peers[index].log
+        assert log is not None
+        peers[index] = launch(log.parent, port)  # the same address, its queue and history gone
         lost = await wait_terminal(client, started, auth, seconds=120)
         assert lost["status"] == "failed" and "restarted" in lost["failureReason"], lost
         assert lost["costUsd"] == "0.000000000"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -24,9 +25,15 @@ async def _state(app: FastAPI, aid: str, client: httpx.AsyncClient, auth: dict[s
     return wallet.balance_nanos, wallet.held_nanos, len(items)
 
 
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, "no CSRF field on the page"
+    return match.group(1)
+
+
 async def _sign_in(client: httpx.AsyncClient) -> None:
     page = await client.get("/")
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    csrf = _csrf(page.text)
     await client.post("/signin/sandbox", data={"csrf": csrf})
 
 
@@ -62,7 +69,7 @@ async def test_an_operator_override_changes_the_bounds_everywhere(db_url: str, t
         tool = (await client.get("/api/v1/tools/txt2img", headers=auth)).json()
         steps = next(i for i in tool["inputs"] if i["name"] == "steps")
         assert (steps["minimum"], steps["maximum"]) == (5, 10)
-        body = {"toolId": "txt2img", "inputs": {"input_text": "a fox", "steps": 20}}
+        body: dict[str, Any] = {"toolId": "txt2img", "inputs": {"input_text": "a fox", "steps": 20}}
         r = await client.post("/api/v1/generations", headers=auth, json=body)
         assert r.status_code == 400 and "must be between 5 and 10" in r.json()["error"]["message"]
         assert await _state(app, aid, client, auth) == (1_000_000_000, 0, 0)
@@ -78,7 +85,7 @@ async def test_the_web_form_carries_the_bounds_and_refuses_a_value_outside_them(
         await _sign_in(client)
         form = (await client.get("/app?tool=txt2img")).text
         assert re.search(r'<input id="in-steps"\s+name="steps" type="number" min="1" max="100"', form)
-        csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+        csrf = _csrf(form)
         data = {"csrf": csrf, "tool": "txt2img", "input_text": "a fox", "steps": "99999999"}
         r = await client.post("/app/run", data=data)
         assert r.status_code == 400 and "/app/generations/" not in r.headers.get("location", "")
@@ -91,7 +98,7 @@ async def test_an_all_spaces_prompt_is_refused_at_the_field_by_its_display_name(
     async with running_app(db_url, tmp_path) as (_app, client):
         await _sign_in(client)
         form = (await client.get("/app?tool=txt2img")).text
-        csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+        csrf = _csrf(form)
         r = await client.post("/app/run", data={"csrf": csrf, "tool": "txt2img", "input_text": "   \t  "})
         assert r.status_code == 400
         assert '<p class="field-error" id="err-input_text" role="alert">Prompt is required.</p>' in r.text

@@ -115,7 +115,8 @@ async def test_put_user_changes_the_profile_but_refuses_read_only_fields(client:
     aid = await _user(client)
     r = await client.put(f"{D}/users/{aid}", headers=PLATFORM, json={"displayName": "Ann", "profile": {"lang": "en"}})
     assert r.status_code == 200 and r.json()["displayName"] == "Ann" and r.json()["profile"] == {"lang": "en"}
-    for body in ({"masterAccountId": "x"}, {"usdCredit": "100"}, {"platformIdentities": {}}):
+    read_only: list[dict[str, object]] = [{"masterAccountId": "x"}, {"usdCredit": "100"}, {"platformIdentities": {}}]
+    for body in read_only:
         r = await client.put(f"{D}/users/{aid}", headers=PLATFORM, json=body)
         assert (r.status_code, r.json()["error"]["code"]) == (400, "FORBIDDEN_FIELD_UPDATE")
     r = await client.put(f"{D}/users/{aid}", headers=PLATFORM, json={"status": "deleted"})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -29,7 +30,10 @@ from tests.e2e.chat_harness import assert_told_once, drained_chat_messages
 from tests.fakes.telegram_api import FakeTelegram
 
 FAULTS = "webhook_duplicate=0.3,webhook_reorder=0.3,webhook_drop=0.2,submit_error=0.1,run_fail=0.1"
-TOOLS = [("txt2img", {"input_text": "soak"}), ("animate", {"input_text": "soak", "frames": 8})]
+TOOLS: list[tuple[str, dict[str, Any]]] = [
+    ("txt2img", {"input_text": "soak"}),
+    ("animate", {"input_text": "soak", "frames": 8}),
+]
 
 
 async def _ask(client: httpx.AsyncClient, auth: dict[str, str], n: int) -> tuple[list[str], int]:

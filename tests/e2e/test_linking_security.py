@@ -90,7 +90,7 @@ async def test_the_sixth_wrong_code_gets_429_and_even_the_right_code_waits_for_t
         assert sixth.status_code == 429 and int(sixth.headers["Retry-After"]) > 0, sixth.status_code
         right = await browser.post("/app/link", data={"csrf": csrf, "code": code})
         assert right.status_code == 429 and "Too many wrong" in right.text, right.status_code
-        assert (await _usd(app, web), await _usd(app, chat)) == (1, 2)
+        assert (await _usd(app, web), await _usd(app, chat)) == (Decimal(1), Decimal(2))
         clock.advance(minutes=9, seconds=59)  # the code still lives; the guesses still count
         assert (await browser.post("/app/link", data={"csrf": csrf, "code": code})).status_code == 429
         clock.advance(seconds=2)  # the window has passed, and with it the code's ten minutes: a fresh one links
@@ -129,7 +129,7 @@ async def test_a_merge_without_the_issuers_own_proof_is_refused_and_moves_no_mon
     async with _signed_in(app, client, attacker) as (browser, csrf):
         r = await browser.post("/app/link", data={"csrf": csrf, "code": code.json()["code"]})
         assert r.status_code == 403 and "/link in that chat" in r.text, r.status_code
-    assert (await _usd(app, victim), await _usd(app, attacker)) == (5, 1)
+    assert (await _usd(app, victim), await _usd(app, attacker)) == (Decimal(5), Decimal(1))
     c: Container = app.state.container
     assert len((await accounts.get(c.uow(), victim)).identities) == 1
     assert len((await accounts.get(c.uow(), attacker)).identities) == 1

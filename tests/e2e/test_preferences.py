@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -74,6 +75,12 @@ async def fake() -> AsyncIterator[FakeTelegram]:
         yield server
 
 
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, "no CSRF field on the page"
+    return match.group(1)
+
+
 async def _answer(rig: TelegramRig, chat: int, text: str) -> str:
     message = await rig.say(chat, text)
     (reply,) = rig.replies(chat, message["message_id"])
@@ -127,14 +134,12 @@ async def test_linking_moves_the_merged_accounts_defaults_and_the_survivors_own_
 
 
 async def test_the_web_form_can_keep_its_settings_as_defaults_and_starts_from_them(db_url: str, tmp_path: Path) -> None:
-    import re
-
     async with running_app(db_url, tmp_path) as (_app, client):
         page = await client.get("/")
-        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        csrf = _csrf(page.text)
         await client.post("/signin/sandbox", data={"csrf": csrf})
         form = await client.get("/app?tool=txt2img")
-        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+        csrf = _csrf(form.text)
         assert 'name="save_defaults"' in form.text
         run = await client.post(
             "/app/run",

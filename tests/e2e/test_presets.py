@@ -15,6 +15,7 @@ from PIL import Image
 from noema.adapters.backends.sandbox.catalog import InputDef
 from noema.adapters.backends.sandbox.catalog_data import L40S
 from noema.bootstrap import Container
+from noema.domain.generation import Generation
 from noema.domain.pricing import max_cost_nanos
 from noema.ports import GenerationFilter
 from tests.conftest import funded_key, running_app, wait_terminal
@@ -78,10 +79,12 @@ async def app_client(
         yield app, client
 
 
-async def _generation(app: FastAPI, gid: str):  # type: ignore[no-untyped-def]
+async def _generation(app: FastAPI, gid: str) -> Generation:
     c: Container = app.state.container
     async with c.uow() as uow:
-        return await uow.generations.get(gid)
+        found = await uow.generations.get(gid)
+    assert found is not None, gid
+    return found
 
 
 async def test_a_preset_fills_its_defaults_and_fails_over_to_the_next_deployment_at_its_price(

@@ -80,7 +80,9 @@ async def test_the_result_card_names_the_settings_used_and_downloads_get_a_reada
         await _sign_in(client, auth["Authorization"].removeprefix("Bearer "))
 
         card = (await client.get(f"/app/generations/{body['id']}/card")).text
-        settings = _visible(re.search(r'<p class="settings-used".*?</p>', card, re.S).group(0))  # type: ignore[union-attr]
+        used = re.search(r'<p class="settings-used".*?</p>', card, re.S)
+        assert used, card[:500]
+        settings = _visible(used.group(0))
         assert " ".join(settings.split()) == f"Seed {seed} · Size 640×384 · Steps 12 · Sampler ddim"
         name = f"txt2img-{body['shortId']}-1.png"
         assert f'href="/app/generations/{body["id"]}/download/1" download="{name}"' in card

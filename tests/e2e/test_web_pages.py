@@ -85,7 +85,7 @@ def _assert_security_headers(r: httpx.Response) -> str:
     assert r.headers.get("x-content-type-options") == "nosniff", where
     assert r.headers.get("referrer-policy") == "no-referrer", where
     assert r.headers.get("x-frame-options") == "DENY", where
-    policy = r.headers.get("content-security-policy", "")
+    policy: str = r.headers.get("content-security-policy", "")
     assert "frame-ancestors 'none'" in policy, where
     assert "unsafe-inline" not in policy.split("style-src")[0], where  # never for scripts
     return policy

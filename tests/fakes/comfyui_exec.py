@@ -125,6 +125,7 @@ class Worker:
                         "executed", {"node": node, "display_node": node, "output": values[node], "prompt_id": pid}
                     )
         except _Interrupted:
+            assert node is not None  # raised only inside the loop, as a node begins
             status = "interrupted"
             data = {
                 "prompt_id": pid,

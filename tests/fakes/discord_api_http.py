@@ -187,7 +187,8 @@ class DiscordHttp:
     def _channel_message(self, req: ApiRequest) -> tuple[int, Any]:
         """``POST /channels/{id}/messages`` as the bot (what an app falls back to once a token expired)."""
         payload = req.json if isinstance(req.json, dict) else {}
-        flags = payload.get("flags") if isinstance(payload.get("flags"), int) else 0
+        raw_flags = payload.get("flags")
+        flags = raw_flags if isinstance(raw_flags, int) else 0
         message = self.store.create(
             req.root,
             channel_id=req.params["channel_id"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from noema.adapters.db.pagination import decode_cursor, encode_cursor
 from noema.domain.accounts import Account, ApiKey, Identity, Platform
@@ -25,18 +25,26 @@ from noema.ports import (
 )
 from tests.fakes.memory_store import Tables, stage
 
-T = TypeVar("T")
+
+class _Row(Protocol):
+    """A stored entity: what ``paginate`` orders by, after its time stamp."""
+
+    @property
+    def id(self) -> str: ...
+
+
+T = TypeVar("T", bound=_Row)
 
 
 def paginate(rows: Iterable[T], *, limit: int, cursor: str | None, stamp: str = "created_at") -> Page[T]:
     """Newest first by (``stamp``, id), as ``adapters/db/pagination.paginate`` pages, with the same cursors."""
-    ordered = sorted(rows, key=lambda r: (getattr(r, stamp), r.id), reverse=True)  # type: ignore[attr-defined]
+    ordered = sorted(rows, key=lambda r: (getattr(r, stamp), r.id), reverse=True)
     if cursor:
         after = decode_cursor(cursor)
-        ordered = [r for r in ordered if (getattr(r, stamp), r.id) < after]  # type: ignore[attr-defined]
+        ordered = [r for r in ordered if (getattr(r, stamp), r.id) < after]
     items = ordered[:limit]
     more = len(ordered) > limit
-    return Page(items, encode_cursor(getattr(items[-1], stamp), items[-1].id) if more and items else None)  # type: ignore[attr-defined]
+    return Page(items, encode_cursor(getattr(items[-1], stamp), items[-1].id) if more and items else None)
 
 
 class MemoryRepo:
@@ -223,5 +231,5 @@ class MemoryWebSessions(MemoryRepo, WebSessionRepository):
         return self._t.web_sessions.get(token_hash)
 
 
-def _created(row: Any) -> datetime:
-    return row.created_at  # type: ignore[no-any-return]
+def _created(row: Identity | ApiKey) -> datetime:
+    return row.created_at

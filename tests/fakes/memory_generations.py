@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from noema.domain.delivery import Delivery, DeliveryKind, DeliveryStatus
+from noema.domain.delivery import Delivery, DeliveryKind, DeliveryStatus, dedupe_key
 from noema.domain.generation import LIVE, Generation, GenerationStatus
 from noema.domain.linking import LinkCode
 from noema.domain.platform_updates import PlatformUpdate
@@ -36,6 +37,16 @@ class MemoryGenerations(MemoryRepo, GenerationRepository):
     def add(self, generation: Generation) -> None:
         """Stage a new generation."""
         stage(self._t.generations, generation.id, generation, self._t)
+
+    async def lock_with_progress(self, generation_ids: list[str]) -> dict[str, tuple[Generation, Delivery | None]]:
+        """The generations found, by id, each with its progress outbox row (None when it has none)."""
+        progress = {d.key: d for d in self._t.deliveries.values() if d.kind is DeliveryKind.PROGRESS}
+        found: dict[str, tuple[Generation, Delivery | None]] = {}
+        for generation_id in sorted(set(generation_ids)):
+            generation = self._t.generations.get(generation_id)
+            if generation is not None:
+                found[generation_id] = (generation, progress.get(dedupe_key(generation_id, DeliveryKind.PROGRESS)))
+        return found
 
     async def by_idempotency_key(self, account_id: str, key: str) -> Generation | None:
         """The account's generation made under this Idempotency-Key."""
@@ -134,6 +145,11 @@ class MemoryDeliveries(MemoryRepo, DeliveryRepository):
     async def by_key(self, key: str, *, for_update: bool = False) -> Delivery | None:
         """The delivery with this dedupe key."""
         return next((d for d in self._t.deliveries.values() if d.key == key), None)
+
+    def remember(self, rows: Mapping[str, Delivery | None]) -> None:
+        """Nothing to keep: ``by_key`` reads this unit of work's own copy of the table, which already
+        holds every row the caller read (the SQL repository keeps them to save a statement)."""
+        return None
 
     async def claim_due(self, now: datetime, *, limit: int, lease_seconds: float) -> list[Delivery]:
         """Pending deliveries that are due, leased (next attempt pushed ahead, attempts counted)."""

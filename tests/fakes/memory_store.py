@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from noema.domain.accounts import Account, ApiKey, Identity
 from noema.domain.delivery import Delivery
@@ -26,14 +26,17 @@ from noema.domain.payments import Payment
 from noema.domain.sessions import Event, Session
 from noema.ports import LoraRecord
 
-E = TypeVar("E")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+E = TypeVar("E", bound="DataclassInstance")
 CONFLICT = "That conflicts with a change made at the same time; try again."
 
 
 def clone(entity: E) -> E:
     """A detached copy of a domain dataclass (built through ``__init__``, so a mapped class stays valid)."""
-    values = {f.name: copy.deepcopy(getattr(entity, f.name)) for f in dataclasses.fields(entity)}  # type: ignore[arg-type]
-    return dataclasses.replace(entity, **values)  # type: ignore[type-var]
+    values = {f.name: copy.deepcopy(getattr(entity, f.name)) for f in dataclasses.fields(entity)}
+    return dataclasses.replace(entity, **values)
 
 
 @dataclass

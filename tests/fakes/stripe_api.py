@@ -47,7 +47,7 @@ def nest(pairs: list[tuple[str, str]]) -> dict[str, Any]:
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = value
-    return _listify(root)
+    return {k: _listify(v) for k, v in root.items()}  # the body itself is always an object
 
 
 def _listify(node: Any) -> Any:
@@ -116,6 +116,7 @@ class FakeStripe:
     # -- the API ------------------------------------------------------------------------------
 
     async def _form(self, request: Request) -> tuple[dict[str, Any], Response | None]:
+        # Starlette types a form value as str | UploadFile; the Stripe calls Noema makes upload no file.
         body = nest(list((await request.form()).multi_items()))  # type: ignore[arg-type]
         self.requests.append((request.method, request.url.path, body, dict(request.headers)))
         if request.headers.get("authorization") != f"Bearer {SECRET_KEY}":

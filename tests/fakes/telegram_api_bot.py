@@ -183,7 +183,7 @@ async def get_updates(state: BotState, params: dict[str, Any], files: Files) -> 
         generation = state.poll_generation
     limit = _clamp(params.get("limit"), 100, 1, 100)
     timeout = params.get("timeout")
-    wait = float(timeout) if _is_number(timeout) else 0.0
+    wait = _number(timeout) or 0.0
     deadline = time.monotonic() + max(0.0, min(wait, state.long_poll_cap))
     while True:
         with state.lock:
@@ -193,12 +193,12 @@ async def get_updates(state: BotState, params: dict[str, Any], files: Files) -> 
         await asyncio.sleep(POLL_INTERVAL)
 
 
-def _is_number(value: Any) -> bool:
+def _number(value: Any) -> float | None:
+    """The value as a float, None when it is not a number (nor a string of one)."""
     try:
-        float(value)
+        return float(value)
     except (TypeError, ValueError):
-        return False
-    return True
+        return None
 
 
 def scope_key(scope: Any) -> str:
@@ -207,7 +207,7 @@ def scope_key(scope: Any) -> str:
         return "default"
     if not isinstance(scope, dict) or scope.get("type") not in SCOPE_TYPES:
         raise bad_request("can't parse BotCommandScope JSON object")
-    kind = scope["type"]
+    kind: str = scope["type"]  # one of SCOPE_TYPES
     if kind in ("chat", "chat_administrators", "chat_member"):
         if not isinstance(scope.get("chat_id"), int):
             raise bad_request("chat not found")

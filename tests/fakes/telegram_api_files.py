@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from PIL import Image
@@ -36,6 +36,7 @@ _ID_PREFIX = {
 _FOLDER = {"photo": "photos", "document": "documents", "animation": "animations", "video": "videos"}
 _EXTENSIONS = {"jpeg": "jpg", "png": "png", "gif": "gif", "webp": "webp"}
 _OCTET = "application/octet-stream"
+_Media = TypeVar("_Media", list[dict[str, Any]], dict[str, Any])  #: a photo (its sizes) or one media object
 
 
 @dataclass
@@ -135,8 +136,8 @@ class FileStore:
         self.paths[stored.file_path] = stored
         return stored
 
-    def _register(self, kind: str, media: Any) -> Any:
-        for item in media if kind == "photo" else [media]:
+    def _register(self, kind: str, media: _Media) -> _Media:
+        for item in media if isinstance(media, list) else [media]:  # a photo is a list of sizes
             self.media[item["file_id"]] = (kind, media)
         return copy.deepcopy(media)
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,7 +21,7 @@ from noema.domain.errors import BackendOutcomeUnknown, BackendProtocolError, Bac
 from tests.fakes.comfyui import FakeComfyUI
 
 BASE = "http://comfy.test:8188"
-GRAPH = {
+GRAPH: dict[str, dict[str, Any]] = {
     "1": {"class_type": "EmptyImage", "inputs": {"width": 4, "height": 4, "batch_size": 1, "color": 1}},
     "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "t"}},
 }
@@ -140,6 +141,7 @@ async def _next(events: AsyncIterator[Event], kind: type) -> Event:
 async def test_the_listener_reconnects_after_the_server_drops_the_socket(fake: FakeComfyUI) -> None:
     listener = EventListener(fake.url, client_id="c1", initial_backoff=0.05, max_backoff=0.2)
     events = listener.events()
+    assert isinstance(events, AsyncGenerator)  # closed below, ending the listener's socket
     try:
         assert isinstance(await _next(events, Connected), Connected)
         await _next(events, QueueStatus)
@@ -147,7 +149,7 @@ async def test_the_listener_reconnects_after_the_server_drops_the_socket(fake: F
         assert isinstance(await _next(events, Disconnected), Disconnected)
         assert isinstance(await _next(events, Connected), Connected)
     finally:
-        await events.aclose()  # type: ignore[attr-defined]
+        await events.aclose()
 
 
 async def test_the_listener_gives_up_after_the_bounded_number_of_failed_connects() -> None:
@@ -155,7 +157,8 @@ async def test_the_listener_gives_up_after_the_bounded_number_of_failed_connects
         "http://127.0.0.1:9", client_id="c", initial_backoff=0.01, max_backoff=0.02, max_failures=3
     )
     seen = [event async for event in listener.events()]
-    assert seen == [Disconnected(seen[0].reason)] * 3  # type: ignore[union-attr]
+    assert isinstance(seen[0], Disconnected), seen
+    assert seen == [Disconnected(seen[0].reason)] * 3
 
 
 async def test_a_restarted_server_knows_neither_the_queued_nor_the_finished_prompts(
@@ -177,6 +180,7 @@ async def test_a_view_slower_than_the_timeout_is_reported_unavailable(fake: Fake
         if (result := await client.history(prompt_id)) is not None:
             break
         await asyncio.sleep(0.05)
+    assert result is not None
     [output] = result.outputs
     fake.view_delay = 2.0
     with pytest.raises(BackendUnavailable):

@@ -52,7 +52,10 @@ async def test_a_failed_send_is_retried_with_backoff_and_then_sent_once(containe
     gid = await _finished_generation(container, clock)
     notifier = ScriptedNotifier(NotifierError("Telegram is down"), NotifierError("still down", retry_after=30))
     metrics = PrometheusMetrics(container.registry.__class__())
-    send = lambda: delivery.deliver_due(container.uow, clock, {"telegram": notifier}, metrics=metrics)  # noqa: E731
+
+    async def send() -> int:
+        return await delivery.deliver_due(container.uow, clock, {"telegram": notifier}, metrics=metrics)
+
     assert await send() == 1
     row = await _row(container, gid)
     assert (row.status, row.attempts, row.last_error) == (DeliveryStatus.PENDING, 1, "Telegram is down")

@@ -51,6 +51,13 @@ def _callback_url(hit: dict[str, Any]) -> str:
     return f"/interactions/{hit['id']}/{hit['token']}/callback"
 
 
+def _original(fake: FakeDiscord, hit: dict[str, Any]) -> dict[str, Any]:
+    """The interaction's @original message, which the test expects to exist."""
+    message = fake.original(hit)
+    assert message is not None
+    return message
+
+
 def _original_url(hit: dict[str, Any]) -> str:
     return f"/webhooks/{APP}/{hit['token']}/messages/@original"
 
@@ -190,7 +197,7 @@ async def test_a_second_callback_is_already_acknowledged(fake: FakeDiscord, api:
     second = await api.post(_callback_url(hit), json={"type": 4, "data": {"content": "again"}})
     assert second.status_code == 400
     assert second.json() == {"message": "Interaction has already been acknowledged.", "code": 40060}
-    assert fake.original(hit)["content"] == "You have $1" and fake.original(hit)["flags"] == 64
+    assert _original(fake, hit)["content"] == "You have $1" and _original(fake, hit)["flags"] == 64
 
 
 async def test_a_late_or_unknown_callback_is_an_unknown_interaction(fake: FakeDiscord, api: httpx.AsyncClient) -> None:
@@ -224,7 +231,7 @@ async def test_fail_next_answers_discords_429(fake: FakeDiscord, api: httpx.Asyn
     assert limited.headers["retry-after"] == "1" and limited.headers["x-ratelimit-remaining"] == "0"
     assert limited.headers["x-ratelimit-scope"] == "user" and float(limited.headers["x-ratelimit-reset-after"]) == 0.25
     assert limited.headers["x-ratelimit-bucket"]
-    assert fake.original(hit)["content"] == ""  # the limited edit did nothing
+    assert _original(fake, hit)["content"] == ""  # the limited edit did nothing
     assert (await api.patch(_original_url(hit), json={"content": "50%"})).status_code == 200
     fake.fail_next("POST", "/webhooks/", global_=True, retry_after=2.5)
     global_limit = await api.post(f"/webhooks/{APP}/{hit['token']}", json={"content": "followup"})
@@ -254,7 +261,7 @@ async def test_oversized_content_and_embeds_are_invalid_form_bodies(fake: FakeDi
     too_many = (await api.patch(_original_url(hit), json={"components": rows})).json()
     assert too_many["errors"]["components"]["_errors"][0]["message"] == "Must be 5 or fewer in length."
     assert too_many["errors"]["components"]["0"]["components"]["_errors"][0]["code"] == "BASE_TYPE_BAD_LENGTH"
-    assert fake.original(hit)["content"] == "ok"
+    assert _original(fake, hit)["content"] == "ok"
 
 
 async def test_files_over_the_size_limit_are_too_large() -> None:
@@ -268,7 +275,7 @@ async def test_files_over_the_size_limit_are_too_large() -> None:
         eleven = [(f"f{i}.txt", b"hi", "text/plain") for i in range(11)]
         crowded = await api.patch(_original_url(hit), **_multipart({"content": "many"}, *eleven))
         assert crowded.json()["errors"]["attachments"]["_errors"][0]["code"] == "BASE_TYPE_MAX_LENGTH"
-        assert fake.original(hit)["attachments"] == []
+        assert _original(fake, hit)["attachments"] == []
 
 
 async def test_followups_components_and_delete(fake: FakeDiscord, api: httpx.AsyncClient) -> None:
@@ -310,7 +317,7 @@ async def test_deliver_applies_an_inline_interaction_response(fake: FakeDiscord)
         hit = fake.slash("imagine")
         await fake.deliver("http://noema.test/discord/interactions", hit, client=client)
     assert fake.state_of(ping).callback_type == 1
-    assert fake.original(hit)["content"] == "inline hello"
+    assert _original(fake, hit)["content"] == "inline hello"
 
 
 async def test_unknown_routes_answer_discords_404(api: httpx.AsyncClient) -> None:

@@ -16,6 +16,7 @@ from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InputMediaPhoto,
+    Message,
     MessageEntity,
     ReplyParameters,
     Update,
@@ -76,6 +77,7 @@ async def test_send_message_parses_html_and_replies_to_the_user(fake: FakeTelegr
         MessageEntity(MessageEntity.BOLD, offset=3, length=4),
         MessageEntity(MessageEntity.TEXT_LINK, offset=10, length=4, url="https://example.com"),
     )
+    assert sent.reply_to_message is not None
     assert sent.reply_to_message.message_id == asked["message_id"]
     assert sent.message_id == asked["message_id"] + 1
     [record] = fake.sent_to(CHAT)
@@ -92,6 +94,7 @@ async def test_edit_changes_the_text_and_the_same_edit_is_refused(fake: FakeTele
     with pytest.raises(BadRequest, match=r"(?i)message to edit not found"):
         await bot.edit_message_text("lost", chat_id=CHAT, message_id=999)
 
+    assert isinstance(edited, Message)  # True comes back only for an inline message
     assert (edited.text, edited.edit_date is not None) == ("running 50%", True)
     [record] = fake.sent_to(CHAT)
     assert record.text == "running 50%"
@@ -120,7 +123,7 @@ async def test_uploaded_photo_downloads_with_the_same_bytes(fake: FakeTelegram, 
     ]
     assert message.caption == "done"
     assert message.caption_entities[0].type == MessageEntity.ITALIC
-    assert file.file_path.startswith(f"{fake.url}/file/bot{fake.token}/photos/")
+    assert file.file_path is not None and file.file_path.startswith(f"{fake.url}/file/bot{fake.token}/photos/")
     assert bytes(downloaded) == original
     assert fake.sent_to(CHAT)[0].content == original
 
@@ -170,6 +173,7 @@ async def test_get_updates_returns_a_user_photo_as_an_update(fake: FakeTelegram,
 
     assert isinstance(update, Update) and update.update_id == made["update_id"]
     message = update.effective_message
+    assert message is not None and message.from_user is not None
     assert (message.from_user.id, message.chat.type) == (77, "supergroup")
     assert (message.photo[-1].width, message.photo[-1].height) == (640, 480)
     assert message.caption_entities[0].type == MessageEntity.BOT_COMMAND
@@ -185,7 +189,8 @@ async def test_a_long_poll_wakes_up_for_a_new_update(fake: FakeTelegram, bot: Bo
 
     updates = await asyncio.wait_for(poll, timeout=5)
 
-    assert [update.message.text for update in updates] == ["hello"]
+    [update] = updates
+    assert update.message is not None and update.message.text == "hello"
 
 
 @pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")  # int retry_after is deprecated
@@ -224,11 +229,13 @@ async def test_inline_button_press_is_answered_once(fake: FakeTelegram, bot: Bot
     fake.callback_query(CHAT, sent.message_id, "cancel:1")
 
     [update] = await bot.get_updates()
-    assert update.callback_query.data == "cancel:1"
-    assert update.callback_query.message.message_id == sent.message_id
-    assert await update.callback_query.answer("Cancelled") is True
+    query = update.callback_query
+    assert query is not None and query.message is not None
+    assert query.data == "cancel:1"
+    assert query.message.message_id == sent.message_id
+    assert await query.answer("Cancelled") is True
     with pytest.raises(BadRequest, match=r"(?i)query is too old"):
-        await update.callback_query.answer("again")
+        await query.answer("again")
     with pytest.raises(ValueError, match="no inline button"):
         fake.callback_query(CHAT, sent.message_id, "forged")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from noema.services.loras import LoraLibrary, SaveOutcome
 from tests.fakes.clock import FakeClock
 
 
-def _lora(slug: str = "cat", **changes: object) -> Lora:
+def _lora(slug: str = "cat", **changes: Any) -> Lora:
     base = Lora(
         slug=slug,
         display_name=slug.title(),
@@ -28,7 +29,7 @@ def _lora(slug: str = "cat", **changes: object) -> Lora:
         owner_id=None,
         visibility=Visibility.PUBLIC,
     )
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+    return dataclasses.replace(base, **changes)
 
 
 async def _account(c: Container, pid: str, platform: Platform = Platform.TELEGRAM) -> str:
@@ -95,7 +96,7 @@ async def test_the_list_pages_through_every_lora_once_in_slug_order(container: C
 async def test_importing_the_same_file_twice_changes_nothing_and_a_changed_entry_updates(
     container: Container, clock: FakeClock
 ) -> None:
-    entries = [
+    entries: list[dict[str, Any]] = [
         {"slug": "cat", "family": "SDXL", "triggers": ["cat"], "usageCount": 7},
         {"slug": "dog", "family": "sd15", "triggers": ["dog"], "_id": "from-elsewhere"},
     ]

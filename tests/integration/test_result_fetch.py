@@ -7,6 +7,7 @@ with an injected resolver stands for hosts on the internet whose addresses the t
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -16,10 +17,9 @@ from noema.adapters.platforms.result_fetch import (
     REFUSED_NOTE,
     MediaSources,
     ResultFetcher,
-    Source,
     sources_for,
 )
-from noema.config.media_hosts import parse_hosts
+from noema.config.media_hosts import Source, parse_hosts
 from noema.domain.errors import NotifierError, ResultRefused
 from tests.e2e.chat_harness import png_bytes
 from tests.fakes.media_host import MediaHost, media_host
@@ -112,7 +112,11 @@ async def test_a_file_larger_than_the_cap_is_refused(client: httpx.AsyncClient, 
 async def test_a_refused_file_becomes_a_note_and_the_others_still_arrive(
     client: httpx.AsyncClient, host: MediaHost, other: MediaHost
 ) -> None:
-    outputs = [_image(host.url("/a.png")), _image(other.url("/b.png")), {"kind": "text", "text": "hi"}]
+    outputs: list[dict[str, Any]] = [
+        _image(host.url("/a.png")),
+        _image(other.url("/b.png")),
+        {"kind": "text", "text": "hi"},
+    ]
     files, notes = await ResultFetcher(client, _local(host)).fetch_all(outputs)
     assert [f.kind for f in files] == [MediaKind.PHOTO]
     assert notes == [REFUSED_NOTE]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
 from noema.domain.accounts import Platform
 from noema.domain.pricing import parse_rates
@@ -36,9 +37,9 @@ class World:
             await economy.credit(self.uows(), self.clock, transfer)
         return found.account.id
 
-    def ask(self, account_id: str, prompt: str = "a red fox", **fields: object) -> GenerationRequest:
+    def ask(self, account_id: str, prompt: str = "a red fox", **fields: Any) -> GenerationRequest:
         """A txt2img request with this prompt; ``fields`` set the rest (idempotency key, fallbacks ...)."""
-        return GenerationRequest(account_id=account_id, tool_ref="txt2img", inputs={"input_text": prompt}, **fields)  # type: ignore[arg-type]
+        return GenerationRequest(account_id=account_id, tool_ref="txt2img", inputs={"input_text": prompt}, **fields)
 
 
 def world(limits: Limits | None = None) -> World:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from noema.domain.delivery import DeliveryKind, DeliveryStatus
 from noema.domain.generation import Change, Generation, GenerationStatus
@@ -49,8 +50,8 @@ def test_every_kind_of_change_has_its_row_in_the_table() -> None:
     assert HANDLERS[Change.TERMINAL][0] is change_handlers.settle  # the money first: the event and message say the cost
 
 
-async def _update(w: World, g: Generation, status: RunStatus, **fields: object) -> Generation:
-    change = RunUpdate(run_id=g.run_id or "", status=status, **fields)  # type: ignore[arg-type]
+async def _update(w: World, g: Generation, status: RunStatus, **fields: Any) -> Generation:
+    change = RunUpdate(run_id=g.run_id or "", status=status, **fields)
     return await run_updates.record_run_update(
         w.uows(), w.clock, g.id, change, token=None, metrics=w.metrics, quiet_for=QUIET
     )

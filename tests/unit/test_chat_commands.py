@@ -52,9 +52,11 @@ def test_text_that_is_not_a_command_is_not_read_as_one(text: str | None) -> None
 
 
 def test_a_command_for_another_bot_is_not_for_us_and_case_does_not_matter() -> None:
-    assert parse_command("/status@other_bot").is_for("noema_bot") is False  # type: ignore[union-attr]
-    assert parse_command("/status@NOEMA_bot").is_for("noema_bot") is True  # type: ignore[union-attr]
-    assert parse_command("/status").is_for("noema_bot") is True  # type: ignore[union-attr]
+    other, ours, bare = parse_command("/status@other_bot"), parse_command("/status@NOEMA_bot"), parse_command("/status")
+    assert other is not None and ours is not None and bare is not None
+    assert other.is_for("noema_bot") is False
+    assert ours.is_for("noema_bot") is True
+    assert bare.is_for("noema_bot") is True
 
 
 def test_options_naming_inputs_are_taken_out_of_the_prompt() -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from noema.adapters.backends.comfyui import PromptState, PromptStatus, apply_event, fold_events, parse_event
 from noema.adapters.backends.comfyui.events import (
+    Event,
     Executing,
     ExecutionCached,
     ExecutionError,
@@ -23,9 +24,9 @@ T0 = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 T1 = datetime(2026, 12, 4, 12, 0, 3, tzinfo=UTC)
 
 
-def _fold(state: PromptState, *events: object) -> PromptState:
+def _fold(state: PromptState, *events: Event) -> PromptState:
     for event in events:
-        state = apply_event(state, event)  # type: ignore[arg-type]
+        state = apply_event(state, event)
     return state
 
 

@@ -181,7 +181,7 @@ def test_external_nodes_become_the_same_inputs_the_comfydeploy_catalog_reads() -
         "7": node("SaveImage", images=["6", 0], filename_prefix=["3", 0]),
     }
     tool = load(graph)
-    version = WorkflowVersionInfo(id="v", workflow_id="w", version=1, workflow_api=graph, workflow=None)
+    version = WorkflowVersionInfo(id="v", workflow_id="w", version=1, workflow_api=graph)  # no UI graph
     deployment = DeploymentInfo(id="d", name="wf", machine_id="m", workflow_id="w", workflow_version_id="v")
     machine = MachineInfo(id="m", name="m", gpu="A10G")
     [catalog_tool] = build_catalog([deployment], [machine], {"v": version}, rates=parse_rates({}))

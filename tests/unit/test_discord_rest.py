@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -98,7 +98,9 @@ async def test_a_global_429_pauses_every_route() -> None:
 
 async def test_server_errors_and_network_errors_are_retried_with_backoff() -> None:
     time = Time()
-    calls = iter([httpx.Response(502), httpx.ConnectError("down"), httpx.Response(200, json=[])])
+    calls: Iterator[httpx.Response | httpx.ConnectError] = iter(
+        [httpx.Response(502), httpx.ConnectError("down"), httpx.Response(200, json=[])]
+    )
 
     def flaky(request: httpx.Request) -> httpx.Response:
         item = next(calls)

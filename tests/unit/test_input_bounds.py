@@ -36,7 +36,7 @@ GRAPH = {
 }
 
 
-def tool(graph: dict[str, Any] = GRAPH, **overrides: ToolOverride) -> Tool:
+def tool(graph: dict[str, Any] = GRAPH, /, **overrides: ToolOverride) -> Tool:
     dep = DeploymentInfo(id="dep-1", name="txt2img", machine_id=MACHINE.id, workflow_version_id="v-1", input_types=None)
     versions = {"v-1": WorkflowVersionInfo(id="v-1", workflow_id="wf", version=1, workflow_api=graph)}
     [built] = build_catalog([dep], [MACHINE], versions, rates=parse_rates({}), overrides=overrides)

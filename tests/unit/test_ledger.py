@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -19,6 +20,9 @@ class W:
     held_nanos: int = 0
 
 
+Operation = Callable[[W, int], Posting]  #: ledger.credit, debit, hold or release
+
+
 @pytest.mark.parametrize(
     ("start", "op", "amount", "after", "kind"),
     [
@@ -29,7 +33,9 @@ class W:
         ((10, 4), ledger.debit, 6, (4, 4), EntryKind.DEBIT),
     ],
 )
-def test_each_operation_moves_the_wallet_as_its_entry_says(start, op, amount, after, kind) -> None:  # type: ignore[no-untyped-def]
+def test_each_operation_moves_the_wallet_as_its_entry_says(
+    start: tuple[int, int], op: Operation, amount: int, after: tuple[int, int], kind: EntryKind
+) -> None:
     wallet = W(*start)
     posting = op(wallet, amount)
     assert (wallet.balance_nanos, wallet.held_nanos) == after
@@ -47,7 +53,9 @@ def test_each_operation_moves_the_wallet_as_its_entry_says(start, op, amount, af
         ((0, 0), ledger.hold, 1),
     ],
 )
-def test_spending_more_than_the_free_balance_is_refused_and_changes_nothing(start, op, amount) -> None:  # type: ignore[no-untyped-def]
+def test_spending_more_than_the_free_balance_is_refused_and_changes_nothing(
+    start: tuple[int, int], op: Operation, amount: int
+) -> None:
     wallet = W(*start)
     with pytest.raises(InsufficientFunds) as info:
         op(wallet, amount)
@@ -57,7 +65,7 @@ def test_spending_more_than_the_free_balance_is_refused_and_changes_nothing(star
 
 @pytest.mark.parametrize("op", [ledger.credit, ledger.debit, ledger.hold, ledger.release])
 @pytest.mark.parametrize("amount", [0, -1])
-def test_zero_and_negative_amounts_are_refused(op, amount) -> None:  # type: ignore[no-untyped-def]
+def test_zero_and_negative_amounts_are_refused(op: Operation, amount: int) -> None:
     wallet = W(100, 10)
     with pytest.raises(InvalidInput):
         op(wallet, amount)
@@ -80,7 +88,9 @@ def test_releasing_more_than_is_held_is_refused() -> None:
         ((100, 50), 30, 20, (80, 20), 20, 0),
     ],  # another run's hold stays untouched
 )
-def test_settlement_charges_the_cost_and_releases_the_hold(start, held, cost, after, charged, shortfall) -> None:  # type: ignore[no-untyped-def]
+def test_settlement_charges_the_cost_and_releases_the_hold(
+    start: tuple[int, int], held: int, cost: int, after: tuple[int, int], charged: int, shortfall: int
+) -> None:
     wallet = W(*start)
     result = ledger.settle(wallet, held=held, cost=cost)
     assert (wallet.balance_nanos, wallet.held_nanos) == after

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -32,8 +33,8 @@ class W:
     owed_nanos: int = 0
 
 
-def _payment(**kw: object) -> Payment:
-    values: dict[str, object] = {
+def _payment(**kw: Any) -> Payment:
+    values: dict[str, Any] = {
         "id": "p",
         "account_id": "a",
         "provider": PaymentProvider.STRIPE,
@@ -44,7 +45,7 @@ def _payment(**kw: object) -> Payment:
         "updated_at": NOW,
     }
     values.update(kw)
-    return Payment(**values)  # type: ignore[arg-type]
+    return Payment(**values)
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from noema.config import ConfigError, load_settings
@@ -44,7 +46,7 @@ def test_a_bad_preset_file_says_what_is_wrong(text: str, message: str) -> None:
         parse_presets(text)
 
 
-def test_a_bad_presets_file_stops_start_up_naming_the_setting(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_presets_file_stops_start_up_naming_the_setting(tmp_path: Path) -> None:
     bad = tmp_path / "presets.toml"
     bad.write_text("[presets.make]\ntools = 3\n")
     with pytest.raises(ConfigError, match="NOEMA_PRESETS_FILE: preset 'make': tools"):

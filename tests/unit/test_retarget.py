@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ from noema.domain.tools import PrimaryInput, Tool
 from tests.fakes.generations import T0, make_generation
 
 
-def _tool(command: str = "big", **fields: object) -> Tool:
+def _tool(command: str = "big", **fields: Any) -> Tool:
     return replace(
         Tool(
             id=f"dep-{command}",
@@ -32,7 +33,7 @@ def _tool(command: str = "big", **fields: object) -> Tool:
             max_seconds=300.0,
             price_multiplier=1.5,
         ),
-        **fields,  # type: ignore[arg-type]
+        **fields,
     )
 
 

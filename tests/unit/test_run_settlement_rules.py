@@ -7,6 +7,7 @@ here each rule of settling a hold has its own millisecond test.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from noema.domain.delivery import DeliveryKind, DeliveryStatus
 from noema.domain.generation import Generation, GenerationStatus
@@ -18,9 +19,9 @@ QUIET = timedelta(seconds=60)
 IMAGE = RunOutput(kind=OutputKind.IMAGE, url="https://files.test/out.png", filename="out.png")
 
 
-async def update(w: World, g: Generation, status: RunStatus, **fields: object) -> Generation:
+async def update(w: World, g: Generation, status: RunStatus, **fields: Any) -> Generation:
     """Apply one update of the generation's run, as a poll does."""
-    change = RunUpdate(run_id=g.run_id or "", status=status, **fields)  # type: ignore[arg-type]
+    change = RunUpdate(run_id=g.run_id or "", status=status, **fields)
     return await run_updates.record_run_update(
         w.uows(), w.clock, g.id, change, token=None, metrics=w.metrics, quiet_for=QUIET
     )

@@ -54,7 +54,8 @@ class DiscordRig:
 
     @property
     def container(self) -> Container:
-        return self.app.state.container  # type: ignore[no-any-return]
+        container: Container = self.app.state.container  # Starlette's State holds Any
+        return container
 
     @property
     def discord(self) -> DiscordPlatform:

@@ -54,7 +54,10 @@ async def test_status_lists_a_running_task_and_cancel_stops_it_saying_what_was_c
         assert generation.status is GenerationStatus.CANCELLED
         balance, held = await rig.wallet(account)
         assert held == 0 and balance == 1_000_000_000 - generation.cost_nanos
-        titles = lambda: [e["title"] for e in (rig.fake.original(run) or {}).get("embeds", [])]  # noqa: E731
+
+        def titles() -> list[str]:
+            return [e["title"] for e in (rig.fake.original(run) or {}).get("embeds", [])]
+
         await until(lambda: any(t.startswith("🛑") for t in titles()), what="the cancelled run's message")
         again = await rig.slash("cancel")
         assert _private(rig, again)["content"] == "Nothing of yours is running right now."

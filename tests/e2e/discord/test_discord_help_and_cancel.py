@@ -56,9 +56,12 @@ async def test_the_cancel_button_stops_the_run_for_its_owner_only_and_goes_away_
         run = await rig.slash("txt2img", [{"name": "prompt", "value": "a slow one"}])
         (generation,) = await rig.generations(account)
         wanted = f"cancel:{generation.id}"
-        progress = await until(
-            lambda: (m := rig.fake.original(run)) and wanted in _custom_ids(m) and m, what="the Cancel button"
-        )
+
+        def with_cancel() -> dict[str, Any] | None:
+            message = rig.fake.original(run)
+            return message if message and wanted in _custom_ids(message) else None
+
+        progress = await until(with_cancel, what="the Cancel button")
 
         stranger = await rig.press(wanted, progress, user_id=STRANGER)
         assert "No running generation" in _private(rig, stranger)["content"]

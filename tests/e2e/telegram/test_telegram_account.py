@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from noema.domain.accounts import Platform
-from noema.domain.generation import GenerationStatus
+from noema.domain.generation import Generation, GenerationStatus
 from noema.domain.ids import short_id
 from noema.domain.linking import CodePurpose
 from noema.ports import GenerationFilter
@@ -19,7 +19,7 @@ CHAT = 6001
 
 
 async def _answer(rig: TelegramRig, text: str, chat: int = CHAT, **kwargs: object) -> str:
-    message = await rig.say(chat, text, **kwargs)  # type: ignore[arg-type]
+    message = await rig.say(chat, text, **kwargs)
     replies = rig.replies(chat, message["message_id"])
     assert len(replies) == 1, replies
     return replies[0].text or ""
@@ -59,7 +59,7 @@ async def test_status_lists_a_running_task_with_its_short_id(db_url: str, tmp_pa
         assert short_id(generation.id) in text and "/txt2img" in text and "so far" in text
 
 
-async def _live(rig: TelegramRig, account: str) -> list:  # type: ignore[type-arg]
+async def _live(rig: TelegramRig, account: str) -> list[Generation]:
     async with rig.container.uow() as uow:
         page = await uow.generations.search(GenerationFilter(account_id=account), limit=10, cursor=None)
     return page.items

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -25,7 +26,7 @@ def _media(rig: TelegramRig, to: int, kind: MessageKind) -> SentMessage | None:
     return next((s for s in rig.replies(CHAT, to) if s.kind is kind), None)
 
 
-def _comfy(tmp_path: Path, server: Server) -> dict[str, object]:
+def _comfy(tmp_path: Path, server: Server) -> dict[str, Any]:
     return {
         "backend": "comfyui",
         "comfyui_servers": f"{server.url}=A10G",

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from noema.domain.delivery import DeliveryStatus
+from noema.domain.delivery import Delivery, DeliveryKind, DeliveryPayload, DeliveryStatus
 from noema.domain.errors import NotifierError
-from noema.domain.generation import GenerationStatus
-from noema.ports import GenerationFilter
+from noema.domain.generation import Generation, GenerationStatus
+from noema.ports import GenerationFilter, Notifier
 from tests.e2e.chat_harness import png_bytes, until
 from tests.e2e.telegram.harness import TelegramRig, telegram_app
-from tests.fakes.generations import make_generation
+from tests.fakes.generations import T0, make_generation
 from tests.fakes.media_host import media_host
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.telegram_api_state import MessageKind, SentMessage
@@ -22,11 +22,18 @@ from tests.fakes.telegram_api_state import MessageKind, SentMessage
 CHAT = 7001
 
 
+def _notifier(rig: TelegramRig) -> Notifier:
+    """The app's Telegram notifier (these tests run with Telegram configured)."""
+    telegram = rig.container.telegram
+    assert telegram is not None
+    return telegram.notifier
+
+
 def _photos(rig: TelegramRig, to: int) -> list[SentMessage]:
     return [s for s in rig.replies(CHAT, to) if s.kind is MessageKind.PHOTO]
 
 
-async def _only_generation(rig: TelegramRig, account: str):  # type: ignore[no-untyped-def]
+async def _only_generation(rig: TelegramRig, account: str) -> Generation:
     async with rig.container.uow() as uow:
         page = await uow.generations.search(GenerationFilter(account_id=account), limit=5, cursor=None)
     (generation,) = page.items
@@ -88,7 +95,7 @@ async def test_a_long_flood_wait_reschedules_the_delivery_instead_of_blocking(
         assert len(_photos(rig, command["message_id"])) == 1
 
 
-async def until_terminal(rig: TelegramRig, account: str, seconds: float = 20):  # type: ignore[no-untyped-def]
+async def until_terminal(rig: TelegramRig, account: str, seconds: float = 20) -> Generation:
     import asyncio
 
     deadline = asyncio.get_running_loop().time() + seconds
@@ -101,7 +108,7 @@ async def until_terminal(rig: TelegramRig, account: str, seconds: float = 20):  
         await asyncio.sleep(0.05)
 
 
-async def sent_result(rig: TelegramRig, generation_id: str):  # type: ignore[no-untyped-def]
+async def sent_result(rig: TelegramRig, generation_id: str) -> Delivery:
     """The generation's result delivery once it is marked sent."""
     import asyncio
 
@@ -113,7 +120,7 @@ async def sent_result(rig: TelegramRig, generation_id: str):  # type: ignore[no-
     raise AssertionError(f"the result delivery is still {result.status}")
 
 
-async def deliveries(rig: TelegramRig, generation_id: str) -> list:  # type: ignore[type-arg]
+async def deliveries(rig: TelegramRig, generation_id: str) -> list[Delivery]:
     async with rig.container.uow() as uow:
         return await uow.deliveries.for_generation(generation_id)
 
@@ -136,7 +143,7 @@ async def test_a_restart_between_the_result_and_its_delivery_delivers_it_exactly
 
 
 async def _outputs(rig: TelegramRig, *files: tuple[str, bytes, str]) -> list[dict[str, object]]:
-    outputs = []
+    outputs: list[dict[str, object]] = []
     for name, content, mime in files:
         uploaded = await rig.container.backend.upload_file(filename=name, content=content, content_type=mime)
         kind = "image" if mime.startswith("image/") else "file"
@@ -144,10 +151,7 @@ async def _outputs(rig: TelegramRig, *files: tuple[str, bytes, str]) -> list[dic
     return outputs
 
 
-def _delivery(generation, kind: str = "result"):  # type: ignore[no-untyped-def]
-    from noema.domain.delivery import Delivery, DeliveryKind, DeliveryPayload
-    from tests.fakes.generations import T0
-
+def _delivery(generation: Generation, kind: str = "result") -> Delivery:
     return Delivery(
         id=f"d-{generation.id}",
         generation_id=generation.id,
@@ -167,7 +171,7 @@ async def _send_result(rig: TelegramRig, gid: str, outputs: list[dict[str, objec
     generation = make_generation(
         GenerationStatus.SUCCEEDED, id=gid, outputs=outputs, delivery={"chat_id": CHAT, "message_id": reply_to}
     )
-    await rig.container.telegram.notifier.send(_delivery(generation), generation)  # type: ignore[union-attr]
+    await _notifier(rig).send(_delivery(generation), generation)
 
 
 async def test_several_images_arrive_as_one_album_and_the_summary_carries_the_buttons(
@@ -211,7 +215,7 @@ async def test_a_part_sent_before_a_failure_is_not_sent_again_on_the_retry(
             outputs=outputs,
             delivery={"chat_id": CHAT, "message_id": command["message_id"]},
         )
-        notifier = rig.container.telegram.notifier  # type: ignore[union-attr]
+        notifier = _notifier(rig)
         fake.fail_next("sendMessage", error_code=500, description="Internal Server Error")
         with pytest.raises(NotifierError) as failed:
             await notifier.send(_delivery(generation), generation)
@@ -230,7 +234,7 @@ async def test_a_user_who_blocked_the_bot_is_a_final_failure_not_a_retry_loop(
         )
         fake.fail_next("sendMessage", error_code=403)
         with pytest.raises(NotifierError) as failed:
-            await rig.container.telegram.notifier.send(_delivery(generation, "failure"), generation)  # type: ignore[union-attr]
+            await _notifier(rig).send(_delivery(generation, "failure"), generation)
         assert not failed.value.retryable
 
 

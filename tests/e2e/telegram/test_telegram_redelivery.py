@@ -32,7 +32,7 @@ async def test_a_tool_run_delivered_again_is_acknowledged_and_delivered_once(rig
     await _deliver_twice(rig, update)  # and again, after the result
     kinds = [s.kind for s in rig.fake.sent_to(CHAT)]
     assert kinds == [MessageKind.TEXT, MessageKind.PHOTO], kinds  # one acknowledgement, one result
-    assert photo.reply_to_message_id == update["message"]["message_id"]  # type: ignore[index]
+    assert photo.reply_to_message_id == update["message"]["message_id"]
     async with rig.container.uow() as uow:
         page = await uow.generations.search(GenerationFilter(account_id=account), limit=10, cursor=None)
     assert len(page.items) == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from noema.domain.money import parse_usd
 from noema.domain.stars import INVOICE_LIFETIME
@@ -38,7 +39,7 @@ async def _invoice(rig: TelegramRig, stars: int = 100) -> str:
     return str(invoice.params["payload"])
 
 
-async def _pay(rig: TelegramRig, payload: str, stars: int = 100, charge: str | None = None) -> dict:
+async def _pay(rig: TelegramRig, payload: str, stars: int = 100, charge: str | None = None) -> dict[str, Any]:
     update = rig.fake.successful_payment(USER, payload, stars, charge)
     assert (await rig.post(update)).status_code == 200
     return update
@@ -171,7 +172,7 @@ async def test_paysupport_answers_with_the_operators_text(db_url: str, tmp_path:
         assert answer.text == text  # sent as HTML, escaped: Telegram shows exactly the operator's words
 
 
-def _answer_to(rig: TelegramRig, query: dict) -> dict:
+def _answer_to(rig: TelegramRig, query: dict[str, Any]) -> dict[str, Any]:
     return dict(rig.fake.state.pre_checkout_answers[query["pre_checkout_query"]["id"]])
 
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from noema.adapters.platforms.telegram.handlers import BUILTINS
-from noema.domain.generation import GenerationStatus
+from noema.domain.generation import Generation, GenerationStatus
 from noema.domain.ids import short_id
 from noema.domain.money import display_usd
 from noema.ports import GenerationFilter
@@ -27,7 +27,7 @@ def _media(rig: TelegramRig, chat: int, to: int, kind: MessageKind) -> SentMessa
     return next((s for s in rig.replies(chat, to) if s.kind is kind), None)
 
 
-async def _generations(rig: TelegramRig, account_id: str) -> list:  # type: ignore[type-arg]
+async def _generations(rig: TelegramRig, account_id: str) -> list[Generation]:
     async with rig.container.uow() as uow:
         page = await uow.generations.search(GenerationFilter(account_id=account_id), limit=50, cursor=None)
     return page.items
@@ -105,7 +105,7 @@ async def test_a_photo_whose_caption_is_the_command_is_the_image_input(rig: Tele
     await rig.fund(CHAT, "1")
     command = await rig.say(CHAT, photo=png_bytes(), caption="/upscale")
     result = await until(lambda: _media(rig, CHAT, command["message_id"], MessageKind.PHOTO), what="the upscale")
-    assert result.media[-1]["width"] > 320  # type: ignore[index]
+    assert result.media[-1]["width"] > 320
 
 
 async def test_an_image_sent_as_a_document_is_taken_too(rig: TelegramRig) -> None:

@@ -26,7 +26,7 @@ async def card_rig(
 
 
 async def _answer(rig: TelegramRig, text: str, chat: int = USER, **kwargs: object) -> str:
-    message = await rig.say(chat, text, **kwargs)  # type: ignore[arg-type]
+    message = await rig.say(chat, text, **kwargs)
     (reply,) = rig.replies(chat, message["message_id"])
     return reply.text or ""
 

@@ -219,3 +219,21 @@ async def test_claiming_due_deliveries_leases_them_and_counts_the_attempt(uows: 
         assert leased is not None and leased.attempts == 1 and leased.next_attempt_at == at(5.5)
         assert [d.id for d in await uow.deliveries.claim_due(at(5), limit=5, lease_seconds=30)] == [second.id]
         assert [d.id for d in await uow.deliveries.for_generation(g.id)] == [first.id, second.id]
+
+
+async def test_locking_with_progress_gives_each_found_generation_its_progress_row(uows: UnitOfWorkFactory) -> None:
+    a = await make_account(uows, new_id())
+    g, h = generation(a.id), generation(a.id)
+    progress = delivery(g, DeliveryKind.PROGRESS)
+    await store(uows, g, h, progress, delivery(g), delivery(h))
+    async with uows() as uow:
+        found = await uow.generations.lock_with_progress([h.id, new_id(), g.id, g.id])
+        assert sorted(found) == sorted([g.id, h.id])
+        assert found[g.id][0].id == g.id and found[h.id][0].id == h.id
+        row = found[g.id][1]
+        assert row is not None and row.id == progress.id and row.kind is DeliveryKind.PROGRESS
+        assert found[h.id][1] is None
+        uow.deliveries.remember({progress.key: row, f"{h.id}:progress": None})
+        again = await uow.deliveries.by_key(progress.key, for_update=True)
+        assert again is not None and again.id == progress.id
+        assert await uow.deliveries.by_key(f"{h.id}:progress", for_update=True) is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from noema.domain.errors import Conflict
@@ -190,11 +192,11 @@ async def test_chat_updates_answered_before_a_cutoff_are_forgotten_at_most_a_bat
     assert seen == [False, False, False, True, True]
 
 
-def lora(slug: str, **fields: object) -> Lora:
+def lora(slug: str, **fields: Any) -> Lora:
     """A public SDXL LoRA."""
-    values: dict[str, object] = {"display_name": slug, "triggers": (slug,), "cognates": (), "default_weight": 0.8}
+    values: dict[str, Any] = {"display_name": slug, "triggers": (slug,), "cognates": (), "default_weight": 0.8}
     values |= {"family": Family.SDXL, "owner_id": None, "visibility": Visibility.PUBLIC} | fields
-    return Lora(slug=slug, **values)  # type: ignore[arg-type]
+    return Lora(slug=slug, **values)
 
 
 async def test_loras_are_unique_case_insensitively_listed_in_slug_order_and_counted(uows: UnitOfWorkFactory) -> None:

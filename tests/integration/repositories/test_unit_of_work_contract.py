@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from noema.adapters.db.uow import SqlUnitOfWorkFactory
 from noema.domain.accounts import Identity, Platform
 from noema.domain.errors import Conflict
 from noema.domain.ledger import EntryKind, LedgerEntry
 from noema.ports import UnitOfWorkFactory
 from tests.fakes.ids import new_id
+from tests.fakes.memory_uow import MemoryUnitOfWorkFactory
 from tests.integration.repositories.conftest import T0, make_account
 
 
@@ -127,7 +129,8 @@ async def test_two_accounts_with_the_same_id_fail_the_commit(uows: UnitOfWorkFac
 
 async def test_announced_generations_are_told_only_when_the_unit_commits(uows: UnitOfWorkFactory) -> None:
     told: list[str] = []
-    uows.live = told.append  # type: ignore[attr-defined]
+    assert isinstance(uows, SqlUnitOfWorkFactory | MemoryUnitOfWorkFactory)  # both tell a ``live`` callback
+    uows.live = told.append
     async with uows() as uow:
         uow.announce("rolled-back")
         await uow.rollback()
