@@ -286,8 +286,11 @@ class BurstResult:
 
 
 async def burst(workdir: Path, plan: Plan) -> BurstResult:
-    """``plan.burst_rate`` requests a second for ``plan.burst_seconds`` (runs of 600 s, as in the operator's
-    day); then every accepted run is cancelled through the API and must end and be settled exactly once."""
+    """A burst of runs, each then cancelled: every one must end and be settled exactly once.
+
+    ``plan.burst_rate`` requests a second for ``plan.burst_seconds`` (runs of 600 s, as in the operator's
+    day); then every accepted run is cancelled through the API.
+    """
     async with served(workdir, run_seconds=600, accounts_count=plan.accounts) as server:
         answers = Answers()
         tasks = []

@@ -416,8 +416,10 @@ class GenerationRepository(Protocol):
         ...
 
     async def lock_with_progress(self, generation_ids: list[str]) -> dict[str, tuple[Generation, Delivery | None]]:
-        """Several generations, row-locked in id order, each with its progress outbox row (read, not
-        locked: see ``progress_batches``), in one statement."""
+        """Several generations, row-locked in id order, each with its progress outbox row, in one statement.
+
+        The outbox rows are read, not locked: see ``progress_batches``.
+        """
         ...
 
     async def by_idempotency_key(self, account_id: str, key: str) -> Generation | None:
@@ -433,8 +435,10 @@ class GenerationRepository(Protocol):
         ...
 
     async def save_submit(self, generation: Generation) -> bool:
-        """Write a submit (status, run id, times, inputs) if the stored row is still pending and not
-        cancelled; False, and nothing written, otherwise."""
+        """Write a submit (status, run id, times, inputs) if the stored row is still pending and not cancelled.
+
+        False, and nothing written, otherwise.
+        """
         ...
 
     async def search(self, where: GenerationFilter, *, limit: int, cursor: str | None) -> Page[Generation]:
@@ -476,8 +480,10 @@ class DeliveryRepository(Protocol):
         ...
 
     def remember(self, rows: Mapping[str, Delivery | None]) -> None:
-        """Rows (or their absence), by key, that this transaction read under their generations' locks:
-        ``by_key`` answers them without a statement."""
+        """Rows (or their absence), by key, that this transaction read under their generations' locks.
+
+        ``by_key`` answers them without a statement.
+        """
         ...
 
     async def claim_due(self, now: datetime, *, limit: int, lease_seconds: float) -> list[Delivery]:

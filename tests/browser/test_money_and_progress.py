@@ -1,5 +1,7 @@
-"""Money and progress on the page, at phone (390 px) and desktop widths: what is reserved, what a run cost,
-the level bar, the settings a result used, and readable download names."""
+"""Money and progress on the page, at phone (390 px) and desktop widths.
+
+What is reserved, what a run cost, the level bar, the settings a result used, and readable download names.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""When every database connection is in use, Noema answers 503 with Retry-After and changes nothing,
-and a backend webhook it could not apply then is applied later (issue 18).
+"""When every database connection is in use, Noema answers 503 with Retry-After and changes nothing.
+
+A backend webhook it could not apply then is applied later (issue 18).
 
 PostgreSQL only: on SQLite one process runs one transaction at a time on its own lock, so its pool
 is never the limit.

@@ -1,5 +1,8 @@
-"""What the ``noema`` commands print: only their answer on stdout, whole ids and prices at 80 columns,
-``--json`` on every list and show command, and a replayed credit that says only that it was one."""
+"""What the ``noema`` commands print.
+
+Only their answer on stdout, whole ids and prices at 80 columns, ``--json`` on every list and show
+command, and a replayed credit that says only that it was one.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""``NOEMA_BACKEND=comfyui,sandbox``: the own ComfyUI servers (the fake) and the sandbox (speaking
-ComfyDeploy's API) behind one Noema, on SQLite and PostgreSQL.
+"""``NOEMA_BACKEND=comfyui,sandbox``: the own ComfyUI servers and the sandbox behind one Noema.
+
+The own servers are the fake ComfyUI; the sandbox speaks ComfyDeploy's API. On SQLite and PostgreSQL.
 
 The workflow ``upscale`` is on both (the sandbox's catalog has an ``upscale`` taking ``input_image``):
 the own server runs it, the sandbox takes it when the server is down or full.

@@ -1,7 +1,9 @@
-"""A public picture link as a ComfyUI input: fetched under ``NOEMA_COMFYUI_INPUT_HOSTS`` by the guard the
-chats use for result files (allow-list, public addresses only, redirects checked, a size cap), or
-refused in words with nothing charged. The fake ComfyUI runs the blur; the internet is a MockTransport
-at the HTTP edge with a resolver the test chooses, and it counts every request it gets.
+"""A public picture link as a ComfyUI input.
+
+Fetched under ``NOEMA_COMFYUI_INPUT_HOSTS`` by the guard the chats use for result files (allow-list,
+public addresses only, redirects checked, a size cap), or refused in words with nothing charged. The
+fake ComfyUI runs the blur; the internet is a MockTransport at the HTTP edge with a resolver the test
+chooses, and it counts every request it gets.
 """
 
 from __future__ import annotations

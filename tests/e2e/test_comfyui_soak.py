@@ -1,5 +1,7 @@
-"""A fault soak of the self-hosted ComfyUI backend: 100 runs over two fake servers whose websockets
-keep dying, one of which restarts mid-way and loses its queue, on SQLite and PostgreSQL.
+"""A fault soak of the self-hosted ComfyUI backend, on SQLite and PostgreSQL.
+
+100 runs over two fake servers whose websockets keep dying, one of which restarts mid-way and loses
+its queue.
 
 Half the runs come from Telegram chats (Noema sends their results to a fake Bot API), half from the
 public API. Afterwards every run has ended, the ledger has no drift, each run was charged once (a
@@ -127,8 +129,10 @@ async def _ask_chat(c: Container, aid: str, chat: int, colors: list[int]) -> lis
 
 
 async def _faults(fakes: list[FakeComfyUI], restarted: list[int]) -> int:
-    """Drop every websocket every few tenths of a second; restart the first server once it has a run
-    going and another waiting. Runs until cancelled; returns how many sockets it dropped."""
+    """Drop every websocket every few tenths of a second, until cancelled; return how many it dropped.
+
+    Restart the first server once it has a run going and another waiting.
+    """
     dropped = 0
     with contextlib.suppress(asyncio.CancelledError):
         while True:

@@ -1,5 +1,8 @@
-"""Runs watched live (the API, the web page) write no outbox rows: nobody is sent anything, so no worker
-should have to lease, send and mark rows for them. Their open streams are woken by the commit instead."""
+"""Runs watched live (the API, the web page) write no outbox rows.
+
+Nobody is sent anything, so no worker should have to lease, send and mark rows for them. Their open
+streams are woken by the commit instead.
+"""
 
 from __future__ import annotations
 

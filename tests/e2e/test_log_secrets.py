@@ -1,5 +1,8 @@
-"""No secret reaches a log line: ``noema serve`` as a real process, its stderr read back after requests
-that carry keys, cookies and tokens, including requests that end in a 500 with a traceback."""
+"""No secret reaches a log line.
+
+``noema serve`` runs as a real process; its stderr is read back after requests that carry keys,
+cookies and tokens, including requests that end in a 500 with a traceback.
+"""
 
 from __future__ import annotations
 

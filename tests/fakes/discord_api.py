@@ -207,8 +207,11 @@ class FakeDiscord(DiscordHttp):
         attachments: dict[str, dict[str, Any]] | None = None,
         **kw: Any,
     ) -> dict[str, Any]:
-        """APPLICATION_COMMAND. ``name`` may hold sub-commands ("tools list"); ``attachments`` maps option
-        names to attachment objects (from :meth:`attachment_url`), added as type-11 options and resolved."""
+        """An APPLICATION_COMMAND interaction.
+
+        ``name`` may hold sub-commands ("tools list"); ``attachments`` maps option names to attachment
+        objects (from :meth:`attachment_url`), added as type-11 options and resolved.
+        """
         data = self._command_data(name, options or [], kw.get("guild_id", DEFAULT_GUILD))
         if attachments:
             leaf = leaf_options(data.setdefault("options", []))
@@ -282,8 +285,11 @@ class FakeDiscord(DiscordHttp):
     async def deliver(
         self, url: str, interaction: dict[str, Any], *, client: httpx.AsyncClient | None = None, timeout: float = 3.0
     ) -> httpx.Response:
-        """POST a signed interaction to the app's endpoint as Discord does; a JSON 200 answer is applied
-        as the interaction response (Discord's inline response), raising :class:`DiscordError` if invalid."""
+        """POST a signed interaction to the app's endpoint as Discord does.
+
+        A JSON 200 answer is applied as the interaction response (Discord's inline response), raising
+        :class:`DiscordError` if invalid.
+        """
         body, headers = self.signed(interaction)
         if client is None:
             async with httpx.AsyncClient(timeout=timeout) as own:

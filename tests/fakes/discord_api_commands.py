@@ -1,7 +1,7 @@
-"""Application commands of the fake Discord API: bulk overwrite with Discord's validation, and listing.
+r"""Application commands of the fake Discord API: bulk overwrite with Discord's validation, and listing.
 
 Validation follows the documented rules: 100 CHAT_INPUT, 5 USER and 5 MESSAGE commands per scope;
-names unique per type; CHAT_INPUT and option names 1-32 characters of ``^[-_'\\p{L}\\p{N}]`` in lower
+names unique per type; CHAT_INPUT and option names 1-32 characters of ``^[-_'\p{L}\p{N}]`` in lower
 case; descriptions 1-100; at most 25 options and 25 choices (names 1-100, string values up to 100);
 required options before optional ones; sub-commands not mixed with other option types; no choices
 with autocomplete; at most 8000 characters of names, descriptions and choice values per command.

@@ -1,5 +1,7 @@
-"""In-memory repositories for generations, the delivery outbox, the key-value store, link codes,
-preferences and answered chat updates."""
+"""In-memory repositories for generations and what goes with them.
+
+The delivery outbox, the key-value store, link codes, preferences and answered chat updates.
+"""
 
 from __future__ import annotations
 
@@ -147,8 +149,11 @@ class MemoryDeliveries(MemoryRepo, DeliveryRepository):
         return next((d for d in self._t.deliveries.values() if d.key == key), None)
 
     def remember(self, rows: Mapping[str, Delivery | None]) -> None:
-        """Nothing to keep: ``by_key`` reads this unit of work's own copy of the table, which already
-        holds every row the caller read (the SQL repository keeps them to save a statement)."""
+        """Nothing to keep.
+
+        ``by_key`` reads this unit of work's own copy of the table, which already holds every row the
+        caller read (the SQL repository keeps them to save a statement).
+        """
         return None
 
     async def claim_due(self, now: datetime, *, limit: int, lease_seconds: float) -> list[Delivery]:

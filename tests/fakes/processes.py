@@ -190,8 +190,10 @@ async def funded_api_account(
     platform_id: str,
     usd: str = "1",
 ) -> tuple[str, dict[str, str]]:
-    """A new ``api`` account credited with ``usd`` through the internal API, and an API key made by
-    ``noema apikey create``: (account id, Authorization header)."""
+    """A new ``api`` account and an API key for it: (account id, Authorization header).
+
+    The account is credited with ``usd`` through the internal API; the key is made by ``noema apikey create``.
+    """
     found = await client.post(
         "/internal/v1/data/users/find-or-create",
         headers=dict(admin),

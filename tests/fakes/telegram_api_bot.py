@@ -124,7 +124,7 @@ def set_webhook(state: BotState, params: dict[str, Any], files: Files) -> ApiRes
 
 
 def delete_webhook(state: BotState, params: dict[str, Any], files: Files) -> ApiResult:
-    """deleteWebhook (the allowed_updates setting survives, as on Telegram)."""
+    """``deleteWebhook`` (the allowed_updates setting survives, as on Telegram)."""
     if params.get("drop_pending_updates"):
         state.pending_updates.clear()
     if not state.webhook.url:
@@ -172,7 +172,7 @@ def _ready(state: BotState, generation: int, limit: int) -> list[dict[str, Any]]
 
 
 async def get_updates(state: BotState, params: dict[str, Any], files: Files) -> list[dict[str, Any]]:
-    """getUpdates with a long poll of ``timeout`` seconds, cut to the fake's ``long_poll_cap``."""
+    """``getUpdates`` with a long poll of ``timeout`` seconds, cut to the fake's ``long_poll_cap``."""
     with state.lock:
         if state.webhook.url:
             raise BotApiError(409, WEBHOOK_CONFLICT)
@@ -202,7 +202,7 @@ def _number(value: Any) -> float | None:
 
 
 def scope_key(scope: Any) -> str:
-    """A BotCommandScope as a key: ``default``, ``chat:ID``, ``chat_member:ID:USER`` …"""
+    """A BotCommandScope as a key: ``default``, ``chat:ID``, ``chat_member:ID:USER`` and so on."""
     if scope is None:
         return "default"
     if not isinstance(scope, dict) or scope.get("type") not in SCOPE_TYPES:
@@ -255,11 +255,11 @@ def set_my_commands(state: BotState, params: dict[str, Any], files: Files) -> bo
 
 
 def get_my_commands(state: BotState, params: dict[str, Any], files: Files) -> list[dict[str, Any]]:
-    """getMyCommands for exactly this scope and language."""
+    """``getMyCommands`` for exactly this scope and language."""
     return copy.deepcopy(state.commands.get(_commands_key(params), []))
 
 
 def delete_my_commands(state: BotState, params: dict[str, Any], files: Files) -> bool:
-    """deleteMyCommands for this scope and language."""
+    """``deleteMyCommands`` for this scope and language."""
     state.commands.pop(_commands_key(params), None)
     return True

@@ -83,7 +83,7 @@ def finish_message(
 
 
 def send_message(state: BotState, params: dict[str, Any], files: Files) -> dict[str, Any]:
-    """sendMessage."""
+    """``sendMessage``."""
     chat_id = chat_id_of(params)
     markup = check_reply_markup(params.get("reply_markup"))
     text, entities = text_of(params)
@@ -131,7 +131,7 @@ def _apply_edit(sent: SentMessage, changes: dict[str, Any], params: dict[str, An
 
 
 def edit_message_text(state: BotState, params: dict[str, Any], files: Files) -> dict[str, Any]:
-    """editMessageText of a text message the bot sent."""
+    """``editMessageText`` of a text message the bot sent."""
     sent = _editable(state, params)
     text, entities = text_of(params)
     if "text" not in sent.message:
@@ -140,7 +140,7 @@ def edit_message_text(state: BotState, params: dict[str, Any], files: Files) -> 
 
 
 def edit_message_caption(state: BotState, params: dict[str, Any], files: Files) -> dict[str, Any]:
-    """editMessageCaption of a media message the bot sent; an empty caption removes it."""
+    """``editMessageCaption`` of a media message the bot sent; an empty caption removes it."""
     sent = _editable(state, params)
     caption, entities = caption_of(params)
     if sent.media_type is None:
@@ -154,7 +154,7 @@ def edit_message_reply_markup(state: BotState, params: dict[str, Any], files: Fi
 
 
 def delete_message(state: BotState, params: dict[str, Any], files: Files) -> bool:
-    """deleteMessage of any message the fake knows in the chat."""
+    """``deleteMessage`` of any message the fake knows in the chat."""
     key = _target(state, params, missing="message identifier is not specified")
     if state.messages.pop(key, None) is None:
         raise bad_request("message to delete not found")
@@ -165,7 +165,7 @@ def delete_message(state: BotState, params: dict[str, Any], files: Files) -> boo
 
 
 def send_chat_action(state: BotState, params: dict[str, Any], files: Files) -> bool:
-    """sendChatAction with one of Telegram's actions."""
+    """``sendChatAction`` with one of Telegram's actions."""
     chat_id_of(params)
     if params.get("action") not in CHAT_ACTIONS:
         raise bad_request("wrong parameter action in request")

@@ -1,5 +1,8 @@
-"""Telegram Stars in the fake Bot API: sendInvoice, answerPreCheckoutQuery, refundStarPayment, and the
-updates a paying user causes (``pre_checkout_query``, ``successful_payment``, ``refunded_payment``)."""
+"""Telegram Stars in the fake Bot API.
+
+sendInvoice, answerPreCheckoutQuery, refundStarPayment, and the updates a paying user causes
+(``pre_checkout_query``, ``successful_payment``, ``refunded_payment``).
+"""
 
 from __future__ import annotations
 

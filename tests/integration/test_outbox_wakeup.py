@@ -1,5 +1,8 @@
-"""A committed outbox row wakes the delivery worker at once: in process, and in other replicas through
-PostgreSQL's NOTIFY. Leases, retries and rolled-back transactions wake nobody."""
+"""A committed outbox row wakes the delivery worker at once.
+
+In process, and in other replicas through PostgreSQL's NOTIFY. Leases, retries and rolled-back
+transactions wake nobody.
+"""
 
 from __future__ import annotations
 

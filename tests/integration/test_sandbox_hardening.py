@@ -1,5 +1,8 @@
-"""The sandbox's API is closed to strangers: a key, no webhook in run reads, no fetching of foreign hosts,
-capped uploads, and files that a browser can never run as a page."""
+"""The sandbox's API is closed to strangers.
+
+A key, no webhook in run reads, no fetching of foreign hosts, capped uploads, and files that a browser
+can never run as a page.
+"""
 
 from __future__ import annotations
 

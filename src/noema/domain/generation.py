@@ -262,8 +262,9 @@ class Generation:
         return changes
 
     def is_news(self, update: RunUpdate) -> bool:
-        """Whether ``apply`` would change anything a person or the bill sees: a later status, more
-        progress, another live status, a GPU, the run id, or the backend's own times.
+        """Whether ``apply`` would change anything a person or the bill sees.
+
+        That is a later status, more progress, another live status, a GPU, the run id, or the backend's own times.
 
         A webhook that repeats what is known is not news: applying it would only restamp the row.
         """

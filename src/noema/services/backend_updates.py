@@ -1,5 +1,6 @@
-"""Where a backend's run updates come in: its webhooks, what its own sockets observe, and the webhooks
-deferred while the database was too busy.
+"""Where a backend's run updates come in.
+
+Its webhooks, what its own sockets observe, and the webhooks deferred while the database was too busy.
 
 Built once in bootstrap with everything recording an update needs, so an entrypoint hands over only
 the update (and, for a webhook, the generation's token).

@@ -34,8 +34,10 @@ __all__ = ["DEFAULT_USER", "ENDPOINT", "DiscordRig", "discord_app", "serving"]
 
 
 def serving() -> Iterator[FakeDiscord]:
-    """One fake Discord server for a test module (each test calls ``reset`` on it): starting and
-    stopping a server per test would cost a fifth of a second each time."""
+    """One fake Discord server for a test module (each test calls ``reset`` on it).
+
+    Starting and stopping a server per test would cost a fifth of a second each time.
+    """
     fake = FakeDiscord()
     run_sync(fake.serve())
     try:

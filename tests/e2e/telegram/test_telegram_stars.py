@@ -1,5 +1,8 @@
-"""Telegram Stars end to end against the fake Bot API: /topup → invoice → pre-checkout → payment →
-credited once → receipt; duplicates, expired invoices, refunds; the ledger verifies clean after each."""
+"""Telegram Stars end to end against the fake Bot API.
+
+/topup → invoice → pre-checkout → payment → credited once → receipt; duplicates, expired invoices,
+refunds; the ledger verifies clean after each.
+"""
 
 from __future__ import annotations
 

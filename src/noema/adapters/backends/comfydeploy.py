@@ -216,7 +216,7 @@ class ComfyDeployBackend:
         return response  # a queue's 500/503 becomes a BackendRejected in ``_request``: not repeated
 
     def _backoff(self, exc: Exception) -> bool | float:
-        """stamina's hook: retry only transient failures; a Retry-After sets the wait."""
+        """The hook for stamina: retry only transient failures; a Retry-After sets the wait."""
         if not isinstance(exc, Transient):
             return False
         if exc.retry_after is None:

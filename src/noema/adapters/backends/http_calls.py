@@ -1,5 +1,6 @@
-"""What the backend HTTP clients share: one logical request, which failures may be repeated, and
-how a transport failure becomes the error tree.
+"""What the backend HTTP clients share.
+
+One logical request, which failures may be repeated, and how a transport failure becomes the error tree.
 
 A request that cannot have reached the server (a connect error) may always be repeated; one that
 got no answer only when repeating cannot act twice (``Call.idempotent``). A non-idempotent request

@@ -50,7 +50,7 @@ async def resolve(host: str, port: int) -> list[str]:
 
 
 def is_public(address: str) -> bool:
-    """Whether an address is on the public internet: not loopback, private, link-local, reserved …"""
+    """Whether an address is on the public internet: not loopback, private, link-local, reserved and so on."""
     try:
         ip = ipaddress.ip_address(address.strip("[]").split("%", 1)[0])
     except ValueError:
@@ -100,9 +100,12 @@ def sources_for(
     configured: tuple[Source, ...] | None,
     own_media_url: str | None = None,
 ) -> MediaSources:
-    """The backend's own host and (unless ``configured`` names others) ComfyDeploy's output buckets,
+    """Where the chats may fetch result files from, for the backend in use.
+
+    The backend's own host and (unless ``configured`` names others) ComfyDeploy's output buckets,
     or the sandbox's own files, or Noema's own ``/media/`` (self-hosted ComfyUI: its servers stay
-    private); private addresses only when that backend is local (Noema's own URLs are served in-process)."""
+    private); private addresses only when that backend is local (Noema's own URLs are served in-process).
+    """
     extra = configured or ()
     if own_media_url is not None:
         return MediaSources((Source.parse(own_media_url), *extra), allow_private=True)

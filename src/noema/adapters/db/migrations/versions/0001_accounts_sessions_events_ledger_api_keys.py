@@ -1,4 +1,4 @@
-"""accounts, sessions, events, ledger, api keys
+"""accounts, sessions, events, ledger, api keys.
 
 Revision ID: 0001
 Revises:

@@ -1,4 +1,4 @@
-"""generations and the delivery outbox
+"""generations and the delivery outbox.
 
 Revision ID: 0002
 Revises: 0001

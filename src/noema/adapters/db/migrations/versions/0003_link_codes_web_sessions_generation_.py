@@ -1,4 +1,4 @@
-"""link codes, web sessions, generation indexes
+"""link codes, web sessions, generation indexes.
 
 Revision ID: 0003
 Revises: 0002

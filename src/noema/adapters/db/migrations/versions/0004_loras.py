@@ -1,4 +1,4 @@
-"""the LoRA library
+"""the LoRA library.
 
 Revision ID: 0004
 Revises: 0003

@@ -1,4 +1,4 @@
-"""per-account defaults for a tool
+"""per-account defaults for a tool.
 
 Revision ID: 0005
 Revises: 0004

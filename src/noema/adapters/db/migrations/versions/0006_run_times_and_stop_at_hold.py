@@ -1,4 +1,4 @@
-"""the backend's own run times, and runs stopped when their cost reached the hold
+"""the backend's own run times, and runs stopped when their cost reached the hold.
 
 Revision ID: 0006
 Revises: 0005

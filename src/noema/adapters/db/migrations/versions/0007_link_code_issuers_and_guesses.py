@@ -1,4 +1,4 @@
-"""who asked for each link code, and the wrong link codes entered (throttling that every replica sees)
+"""who asked for each link code, and the wrong link codes entered (throttling that every replica sees).
 
 Revision ID: 0007
 Revises: 0006

@@ -1,4 +1,4 @@
-"""payments: one row per provider payment, the events applied, and what an account owes
+"""payments: one row per provider payment, the events applied, and what an account owes.
 
 Revision ID: 0008
 Revises: 0007

@@ -1,4 +1,4 @@
-"""platform_updates: the chat updates already answered, so one delivered again is not answered twice
+"""platform_updates: the chat updates already answered, so one delivered again is not answered twice.
 
 Revision ID: 0009
 Revises: 0008

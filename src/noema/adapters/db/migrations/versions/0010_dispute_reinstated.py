@@ -1,4 +1,4 @@
-"""payments.dispute_reinstated_minor: what a dispute won gave back, so its credit is given back once
+"""payments.dispute_reinstated_minor: what a dispute won gave back, so its credit is given back once.
 
 Revision ID: 0010
 Revises: 0009

@@ -1,4 +1,4 @@
-"""indexes for reads that must stay fast at a million generations: live runs, history pages, global lists
+"""indexes for reads that must stay fast at a million generations: live runs, history pages, global lists.
 
 A partial index holds only live runs, so an account's status reads a few rows however long its history;
 history pages walk (account, requested_at, id) in order; admin lists of all generations and accounts
