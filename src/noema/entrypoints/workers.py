@@ -37,72 +37,78 @@ async def every(name: str, seconds: float, step: Callable[[], Awaitable[object]]
         await asyncio.sleep(seconds)
 
 
+async def _expire_sessions(c: Container) -> None:
+    await every("session_expiry", 30, lambda: sessions.expire_inactive(c.uow(), c.clock, timeout=c.session_timeout))
+
+
+async def _deliver(c: Container) -> None:
+    """Send due outbox rows whenever one is committed, and at least every backstop poll."""
+    signal = c.uow.signal or OutboxSignal()  # one nobody notifies is a plain poll
+    dispatcher = delivery.Dispatcher(
+        c.uow,
+        c.clock,
+        c.notifiers,
+        metrics=c.metrics,
+        max_in_flight=delivery_in_flight(c.settings.db_pool_size),
+        on_free=signal.notify,
+    )
+    try:
+        while True:
+            try:
+                claimed = await dispatcher.pump()
+            except Exception:
+                log.exception("worker_step_failed", worker="delivery")
+                claimed = 0
+            if claimed == 0 or dispatcher.room <= 0:  # else more may be due at once: claim again
+                await signal.wait(DELIVERY_BACKSTOP_SECONDS)
+    finally:
+        await dispatcher.close()
+
+
+async def _apply_deferred_webhooks(c: Container) -> None:
+    await every("deferred_webhooks", 1.0, c.backend_updates.apply_deferred)
+
+
+async def _listen_for_outbox(c: Container) -> None:
+    if c.uow.signal is not None:
+        await c.uow.signal.listen(c.engine.url)
+
+
+async def _reconcile_runs(c: Container) -> None:
+    poll_every, quiet = c.limits.poll_every, c.limits.quiet_for
+    await every(
+        "reconcile",
+        min(poll_every.total_seconds(), 5.0),
+        lambda: reconcile.reconcile_due(
+            c.uow, c.clock, c.backend, metrics=c.metrics, poll_every=poll_every, quiet_for=quiet
+        ),
+    )
+
+
+async def _forget_answered_updates(c: Container) -> None:
+    await every("forget_answered_updates", 3600, lambda: platform_updates.forget_answered(c.uow, c.clock))
+
+
+async def _refresh_catalog(c: Container) -> None:
+    async def step() -> None:
+        if c.catalog.is_stale():
+            await c.catalog.refresh()
+
+    await every("catalog_refresh", min(30.0, c.settings.catalog_ttl_seconds), step)
+
+
 def worker_loops(c: Container) -> dict[str, Callable[[], Coroutine[Any, Any, None]]]:
     """Every worker loop of this process, by name."""
-    settings = c.settings
-    poll_every, quiet = c.limits.poll_every, c.limits.quiet_for
-
-    async def expire_sessions() -> None:
-        await every("session_expiry", 30, lambda: sessions.expire_inactive(c.uow(), c.clock, timeout=c.session_timeout))
-
-    async def deliver() -> None:
-        signal = c.uow.signal or OutboxSignal()  # one nobody notifies is a plain poll
-        dispatcher = delivery.Dispatcher(
-            c.uow,
-            c.clock,
-            c.notifiers,
-            metrics=c.metrics,
-            max_in_flight=delivery_in_flight(settings.db_pool_size),
-            on_free=signal.notify,
-        )
-        try:
-            while True:
-                try:
-                    claimed = await dispatcher.pump()
-                except Exception:
-                    log.exception("worker_step_failed", worker="delivery")
-                    claimed = 0
-                if claimed == 0 or dispatcher.room <= 0:  # else more may be due at once: claim again
-                    await signal.wait(DELIVERY_BACKSTOP_SECONDS)
-        finally:
-            await dispatcher.close()
-
-    async def apply_deferred_webhooks() -> None:
-        await every("deferred_webhooks", 1.0, c.backend_updates.apply_deferred)
-
-    async def listen_for_outbox() -> None:
-        if c.uow.signal is not None:
-            await c.uow.signal.listen(c.engine.url)
-
-    async def reconcile_runs() -> None:
-        await every(
-            "reconcile",
-            min(poll_every.total_seconds(), 5.0),
-            lambda: reconcile.reconcile_due(
-                c.uow, c.clock, c.backend, metrics=c.metrics, poll_every=poll_every, quiet_for=quiet
-            ),
-        )
-
-    async def forget_answered_updates() -> None:
-        await every("forget_answered_updates", 3600, lambda: platform_updates.forget_answered(c.uow, c.clock))
-
-    async def refresh_catalog() -> None:
-        async def step() -> None:
-            if c.catalog.is_stale():
-                await c.catalog.refresh()
-
-        await every("catalog_refresh", min(30.0, settings.catalog_ttl_seconds), step)
-
     loops: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
-        "session_expiry": expire_sessions,
-        "delivery": deliver,
-        "reconcile": reconcile_runs,
-        "catalog_refresh": refresh_catalog,
-        "deferred_webhooks": apply_deferred_webhooks,
-        "forget_answered_updates": forget_answered_updates,
+        "session_expiry": lambda: _expire_sessions(c),
+        "delivery": lambda: _deliver(c),
+        "reconcile": lambda: _reconcile_runs(c),
+        "catalog_refresh": lambda: _refresh_catalog(c),
+        "deferred_webhooks": lambda: _apply_deferred_webhooks(c),
+        "forget_answered_updates": lambda: _forget_answered_updates(c),
     }
     if c.engine.dialect.name == "postgresql":  # other replicas' commits wake this one's delivery worker
-        loops["outbox_listen"] = listen_for_outbox
+        loops["outbox_listen"] = lambda: _listen_for_outbox(c)
     return loops
 
 

@@ -105,47 +105,55 @@ def _api_wording(request: Request, exc: e.NoemaError) -> str:
     return exc.message
 
 
+async def _noema_error(request: Request, exc: e.NoemaError) -> Response:
+    """A Noema error: its own status, code and details; a page for the web pages."""
+    status = status_of(exc)
+    if is_page(request):
+        return page_error(request, status, exc.message)
+    if status >= 500:
+        log.warning("request_failed", code=exc.code, error=exc.message, path=request.url.path)
+    message = _api_wording(request, exc)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if isinstance(exc, e.LimitExceeded | e.Busy) and exc.retry_after is not None:
+        headers = {"Retry-After": str(exc.retry_after)}
+    return error_response(request, status, exc.code, message, exc.details, headers)
+
+
+async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
+    """A request FastAPI could not validate: 400, with the fields at fault."""
+    if is_page(request):
+        return page_error(request, 400, "Something in that form was not valid; go back and check it.")
+    if any(err.get("type") == "json_invalid" for err in exc.errors()):
+        return error_response(request, 400, "INVALID_INPUT", "The request body is not valid JSON.")
+    return error_response(request, 400, "INVALID_INPUT", "The request is not valid.", _validation_details(exc))
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """An HTTP error raised by routing or a route (404, 405, 413 ...), in the error body or as a page."""
+    code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
+    if is_page(request):
+        return page_error(
+            request,
+            exc.status_code,
+            "That page does not exist." if exc.status_code == 404 else "The request could not be handled.",
+        )
+    message = (
+        exc.detail
+        if isinstance(exc.detail, str) and exc.status_code != 404
+        else ("Nothing here." if exc.status_code == 404 else "The request failed.")
+    )
+    return error_response(request, exc.status_code, code, message, headers=getattr(exc, "headers", None))
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """Anything else: logged with its traceback, answered 500 without it."""
+    log.exception("unhandled_error", path=request.url.path)
+    return error_response(request, 500, "INTERNAL_ERROR", "Something went wrong on our side; it was logged.")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map the error tree, validation errors and HTTP errors to the error body; hide tracebacks."""
-
-    @app.exception_handler(e.NoemaError)
-    async def _noema(request: Request, exc: e.NoemaError) -> Response:
-        status = status_of(exc)
-        if is_page(request):
-            return page_error(request, status, exc.message)
-        if status >= 500:
-            log.warning("request_failed", code=exc.code, error=exc.message, path=request.url.path)
-        message = _api_wording(request, exc)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        if isinstance(exc, e.LimitExceeded | e.Busy) and exc.retry_after is not None:
-            headers = {"Retry-After": str(exc.retry_after)}
-        return error_response(request, status, exc.code, message, exc.details, headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        if is_page(request):
-            return page_error(request, 400, "Something in that form was not valid; go back and check it.")
-        if any(err.get("type") == "json_invalid" for err in exc.errors()):
-            return error_response(request, 400, "INVALID_INPUT", "The request body is not valid JSON.")
-        return error_response(request, 400, "INVALID_INPUT", "The request is not valid.", _validation_details(exc))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
-        if is_page(request):
-            return page_error(
-                request,
-                exc.status_code,
-                "That page does not exist." if exc.status_code == 404 else "The request could not be handled.",
-            )
-        message = (
-            exc.detail
-            if isinstance(exc.detail, str) and exc.status_code != 404
-            else ("Nothing here." if exc.status_code == 404 else "The request failed.")
-        )
-        return error_response(request, exc.status_code, code, message, headers=getattr(exc, "headers", None))
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled_error", path=request.url.path)
-        return error_response(request, 500, "INTERNAL_ERROR", "Something went wrong on our side; it was logged.")
+    app.exception_handler(e.NoemaError)(_noema_error)
+    app.exception_handler(RequestValidationError)(_invalid_request)
+    app.exception_handler(StarletteHTTPException)(_http_error)
+    app.exception_handler(Exception)(_unexpected_error)
