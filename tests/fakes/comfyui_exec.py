@@ -106,12 +106,8 @@ class Worker:
         status, node = "success", None
         try:
             for node in order:
-                if node in cached:
-                    if isinstance(values[node], dict):  # a cached output node's output is sent again
-                        outputs[node] = values[node]
-                        await tell(
-                            "executed", {"node": node, "display_node": node, "output": values[node], "prompt_id": pid}
-                        )
+                if node in cached:  # a cached output node's output is sent again
+                    await _tell_output(tell, pid, node, values[node], outputs)
                     continue
                 await tell("executing", {"node": node, "display_node": node, "prompt_id": pid})
                 if self._interrupt.is_set():  # the real server checks as a node begins
@@ -119,11 +115,7 @@ class Worker:
                 await self._pause()
                 values[node] = await self._run_node(item.prompt[node], values)
                 executed.append(node)
-                if isinstance(values[node], dict):
-                    outputs[node] = values[node]
-                    await tell(
-                        "executed", {"node": node, "display_node": node, "output": values[node], "prompt_id": pid}
-                    )
+                await _tell_output(tell, pid, node, values[node], outputs)
         except _Interrupted:
             assert node is not None  # raised only inside the loop, as a node begins
             status = "interrupted"
@@ -159,6 +151,15 @@ class Worker:
         run = NODES[node["class_type"]].run
         assert run is not None, "validation lets no node without a run through"
         return await asyncio.to_thread(run, self.context, inputs)
+
+
+async def _tell_output(
+    tell: Callable[[str, dict[str, Any]], Awaitable[None]], pid: str, node: str, value: Any, outputs: dict[str, Any]
+) -> None:
+    """An output node's output (a dict; other nodes' values are not) kept for the history and told as ``executed``."""
+    if isinstance(value, dict):
+        outputs[node] = value
+        await tell("executed", {"node": node, "display_node": node, "output": value, "prompt_id": pid})
 
 
 def _order(prompt: Mapping[str, Any], outputs: list[str]) -> list[str]:

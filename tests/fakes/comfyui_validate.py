@@ -23,19 +23,48 @@ def validate_prompt(prompt: Any, input_dir: Path, targets: list[str] | None = No
     """The real server's checks: class names, outputs, then every input of every output's nodes."""
     if not isinstance(prompt, Mapping):
         return False, _error("invalid_prompt", "Prompt is not a dictionary", ""), [], {}
-    outputs: list[str] = []
+    if (unknown := _class_error(prompt)) is not None:
+        return False, unknown, [], {}
+    outputs = _output_nodes(prompt, targets)
+    if not outputs:
+        return False, _error("prompt_no_outputs", "Prompt has no outputs", ""), [], {}
+    good, failed, node_errors = _validate_outputs(prompt, outputs, input_dir)
+    if not good:
+        details = "\n".join(f"{e['message']}: {e['details']}" for _, reasons in failed for e in reasons)
+        return (
+            False,
+            _error("prompt_outputs_failed_validation", "Prompt outputs failed validation", details),
+            [],
+            node_errors,
+        )
+    return True, None, good, node_errors
+
+
+def _class_error(prompt: Mapping[Any, Any]) -> dict[str, Any] | None:
+    """The error for the first node without a ``class_type`` or of a class the server does not have."""
     for node_id, node in prompt.items():
         if not isinstance(node, Mapping) or "class_type" not in node:
             message = "Cannot execute because a node is missing the class_type property."
-            return False, _error("invalid_prompt", message, f"Node ID '#{node_id}'"), [], {}
-        definition = NODES.get(str(node["class_type"]))
-        if definition is None:
+            return _error("invalid_prompt", message, f"Node ID '#{node_id}'")
+        if str(node["class_type"]) not in NODES:
             message = f"Cannot execute because node {node['class_type']} does not exist."
-            return False, _error("invalid_prompt", message, f"Node ID '#{node_id}'"), [], {}
-        if definition.output_node and (targets is None or node_id in targets):
-            outputs.append(str(node_id))
-    if not outputs:
-        return False, _error("prompt_no_outputs", "Prompt has no outputs", ""), [], {}
+            return _error("invalid_prompt", message, f"Node ID '#{node_id}'")
+    return None
+
+
+def _output_nodes(prompt: Mapping[Any, Any], targets: list[str] | None) -> list[str]:
+    """The output nodes to run (of ``targets`` only, if given), in the prompt's order."""
+    return [
+        str(node_id)
+        for node_id, node in prompt.items()
+        if NODES[str(node["class_type"])].output_node and (targets is None or node_id in targets)
+    ]
+
+
+def _validate_outputs(
+    prompt: Mapping[str, Any], outputs: list[str], input_dir: Path
+) -> tuple[list[str], list[tuple[str, list[dict[str, Any]]]], dict[str, Any]]:
+    """The outputs that validate, those that do not with their reasons, and the errors of every failing node."""
     validated: dict[str, Result] = {}
     good: list[str] = []
     failed: list[tuple[str, list[dict[str, Any]]]] = []
@@ -50,22 +79,21 @@ def validate_prompt(prompt: Any, input_dir: Path, targets: list[str] | None = No
             good.append(output)
             continue
         failed.append((output, reasons))
-        for node_id, (valid, node_reasons, _) in validated.items():
-            if not valid and node_reasons:
-                entry = node_errors.setdefault(
-                    node_id,
-                    {"errors": node_reasons, "dependent_outputs": [], "class_type": prompt[node_id]["class_type"]},
-                )
-                entry["dependent_outputs"].append(output)
-    if not good:
-        details = "\n".join(f"{e['message']}: {e['details']}" for _, reasons in failed for e in reasons)
-        return (
-            False,
-            _error("prompt_outputs_failed_validation", "Prompt outputs failed validation", details),
-            [],
-            node_errors,
-        )
-    return True, None, good, node_errors
+        _add_node_errors(node_errors, prompt, validated, output)
+    return good, failed, node_errors
+
+
+def _add_node_errors(
+    node_errors: dict[str, Any], prompt: Mapping[str, Any], validated: dict[str, Result], output: str
+) -> None:
+    """Every node validated so far with reasons against it, with ``output`` among the outputs it fails."""
+    for node_id, (valid, node_reasons, _) in validated.items():
+        if not valid and node_reasons:
+            entry = node_errors.setdefault(
+                node_id,
+                {"errors": node_reasons, "dependent_outputs": [], "class_type": prompt[node_id]["class_type"]},
+            )
+            entry["dependent_outputs"].append(output)
 
 
 def _validate_inputs(prompt: Mapping[str, Any], node_id: str, validated: dict[str, Result], input_dir: Path) -> Result:
