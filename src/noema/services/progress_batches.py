@@ -14,8 +14,11 @@ transaction, so a lock on the row would order nothing more. Each webhook is stil
 answered only after the commit that holds it, so nothing is acknowledged that is not stored.
 Ends of runs never come here: they are confirmed with the backend and settled one by one.
 
-A batch waits ``linger`` seconds for company before it is written: thousands of runs in flight send
-their updates spread out in time, and without the wait each would take a transaction of its own.
+A batch does not wait for company: it takes what is in line when the previous one is committed. A
+fixed wait of 50 ms (to gather webhooks spread out in time) made every webhook of a sender that waits
+for each answer 50 ms slower: ingest at 8 in flight fell to 0.064x a no-op request (0.49x without
+it), while the CPU it saved at 10,000 runs in flight (30% of a core against 36%, one run each) was
+within the spread between runs. A wait that ended after a quiet gap got 0.32-0.43x.
 An update that repeats what the generation already shows (``Generation.is_news``) writes nothing.
 """
 
@@ -39,8 +42,6 @@ log = structlog.get_logger(__name__)
 
 #: The most webhooks written in one transaction (a longer line waits for the next).
 MAX_BATCH = 100
-#: How long a batch waits for more webhooks before it is written (a progress answer is this much later).
-LINGER_SECONDS = 0.05
 
 
 @dataclass
@@ -61,10 +62,8 @@ class ProgressBatches:
         *,
         metrics: Metrics,
         quiet_for: timedelta,
-        linger: float = LINGER_SECONDS,
     ) -> None:
         self._uow, self._clock, self._metrics, self._quiet_for = uow, clock, metrics, quiet_for
-        self._linger = linger
         self._line: list[_Waiting] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -84,8 +83,6 @@ class ProgressBatches:
 
     async def _write_all(self) -> None:
         while self._line:
-            if len(self._line) < MAX_BATCH and self._linger > 0:
-                await asyncio.sleep(self._linger)  # let the webhooks arriving meanwhile join this batch
             batch, self._line = self._line[:MAX_BATCH], self._line[MAX_BATCH:]
             try:
                 await self._write(batch)
