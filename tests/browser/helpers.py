@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from playwright.async_api import Locator, Page, expect
 
-from tests.fakes.cli_fork import run_command
+from tests.fakes.processes import run_noema
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 INTERNAL = "/internal/v1/data"
@@ -122,6 +122,6 @@ def noema_bin() -> str:
 
 async def cli(env: dict[str, str], cwd: Path, *args: str) -> str:
     """Run the ``noema`` command with the server's environment: its stdout (exit 0 asserted)."""
-    done = await asyncio.to_thread(run_command, [noema_bin()], args, env=env, cwd=cwd)
+    done = await asyncio.to_thread(run_noema, *args, env=env, cwd=cwd)
     assert done.returncode == 0, done.stderr
     return done.stdout

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,15 +17,12 @@ from noema.bootstrap import build_container
 from noema.domain.accounts import Platform
 from noema.services import accounts
 from tests.conftest import funded_key, make_settings, running_app
-from tests.fakes.cli_fork import run_command
-
-NOEMA = [sys.executable, "-m", "noema.entrypoints.cli"]
+from tests.fakes.processes import noema_env, run_noema
 
 
 def noema(db_url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("NOEMA_")}
-    clean.update({"NOEMA_DATABASE_URL": db_url, "COLUMNS": "200", **(env or {})})
-    return run_command(NOEMA, args, env=clean, cwd=tempfile.mkdtemp(prefix="noema-cli-"))
+    settings = noema_env({"NOEMA_DATABASE_URL": db_url, **(env or {})})
+    return run_noema(*args, env=settings, cwd=Path(tempfile.mkdtemp(prefix="noema-cli-")))
 
 
 async def _telegram_account(db_url: str, pid: str) -> str:
