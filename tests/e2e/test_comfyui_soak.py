@@ -43,10 +43,12 @@ PAINT = {
     "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
     "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "paint"}},
 }
+#: A time limit far above the runs' own (a loaded CI machine queued one past 60 s: timed_out, not the
+#: restart's loss the test is about), yet five holds of it at the L40S rate stay within an account's $1.
 PAINT_TOML = """description = "A picture of one colour"
 output = "image"
 expected_seconds = 1
-max_seconds = 60
+max_seconds = 240
 [inputs.color]
 node = "1"
 field = "color"
