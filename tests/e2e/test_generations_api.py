@@ -270,6 +270,11 @@ async def test_forged_and_malformed_webhooks_change_nothing(db_url: str, tmp_pat
         forged = await client.post(url, params={"generation_id": gid, "token": "x" * 43}, json=success)
         assert forged.status_code == 403
         assert (await client.post(url, params={"generation_id": gid}, json=success)).status_code == 400
+        twice = [("generation_id", gid), ("token", "x" * 43), ("token", "y" * 43)]
+        short = {"generation_id": gid, "token": "x" * 15}
+        for params in (twice, short):
+            refused = await client.post(url, params=params, json=success)
+            assert refused.status_code == 400 and "token" in refused.json()["error"]["message"]
         unknown = await client.post(
             url, params={"generation_id": "3f2b8c1e-5d4a-4c3b-9a8f-0e1d2c3b4a59", "token": "x" * 43}, json=success
         )

@@ -20,6 +20,7 @@ from noema.entrypoints.http.public_api import public_router
 from noema.entrypoints.http.security_headers import SecurityHeadersMiddleware
 from noema.entrypoints.http.stripe_webhook import router as stripe_webhook_router
 from noema.entrypoints.http.web import install_web
+from noema.entrypoints.http.webhooks import comfydeploy_route
 from noema.entrypoints.http.webhooks import router as webhooks_router
 from noema.entrypoints.workers import Workers
 
@@ -51,6 +52,7 @@ def create_app(container: Container) -> FastAPI:
     install_error_handlers(app)
     # The backends' and platforms' webhooks first: they are the most frequent requests (a busy backend
     # sends hundreds a second), and a request is matched against the routes in order.
+    app.router.routes.append(comfydeploy_route(container.backend_updates, container.metrics))
     app.include_router(webhooks_router)
     app.include_router(stripe_webhook_router)
     app.include_router(ops.router)

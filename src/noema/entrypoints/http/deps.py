@@ -28,7 +28,6 @@ from noema.config import Settings
 from noema.domain.errors import Forbidden, Unauthenticated
 from noema.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from noema.services import api_keys
-from noema.services.backend_updates import BackendUpdates
 from noema.services.card_payments import CardPayments
 from noema.services.catalog import Catalog
 from noema.services.chat import ChatServices
@@ -68,7 +67,6 @@ PresetsDep = Annotated[PresetBook, Depends(_part(lambda c: c.presets))]
 LorasDep = Annotated[LoraLibrary, Depends(_part(lambda c: c.loras))]
 LiveDep = Annotated[LiveUpdates, Depends(_part(lambda c: c.live))]
 ChatDep = Annotated[ChatServices, Depends(_part(lambda c: c.chat))]
-BackendUpdatesDep = Annotated[BackendUpdates, Depends(_part(lambda c: c.backend_updates))]
 #: card top-ups; None when Stripe is not set up
 CardPaymentsDep = Annotated[CardPayments | None, Depends(_part(lambda c: c.card_payments))]
 StripeDep = Annotated[StripeGateway | None, Depends(_part(lambda c: c.stripe))]
