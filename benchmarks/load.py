@@ -32,7 +32,15 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from tests.fakes.processes import NoemaProcess, free_port, noema_env, run_noema, start_serve
+from tests.fakes.processes import (
+    SANDBOX_KEY,
+    NoemaProcess,
+    free_port,
+    noema_env,
+    run_noema,
+    start_sandbox,
+    start_serve,
+)
 
 from benchmarks.harness import fresh_database, table
 from noema.adapters.db.tables import LIVE_STATUSES_SQL
@@ -75,11 +83,24 @@ class Server:
     cwd: Path
     db_url: str
     keys: list[dict[str, str]]
+    #: the sandbox in its own process (``--backend separate``), as a real GPU backend is; None when embedded
+    backend: NoemaProcess | None = None
 
 
-def _env(db_url: str, port: int, workdir: Path, run_seconds: float) -> dict[str, str]:
+def _env(db_url: str, port: int, workdir: Path, run_seconds: float, backend_port: int | None) -> dict[str, str]:
+    separate = (
+        {}
+        if backend_port is None
+        else {
+            "NOEMA_BACKEND": "comfydeploy",
+            "NOEMA_COMFYDEPLOY_BASE_URL": f"http://127.0.0.1:{backend_port}/api",
+            "NOEMA_COMFYDEPLOY_API_KEY": SANDBOX_KEY,
+            "NOEMA_COMFYDEPLOY_MAX_RPS": "1000",  # the load asks for 50+ runs a second
+        }
+    )
     return noema_env(
         {
+            **separate,
             "NOEMA_DATABASE_URL": db_url,
             "NOEMA_HOST": "127.0.0.1",
             "NOEMA_PORT": str(port),
@@ -116,12 +137,27 @@ async def _make_keys(env: dict[str, str], count: int) -> list[dict[str, str]]:
 
 
 @contextlib.asynccontextmanager
-async def served(workdir: Path, *, run_seconds: float, accounts_count: int) -> AsyncIterator[Server]:
-    """A fresh PostgreSQL database, migrated, with funded keys, and ``noema serve`` over it."""
+async def served(workdir: Path, *, run_seconds: float, accounts_count: int, separate: bool) -> AsyncIterator[Server]:
+    """A fresh PostgreSQL database, migrated, with funded keys, and ``noema serve`` over it.
+
+    ``separate`` runs the sandbox as its own ``noema sandbox`` process that Noema reaches as ComfyDeploy
+    over HTTP, so the replica's figures are its own and not the GPU double's too.
+    """
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
-    async with fresh_database("postgres", workdir) as db_url:
+    async with fresh_database("postgres", workdir) as db_url, contextlib.AsyncExitStack() as stack:
         port = free_port()
-        env = _env(db_url, port, workdir, run_seconds)
+        backend = None
+        if separate:
+            backend_port = free_port()
+            backend = await start_sandbox(
+                workdir / "sandbox",
+                cwd=workdir,
+                port=backend_port,
+                run_seconds=run_seconds,
+                webhook_base=f"http://127.0.0.1:{port}/api/webhook/",
+            )
+            stack.callback(backend.stop)
+        env = _env(db_url, port, workdir, run_seconds, backend_port if separate else None)
         migrated = await asyncio.to_thread(run_noema, "migrate", env=env, cwd=workdir)
         if migrated.returncode != 0:
             raise RuntimeError(f"noema migrate failed: {migrated.stderr[-2000:]}")
@@ -130,7 +166,7 @@ async def served(workdir: Path, *, run_seconds: float, accounts_count: int) -> A
         try:
             limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30, limits=limits) as client:
-                yield Server(process, client, env, workdir, db_url, keys)
+                yield Server(process, client, env, workdir, db_url, keys, backend)
         finally:
             process.stop(timeout=30)
 
@@ -151,11 +187,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-async def idle_cpu(pid: int, seconds: float) -> float:
-    """Share of one core the process used over ``seconds`` with no request open."""
-    before, started = cpu_seconds(pid), time.monotonic()
+async def idle_cpu(pid: int, seconds: float, other: int | None = None) -> tuple[float, float]:
+    """Shares of one core the process (and ``other``, else 0) used over ``seconds`` with no request open."""
+    pids = [pid] if other is None else [pid, other]
+    before, started = [cpu_seconds(p) for p in pids], time.monotonic()
     await asyncio.sleep(seconds)
-    return (cpu_seconds(pid) - before) / (time.monotonic() - started)
+    elapsed = time.monotonic() - started
+    shares = [(cpu_seconds(p) - b) / elapsed for p, b in zip(pids, before, strict=True)]
+    return shares[0], shares[1] if other is not None else 0.0
 
 
 @dataclass(frozen=True)
@@ -167,6 +206,7 @@ class Reading:
     idle_cpu: float
     seconds: float  #: since the phase began
     live: int = 0  #: of those, the ones not yet ended (a slow fill lets the first 600 s runs end)
+    backend_cpu: float = 0.0  #: the separate sandbox process's idle CPU (0 when it is embedded)
 
 
 @dataclass
@@ -227,12 +267,14 @@ class HoldResult:
     problems: collections.Counter[str]
 
 
-async def hold(workdir: Path, plan: Plan) -> HoldResult:
+async def hold(workdir: Path, plan: Plan, *, separate: bool) -> HoldResult:
     """Fill the replica up to ``plan.in_flight`` runs of 600 s, reading RSS and idle CPU at each step."""
-    async with served(workdir, run_seconds=600, accounts_count=plan.accounts) as server:
+    async with served(workdir, run_seconds=600, accounts_count=plan.accounts, separate=separate) as server:
         pid = server.process.pid
+        other = None if server.backend is None else server.backend.pid
         started = time.monotonic()
-        baseline = Reading(0, rss_mb(pid), await idle_cpu(pid, plan.idle_seconds), 0.0, 0)
+        cpu, backend_cpu = await idle_cpu(pid, plan.idle_seconds, other)
+        baseline = Reading(0, rss_mb(pid), cpu, 0.0, 0, backend_cpu)
         answers, readings, n = Answers(), [], 0
         per_account = collections.Counter[int]()
         while len(answers.accepted) < plan.in_flight:
@@ -251,9 +293,10 @@ async def hold(workdir: Path, plan: Plan) -> HoldResult:
                 for response in await asyncio.gather(*batch):
                     answers.record(response)
             await asyncio.sleep(1.0)  # let the last answers' work settle before reading
-            cpu = await idle_cpu(pid, plan.idle_seconds)
+            cpu, backend_cpu = await idle_cpu(pid, plan.idle_seconds, other)
             live = await _count_live(server.db_url)
-            readings.append(Reading(len(answers.accepted), rss_mb(pid), cpu, time.monotonic() - started, live))
+            elapsed = time.monotonic() - started
+            readings.append(Reading(len(answers.accepted), rss_mb(pid), cpu, elapsed, live, backend_cpu))
             print(f"  {readings[-1]}  answers {dict(answers.counts)}", flush=True)
             if answers.failures >= 500:
                 break
@@ -285,13 +328,13 @@ class BurstResult:
     problems: collections.Counter[str]
 
 
-async def burst(workdir: Path, plan: Plan) -> BurstResult:
+async def burst(workdir: Path, plan: Plan, *, separate: bool) -> BurstResult:
     """A burst of runs, each then cancelled: every one must end and be settled exactly once.
 
     ``plan.burst_rate`` requests a second for ``plan.burst_seconds`` (runs of 600 s, as in the operator's
     day); then every accepted run is cancelled through the API.
     """
-    async with served(workdir, run_seconds=600, accounts_count=plan.accounts) as server:
+    async with served(workdir, run_seconds=600, accounts_count=plan.accounts, separate=separate) as server:
         answers = Answers()
         tasks = []
         start = time.monotonic()
@@ -359,15 +402,18 @@ async def _wait_ended(db_url: str, ids: list[str], *, seconds: float) -> tuple[i
 # --- report ---------------------------------------------------------------------------------------
 
 
-def hold_report(held: HoldResult) -> list[str]:
+def hold_report(held: HoldResult, *, separate: bool) -> list[str]:
     """The in-flight phase as a table."""
     rows = [
         [f"{r.in_flight:,}", f"{r.live:,}", f"{r.rss_mb:.0f}", f"{r.idle_cpu * 100:.1f}", f"{r.seconds:.0f}"]
+        + ([f"{r.backend_cpu * 100:.1f}"] if separate else [])
         for r in [held.baseline, *held.readings]
     ]
+    where = "in its own process" if separate else "embedded in the replica"
     return [
-        "Runs in flight on one replica (PostgreSQL, sandbox runs of 600 s); idle CPU in % of one core",
-        table(["accepted", "live", "RSS MB", "idle CPU %", "at s"], rows),
+        f"Runs in flight on one replica (PostgreSQL, sandbox runs of 600 s, the sandbox {where}); "
+        "idle CPU in % of one core",
+        table(["accepted", "live", "RSS MB", "idle CPU %", "at s"] + (["sandbox CPU %"] if separate else []), rows),
         f"answers: {dict(held.answers.counts)}; failures (5xx, client errors): {held.answers.failures}",
         f"server log: {dict(held.problems)}",
     ]
@@ -384,19 +430,20 @@ def burst_report(b: BurstResult) -> list[str]:
     ]
 
 
-async def main_async(quick: bool, phases: str = "both") -> int:
+async def main_async(quick: bool, phases: str = "both", *, separate: bool = False) -> int:
     """The phases asked for; exit 1 when a goal's condition (no failure, every run ended once) is broken."""
     plan = QUICK if quick else FULL
-    print(f"Load ({'quick' if quick else 'full'}, {phases}): {plan}", flush=True)
+    backend = "separate" if separate else "embedded"
+    print(f"Load ({'quick' if quick else 'full'}, {phases}, sandbox {backend}): {plan}", flush=True)
     lines: list[str] = []
     broken = False
     with tempfile.TemporaryDirectory(prefix="noema-load-") as tmp:
         if phases in ("both", "hold"):
-            held = await hold(Path(tmp) / "hold", plan)
-            lines += hold_report(held)
+            held = await hold(Path(tmp) / "hold", plan, separate=separate)
+            lines += hold_report(held, separate=separate)
             broken = broken or held.answers.failures > 0
         if phases in ("both", "burst"):
-            b = await burst(Path(tmp) / "burst", plan)
+            b = await burst(Path(tmp) / "burst", plan, separate=separate)
             lines += ["", *burst_report(b)] if lines else burst_report(b)
             broken = (
                 broken
@@ -416,8 +463,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--phase", choices=("both", "hold", "burst"), default="both", help="run only the in-flight or the burst phase"
     )
+    parser.add_argument(
+        "--backend",
+        choices=("embedded", "separate"),
+        default="embedded",
+        help="the sandbox inside the replica (the default set-up) or in its own process, as a real GPU backend is",
+    )
     args = parser.parse_args(argv)
-    return asyncio.run(main_async(args.quick, args.phase))
+    return asyncio.run(main_async(args.quick, args.phase, separate=args.backend == "separate"))
 
 
 if __name__ == "__main__":
