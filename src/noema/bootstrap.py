@@ -240,7 +240,7 @@ def _telegram(settings: Settings, chat: ChatServices, media: ResultFetcher) -> T
             packages=settings.stars_packages,
             support_text=settings.paysupport_text,
             payments=StarsPayments(
-                chat.uow, chat.clock, nanos_per_star=settings.stars_usd, most_open=settings.max_open_payments
+                chat.uow_factory, chat.clock, nanos_per_star=settings.stars_usd, most_open=settings.max_open_payments
             ),
         ),
     )
@@ -286,12 +286,12 @@ def _stripe(settings: Settings) -> StripeGateway | None:
 
 
 def _card_payments(
-    settings: Settings, stripe: StripeGateway | None, uow: SqlUnitOfWorkFactory, clock: Clock
+    settings: Settings, stripe: StripeGateway | None, uow_factory: SqlUnitOfWorkFactory, clock: Clock
 ) -> CardPayments | None:
     if stripe is None:
         return None
     return CardPayments(
-        uow,
+        uow_factory,
         clock,
         stripe,
         public_url=settings.base_url,
@@ -307,7 +307,7 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         pool=Pool(settings.db_pool_size, settings.db_pool_overflow, settings.db_pool_timeout),
     )
     clock = clock or SystemClock()
-    uow = SqlUnitOfWorkFactory(engine, OutboxSignal(), ids=TimeOrderedIds())
+    uow_factory = SqlUnitOfWorkFactory(engine, OutboxSignal(), ids=TimeOrderedIds())
     registry = CollectorRegistry()
     metrics = PrometheusMetrics(registry)
     local = LocalFirstTransport(settings.base_url)
@@ -320,7 +320,7 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
     backend = _joined(comfyui, cloud)
     catalog = Catalog(
         backend=backend,
-        uow=uow,
+        uow_factory=uow_factory,
         clock=clock,
         rates=rates,
         overrides=dict(settings.tool_overrides),
@@ -337,9 +337,9 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         poll_every=timedelta(seconds=poll_every),
         webhooks=settings.comfydeploy_webhooks,
     )
-    loras = LoraLibrary(uow=uow, clock=clock, ttl_seconds=settings.lora_cache_seconds)
+    loras = LoraLibrary(uow_factory=uow_factory, clock=clock, ttl_seconds=settings.lora_cache_seconds)
     generations = GenerationService(
-        uow=uow,
+        uow_factory=uow_factory,
         clock=clock,
         backend=backend,
         catalog=catalog,
@@ -350,11 +350,11 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         max_loras=settings.max_loras_per_prompt,
     )
     live = LiveUpdates()
-    uow.live = live.wake
+    uow_factory.live = live.wake
     hub = LiveUpdatesNotifier(live)
-    presets = PresetBook(dict(settings.presets), catalog=catalog, uow=uow, clock=clock)
+    presets = PresetBook(dict(settings.presets), catalog=catalog, uow_factory=uow_factory, clock=clock)
     chat = ChatServices(
-        uow=uow,
+        uow_factory=uow_factory,
         clock=clock,
         catalog=catalog,
         generations=generations,
@@ -382,7 +382,7 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
     return Container(
         settings=settings,
         engine=engine,
-        uow=uow,
+        uow=uow_factory,
         clock=clock,
         started_at=clock.now(),
         registry=registry,
@@ -405,13 +405,13 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         comfyui=comfyui,
         presets=presets,
         backend_updates=BackendUpdates(
-            uow,
+            uow_factory,
             clock,
             backend,
             metrics=metrics,
             quiet_for=limits.quiet_for,
-            batches=ProgressBatches(uow, clock, metrics=metrics, quiet_for=limits.quiet_for),
+            batches=ProgressBatches(uow_factory, clock, metrics=metrics, quiet_for=limits.quiet_for),
         ),
-        card_payments=_card_payments(settings, stripe, uow, clock),
+        card_payments=_card_payments(settings, stripe, uow_factory, clock),
         _clients=clients,
     )

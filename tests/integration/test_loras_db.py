@@ -146,7 +146,9 @@ async def test_concurrent_usage_counts_are_never_lost(container: Container) -> N
             await uow.commit()
 
     await asyncio.gather(*(one_success() for _ in range(20)))
-    assert [lora.usage_count for lora in await LoraLibrary(uow=container.uow, clock=container.clock).loras()] == [
+    assert [
+        lora.usage_count for lora in await LoraLibrary(uow_factory=container.uow, clock=container.clock).loras()
+    ] == [
         20,
         20,
     ]
@@ -164,8 +166,8 @@ async def test_disabling_switches_a_lora_off_once(container: Container, clock: F
 
 
 async def test_the_registry_is_cached_until_the_ttl_passes(container: Container, clock: FakeClock) -> None:
-    mine = LoraLibrary(uow=container.uow, clock=clock, ttl_seconds=60)
-    other_replica = LoraLibrary(uow=container.uow, clock=clock, ttl_seconds=60)
+    mine = LoraLibrary(uow_factory=container.uow, clock=clock, ttl_seconds=60)
+    other_replica = LoraLibrary(uow_factory=container.uow, clock=clock, ttl_seconds=60)
     assert await mine.loras() == []
     await other_replica.save(_lora("cat"))
     assert [lora.slug for lora in await other_replica.loras()] == ["cat"]  # its own write: at once

@@ -47,9 +47,9 @@ def world(limits: Limits | None = None) -> World:
     clock, metrics = FakeClock(), CountingMetrics()
     uows = MemoryUnitOfWorkFactory(clock)
     backend = ScriptedBackend([text_deployment("txt2img"), text_deployment("big", machine_id="m-h100")])
-    catalog = Catalog(backend=backend, uow=uows, clock=clock, rates=parse_rates({}), overrides={})
+    catalog = Catalog(backend=backend, uow_factory=uows, clock=clock, rates=parse_rates({}), overrides={})
     service = GenerationService(
-        uow=uows,
+        uow_factory=uows,
         clock=clock,
         backend=backend,
         catalog=catalog,

@@ -64,13 +64,17 @@ async def lost_on_sign_out(uow: UnitOfWork, account_id: str) -> bool:
     return not any(k.is_active for k in keys) and all(i.platform is Platform.WEB for i in identities)
 
 
-async def first_run(uow: UnitOfWorkFactory, clock: Clock, *, credit_nanos: int) -> str:
+async def first_run(uow_factory: UnitOfWorkFactory, clock: Clock, *, credit_nanos: int) -> str:
     """A new web account with a little sandbox credit (only ever offered with the sandbox backend)."""
     found = await accounts.find_or_create(
-        uow, clock, platform=Platform.WEB, platform_id=secrets.token_hex(12), context={"displayName": "Sandbox guest"}
+        uow_factory,
+        clock,
+        platform=Platform.WEB,
+        platform_id=secrets.token_hex(12),
+        context={"displayName": "Sandbox guest"},
     )
     await economy.credit(
-        uow(),
+        uow_factory(),
         clock,
         economy.Transfer(
             account_id=found.account.id,
