@@ -32,11 +32,12 @@ from noema.adapters.platforms.result_fetch import MediaSources, ResultFetcher, s
 from noema.adapters.platforms.telegram import WEBHOOK_PATH, TelegramPlatform
 from noema.adapters.platforms.telegram.payments import StarsOffer
 from noema.adapters.platforms.telegram.stars_gateway import TelegramStarsGateway
+from noema.adapters.randomness import SystemSecrets
 from noema.config import BackendKind, ConfigError, Settings, TelegramMode
 from noema.domain.errors import InvalidWorkflow
 from noema.domain.linking import GuessLimits
 from noema.domain.runs import RunUpdate
-from noema.ports import Backend, Clock, Notifier
+from noema.ports import Backend, Clock, Notifier, Secrets
 from noema.services.backend_updates import BackendUpdates
 from noema.services.card_payments import CardPayments
 from noema.services.catalog import Catalog
@@ -59,6 +60,7 @@ class Container:
     engine: AsyncEngine
     uow: SqlUnitOfWorkFactory
     clock: Clock
+    secrets: Secrets
     started_at: datetime
     registry: CollectorRegistry
     metrics: PrometheusMetrics
@@ -307,6 +309,7 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         pool=Pool(settings.db_pool_size, settings.db_pool_overflow, settings.db_pool_timeout),
     )
     clock = clock or SystemClock()
+    secrets: Secrets = SystemSecrets()
     uow_factory = SqlUnitOfWorkFactory(engine, OutboxSignal(), ids=TimeOrderedIds())
     registry = CollectorRegistry()
     metrics = PrometheusMetrics(registry)
@@ -341,6 +344,7 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
     generations = GenerationService(
         uow_factory=uow_factory,
         clock=clock,
+        secrets=secrets,
         backend=backend,
         catalog=catalog,
         limits=limits,
@@ -356,6 +360,7 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
     chat = ChatServices(
         uow_factory=uow_factory,
         clock=clock,
+        secrets=secrets,
         catalog=catalog,
         generations=generations,
         presets=presets,
@@ -384,6 +389,7 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         engine=engine,
         uow=uow_factory,
         clock=clock,
+        secrets=secrets,
         started_at=clock.now(),
         registry=registry,
         metrics=metrics,

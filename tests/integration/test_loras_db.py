@@ -183,7 +183,7 @@ async def test_linking_accounts_hands_private_loras_to_the_survivor(container: C
     await container.loras.save(_lora("mine", owner_id=web, visibility=Visibility.PRIVATE))
     shared = _lora("shared", owner_id=friend, visibility=Visibility.ALLOWED, allowed_accounts=frozenset({web, friend}))
     await container.loras.save(shared)
-    code = await linking.issue(container.uow(), clock, chat, CodePurpose.LINK)
+    code = await linking.issue(container.uow(), clock, chat, CodePurpose.LINK, secrets=container.secrets)
     await linking.redeem_link(container.uow(), clock, code.code, account_id=web)
     assert (await container.loras.get("mine")).lora.owner_id == chat
     assert (await container.loras.get("shared")).lora.allowed_accounts == frozenset({chat, friend})

@@ -6,6 +6,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from noema.adapters.randomness import SystemSecrets
 from noema.domain.accounts import Platform
 from noema.domain.pricing import parse_rates
 from noema.services import accounts, economy
@@ -51,6 +52,7 @@ def world(limits: Limits | None = None) -> World:
     service = GenerationService(
         uow_factory=uows,
         clock=clock,
+        secrets=SystemSecrets(),
         backend=backend,
         catalog=catalog,
         limits=limits or Limits(),

@@ -21,7 +21,7 @@ from noema.domain.platform_updates import PlatformUpdate
 from noema.domain.preferences import settable
 from noema.domain.reruns import RerunPlan, plan_rerun
 from noema.domain.tools import ACCOUNT, Tool, may_run, rank_for_menu
-from noema.ports import Backend, Clock, GenerationFilter, Metrics, UnitOfWorkFactory
+from noema.ports import Backend, Clock, GenerationFilter, Metrics, Secrets, UnitOfWorkFactory
 from noema.services import accounts, api_keys, cancel, events, history, linking, preferences, sessions, status
 from noema.services.catalog import Catalog
 from noema.services.generations import GenerationRequest, GenerationService
@@ -71,6 +71,7 @@ class ChatServices:
 
     uow_factory: UnitOfWorkFactory
     clock: Clock
+    secrets: Secrets
     catalog: Catalog
     generations: GenerationService
     presets: PresetBook
@@ -167,10 +168,15 @@ class ChatServices:
     async def link_codes(self, account_id: str, platform: Platform) -> tuple[linking.IssuedCode, str]:
         """A code to type on another platform and a one-time sign-in link for the web page."""
         code = await linking.issue(
-            self.uow_factory(), self.clock, account_id, CodePurpose.LINK, platform=platform.value
+            self.uow_factory(), self.clock, account_id, CodePurpose.LINK, secrets=self.secrets, platform=platform.value
         )
         sign_in = await linking.issue(
-            self.uow_factory(), self.clock, account_id, CodePurpose.SIGN_IN, platform=platform.value
+            self.uow_factory(),
+            self.clock,
+            account_id,
+            CodePurpose.SIGN_IN,
+            secrets=self.secrets,
+            platform=platform.value,
         )
         return code, f"{self.public_url}/signin/link/{sign_in.code}"
 
@@ -179,7 +185,12 @@ class ChatServices:
         if not self.cards_enabled:
             raise PaymentsDisabled("Card payments are not set up on this Noema; ask an operator to add credit.")
         sign_in = await linking.issue(
-            self.uow_factory(), self.clock, account_id, CodePurpose.SIGN_IN, platform=platform.value
+            self.uow_factory(),
+            self.clock,
+            account_id,
+            CodePurpose.SIGN_IN,
+            secrets=self.secrets,
+            platform=platform.value,
         )
         return f"{self.public_url}/signin/link/{sign_in.code}?to=topup"
 
@@ -220,7 +231,7 @@ class ChatServices:
 
     async def new_api_key(self, account_id: str, *, name: str) -> api_keys.NewKey:
         """``/apikey``: a new personal API key (its plain text is shown once)."""
-        return await api_keys.create(self.uow_factory(), self.clock, account_id, name=name)
+        return await api_keys.create(self.uow_factory(), self.clock, account_id, secrets=self.secrets, name=name)
 
     async def defaults(self, account_id: str, tool: Tool) -> dict[str, Any]:
         """``/settings``: the account's defaults for the tool."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -38,7 +37,7 @@ from noema.domain.payments import owed_message
 from noema.domain.platform_updates import PlatformUpdate
 from noema.domain.pricing import estimate_nanos, hold_for, max_cost_nanos
 from noema.domain.tools import ACCOUNT, Tool, ToolCaller
-from noema.ports import Backend, Clock, Metrics, RoomAware, UnitOfWorkFactory
+from noema.ports import Backend, Clock, Metrics, RoomAware, Secrets, UnitOfWorkFactory
 from noema.services import cancel, events, failover, history, media_inputs, run_updates
 from noema.services.catalog import Catalog
 from noema.services.durations import RecentDurations
@@ -83,6 +82,7 @@ class GenerationService:
         *,
         uow_factory: UnitOfWorkFactory,
         clock: Clock,
+        secrets: Secrets,
         backend: Backend,
         catalog: Catalog,
         limits: Limits,
@@ -93,7 +93,7 @@ class GenerationService:
         max_loras: int = 5,
     ) -> None:
         self.uow_factory, self.clock, self.backend, self.catalog = uow_factory, clock, backend, catalog
-        self.limits, self.webhook_base, self.metrics = limits, webhook_base, metrics
+        self.limits, self.webhook_base, self.metrics, self.secrets = limits, webhook_base, metrics, secrets
         self.rng = rng or random.Random(secrets.randbits(64))
         self.loras, self.max_loras = loras, max_loras
         self.durations = RecentDurations(uow_factory)
@@ -209,7 +209,7 @@ class GenerationService:
             if held is None:
                 raise _not_enough(account.free_nanos, account.held_nanos, estimate)
             posting = ledger.hold(account, held)
-            token = secrets.token_urlsafe(32)
+            token = self.secrets.token(32)
             generation = Generation.for_tool(
                 tool,
                 now,
