@@ -169,7 +169,7 @@ async def funded_account(container: Container, usd: str) -> tuple[str, dict[str,
     await economy.credit(
         container.uow(), container.clock, economy.Transfer(account_id=aid, amount_nanos=parse_usd(usd))
     )
-    key = await api_keys.create(container.uow(), container.clock, aid)
+    key = await api_keys.create(container.uow(), container.clock, aid, secrets=container.secrets)
     return aid, {"Authorization": f"Bearer {key.plain}"}
 
 

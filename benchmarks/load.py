@@ -129,7 +129,7 @@ async def _make_keys(env: dict[str, str], count: int) -> list[dict[str, str]]:
             aid = found.account.id
             transfer = economy.Transfer(account_id=aid, amount_nanos=parse_usd("100000"))
             await economy.credit(container.uow(), container.clock, transfer)
-            key = await api_keys.create(container.uow(), container.clock, aid)
+            key = await api_keys.create(container.uow(), container.clock, aid, secrets=container.secrets)
             keys.append({"Authorization": f"Bearer {key.plain}"})
         return keys
     finally:

@@ -93,7 +93,9 @@ class ScaleResult:
 
 async def _reader(bench: Bench, name: str) -> Reader:
     account_id, auth = await funded_account(bench.container, "10")
-    token, _ = await web_sessions.start(bench.container.uow(), bench.container.clock, account_id)
+    token, _ = await web_sessions.start(
+        bench.container.uow(), bench.container.clock, account_id, secrets=bench.container.secrets
+    )
     return Reader(name, account_id, auth, {"noema_session": token})
 
 

@@ -199,7 +199,7 @@ async def funded_key(
     aid = found.account.id
     if parse_usd(usd, allow_zero=True):
         await economy.credit(c.uow(), c.clock, economy.Transfer(account_id=aid, amount_nanos=parse_usd(usd)))
-    key = await api_keys.create(c.uow(), c.clock, aid)
+    key = await api_keys.create(c.uow(), c.clock, aid, secrets=c.secrets)
     return aid, {"Authorization": f"Bearer {key.plain}"}
 
 

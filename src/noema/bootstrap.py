@@ -32,11 +32,12 @@ from noema.adapters.platforms.result_fetch import MediaSources, ResultFetcher, s
 from noema.adapters.platforms.telegram import WEBHOOK_PATH, TelegramPlatform
 from noema.adapters.platforms.telegram.payments import StarsOffer
 from noema.adapters.platforms.telegram.stars_gateway import TelegramStarsGateway
+from noema.adapters.randomness import SystemSecrets
 from noema.config import BackendKind, ConfigError, Settings, TelegramMode
 from noema.domain.errors import InvalidWorkflow
 from noema.domain.linking import GuessLimits
 from noema.domain.runs import RunUpdate
-from noema.ports import Backend, Clock, Notifier
+from noema.ports import Backend, Clock, Notifier, Secrets
 from noema.services.backend_updates import BackendUpdates
 from noema.services.card_payments import CardPayments
 from noema.services.catalog import Catalog
@@ -59,6 +60,7 @@ class Container:
     engine: AsyncEngine
     uow: SqlUnitOfWorkFactory
     clock: Clock
+    secrets: Secrets
     started_at: datetime
     registry: CollectorRegistry
     metrics: PrometheusMetrics
@@ -240,7 +242,7 @@ def _telegram(settings: Settings, chat: ChatServices, media: ResultFetcher) -> T
             packages=settings.stars_packages,
             support_text=settings.paysupport_text,
             payments=StarsPayments(
-                chat.uow, chat.clock, nanos_per_star=settings.stars_usd, most_open=settings.max_open_payments
+                chat.uow_factory, chat.clock, nanos_per_star=settings.stars_usd, most_open=settings.max_open_payments
             ),
         ),
     )
@@ -286,12 +288,12 @@ def _stripe(settings: Settings) -> StripeGateway | None:
 
 
 def _card_payments(
-    settings: Settings, stripe: StripeGateway | None, uow: SqlUnitOfWorkFactory, clock: Clock
+    settings: Settings, stripe: StripeGateway | None, uow_factory: SqlUnitOfWorkFactory, clock: Clock
 ) -> CardPayments | None:
     if stripe is None:
         return None
     return CardPayments(
-        uow,
+        uow_factory,
         clock,
         stripe,
         public_url=settings.base_url,
@@ -307,7 +309,8 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         pool=Pool(settings.db_pool_size, settings.db_pool_overflow, settings.db_pool_timeout),
     )
     clock = clock or SystemClock()
-    uow = SqlUnitOfWorkFactory(engine, OutboxSignal(), ids=TimeOrderedIds())
+    secrets: Secrets = SystemSecrets()
+    uow_factory = SqlUnitOfWorkFactory(engine, OutboxSignal(), ids=TimeOrderedIds())
     registry = CollectorRegistry()
     metrics = PrometheusMetrics(registry)
     local = LocalFirstTransport(settings.base_url)
@@ -320,7 +323,7 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
     backend = _joined(comfyui, cloud)
     catalog = Catalog(
         backend=backend,
-        uow=uow,
+        uow_factory=uow_factory,
         clock=clock,
         rates=rates,
         overrides=dict(settings.tool_overrides),
@@ -337,10 +340,11 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         poll_every=timedelta(seconds=poll_every),
         webhooks=settings.comfydeploy_webhooks,
     )
-    loras = LoraLibrary(uow=uow, clock=clock, ttl_seconds=settings.lora_cache_seconds)
+    loras = LoraLibrary(uow_factory=uow_factory, clock=clock, ttl_seconds=settings.lora_cache_seconds)
     generations = GenerationService(
-        uow=uow,
+        uow_factory=uow_factory,
         clock=clock,
+        secrets=secrets,
         backend=backend,
         catalog=catalog,
         limits=limits,
@@ -350,12 +354,13 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         max_loras=settings.max_loras_per_prompt,
     )
     live = LiveUpdates()
-    uow.live = live.wake
+    uow_factory.live = live.wake
     hub = LiveUpdatesNotifier(live)
-    presets = PresetBook(dict(settings.presets), catalog=catalog, uow=uow, clock=clock)
+    presets = PresetBook(dict(settings.presets), catalog=catalog, uow_factory=uow_factory, clock=clock)
     chat = ChatServices(
-        uow=uow,
+        uow_factory=uow_factory,
         clock=clock,
+        secrets=secrets,
         catalog=catalog,
         generations=generations,
         presets=presets,
@@ -382,8 +387,9 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
     return Container(
         settings=settings,
         engine=engine,
-        uow=uow,
+        uow=uow_factory,
         clock=clock,
+        secrets=secrets,
         started_at=clock.now(),
         registry=registry,
         metrics=metrics,
@@ -405,13 +411,13 @@ def build_container(settings: Settings, *, clock: Clock | None = None) -> Contai
         comfyui=comfyui,
         presets=presets,
         backend_updates=BackendUpdates(
-            uow,
+            uow_factory,
             clock,
             backend,
             metrics=metrics,
             quiet_for=limits.quiet_for,
-            batches=ProgressBatches(uow, clock, metrics=metrics, quiet_for=limits.quiet_for),
+            batches=ProgressBatches(uow_factory, clock, metrics=metrics, quiet_for=limits.quiet_for),
         ),
-        card_payments=_card_payments(settings, stripe, uow, clock),
+        card_payments=_card_payments(settings, stripe, uow_factory, clock),
         _clients=clients,
     )

@@ -50,6 +50,29 @@ class IdFactory(Protocol):
         ...
 
 
+class Secrets(Protocol):
+    """Unguessable values for tokens, codes and seeds, from the OS's randomness.
+
+    Services get them here rather than from Python's ``secrets``, as ids come from an IdFactory.
+    """
+
+    def token(self, nbytes: int) -> str:
+        """``nbytes`` random bytes as URL-safe base64 text (about 1.3 characters a byte)."""
+        ...
+
+    def token_hex(self, nbytes: int) -> str:
+        """``nbytes`` random bytes as lowercase hex (two characters a byte)."""
+        ...
+
+    def code(self, alphabet: str, length: int) -> str:
+        """``length`` characters, each drawn uniformly from ``alphabet``."""
+        ...
+
+    def randbits(self, k: int) -> int:
+        """A random non-negative integer of at most ``k`` bits."""
+        ...
+
+
 class Backend(Protocol):
     """A GPU backend that runs deployed workflows (ComfyDeploy, or the sandbox speaking its API)."""
 

@@ -70,7 +70,7 @@ async def test_the_account_id_is_in_me_status_and_on_the_account_page(db_url: st
         shown = re.search(r'<code id="account-id">([^<]+)</code>', page.text)
         assert page.status_code == 200 and shown, page.text[:500]
         c: Container = app.state.container
-        key = await api_keys.create(c.uow(), c.clock, _uuid(shown.group(1)))
+        key = await api_keys.create(c.uow(), c.clock, _uuid(shown.group(1)), secrets=c.secrets)
         me = await client.get("/api/v1/me/status", headers={"Authorization": f"Bearer {key.plain}"})
         assert me.status_code == 200 and me.json()["accountId"] == shown.group(1)
         doc = (await client.get("/api/v1/openapi.json")).json()

@@ -95,7 +95,7 @@ async def test_the_web_panel_shows_the_refusal(db_url: str, tmp_path: Path, fake
         c: Container = application.state.container
         aid, headers = await funded_key(application, "0")
         await card.topup(client, headers)
-        link = await linking.issue(c.uow(), c.clock, aid, CodePurpose.SIGN_IN)
+        link = await linking.issue(c.uow(), c.clock, aid, CodePurpose.SIGN_IN, secrets=c.secrets)
         assert (await client.get(f"/signin/link/{link.code}?to=topup")).status_code == 303
         panel = await client.get("/app/account")
         csrf = re.search(r'name="csrf" value="([^"]+)"', panel.text)

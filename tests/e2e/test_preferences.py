@@ -118,13 +118,15 @@ async def test_linking_moves_the_merged_accounts_defaults_and_the_survivors_own_
         keep_aid, keep_auth = await funded_key(app, "0")
         web = await accounts.find_or_create(c.uow, c.clock, platform=Platform.WEB, platform_id="web-prefs-1")
         gone_aid = web.account.id
-        gone_auth = {"Authorization": f"Bearer {(await api_keys.create(c.uow(), c.clock, gone_aid)).plain}"}
+        gone_auth = {
+            "Authorization": f"Bearer {(await api_keys.create(c.uow(), c.clock, gone_aid, secrets=c.secrets)).plain}"
+        }
         await client.put("/api/v1/preferences/txt2img", headers=keep_auth, json={"inputs": {"steps": 10}})
         await client.put("/api/v1/preferences/txt2img", headers=gone_auth, json={"inputs": {"steps": 40}})
         await client.put("/api/v1/preferences/animate", headers=gone_auth, json={"inputs": {}})
         put = await client.put("/api/v1/preferences/img2img", headers=gone_auth, json={"inputs": {"input_seed": 77}})
         assert put.status_code == 200, put.text
-        code = await linking.issue(c.uow(), c.clock, keep_aid, CodePurpose.LINK, platform="api")
+        code = await linking.issue(c.uow(), c.clock, keep_aid, CodePurpose.LINK, secrets=c.secrets, platform="api")
         await linking.redeem_link(c.uow(), c.clock, code.code, account_id=gone_aid)
         survivor = await accounts.get(c.uow(), keep_aid)
         assert {i.platform for i in survivor.identities} == {Platform.API, Platform.WEB}

@@ -27,7 +27,7 @@ async def _account_with_key(client: httpx.AsyncClient, app: FastAPI) -> tuple[st
         )
     ).json()["masterAccountId"]
     c: Container = app.state.container
-    new = await api_keys.create(c.uow(), c.clock, aid, name="ci")
+    new = await api_keys.create(c.uow(), c.clock, aid, secrets=c.secrets, name="ci")
     return aid, new.plain, new.key.id
 
 

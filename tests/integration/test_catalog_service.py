@@ -47,7 +47,7 @@ async def test_tools_come_from_the_backend_and_are_saved(db_url: str, tmp_path: 
         with pytest.raises(ToolNotFound):
             await c.catalog.find("nope")
         # A second Noema whose backend is down starts from the saved catalog.
-        offline = Catalog(backend=_dead_backend(), uow=c.uow, clock=clock, rates=parse_rates({}), overrides={})
+        offline = Catalog(backend=_dead_backend(), uow_factory=c.uow, clock=clock, rates=parse_rates({}), overrides={})
         assert [t.command for t in await offline.tools()] == [t.command for t in tools]
         assert (await offline.refresh())[0].command == tools[0].command  # refresh fails, keeps what it had
     finally:
@@ -57,7 +57,7 @@ async def test_tools_come_from_the_backend_and_are_saved(db_url: str, tmp_path: 
 async def test_with_the_backend_down_and_nothing_saved_the_error_says_so(db_url: str, clock: FakeClock) -> None:
     c = build_container(make_settings(db_url), clock=clock)
     try:
-        offline = Catalog(backend=_dead_backend(), uow=c.uow, clock=clock, rates=parse_rates({}), overrides={})
+        offline = Catalog(backend=_dead_backend(), uow_factory=c.uow, clock=clock, rates=parse_rates({}), overrides={})
         with pytest.raises(BackendUnavailable, match="no tool list was saved"):
             await offline.tools()
     finally:

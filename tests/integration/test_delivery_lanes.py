@@ -131,8 +131,8 @@ async def test_two_workers_never_send_one_row_twice(container: Container, clock:
     other = SqlUnitOfWorkFactory(other_engine)
     try:
         workers = [
-            delivery.Dispatcher(uow, clock, {"telegram": recorder}, metrics=_metrics(), max_in_flight=8)
-            for uow in (container.uow, other, container.uow, other)
+            delivery.Dispatcher(uow_factory, clock, {"telegram": recorder}, metrics=_metrics(), max_in_flight=8)
+            for uow_factory in (container.uow, other, container.uow, other)
         ]
         for _ in range(4):  # each round claims at once on all four, then lets them send
             await asyncio.gather(*(w.pump() for w in workers))

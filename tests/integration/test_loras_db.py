@@ -146,7 +146,9 @@ async def test_concurrent_usage_counts_are_never_lost(container: Container) -> N
             await uow.commit()
 
     await asyncio.gather(*(one_success() for _ in range(20)))
-    assert [lora.usage_count for lora in await LoraLibrary(uow=container.uow, clock=container.clock).loras()] == [
+    assert [
+        lora.usage_count for lora in await LoraLibrary(uow_factory=container.uow, clock=container.clock).loras()
+    ] == [
         20,
         20,
     ]
@@ -164,8 +166,8 @@ async def test_disabling_switches_a_lora_off_once(container: Container, clock: F
 
 
 async def test_the_registry_is_cached_until_the_ttl_passes(container: Container, clock: FakeClock) -> None:
-    mine = LoraLibrary(uow=container.uow, clock=clock, ttl_seconds=60)
-    other_replica = LoraLibrary(uow=container.uow, clock=clock, ttl_seconds=60)
+    mine = LoraLibrary(uow_factory=container.uow, clock=clock, ttl_seconds=60)
+    other_replica = LoraLibrary(uow_factory=container.uow, clock=clock, ttl_seconds=60)
     assert await mine.loras() == []
     await other_replica.save(_lora("cat"))
     assert [lora.slug for lora in await other_replica.loras()] == ["cat"]  # its own write: at once
@@ -181,7 +183,7 @@ async def test_linking_accounts_hands_private_loras_to_the_survivor(container: C
     await container.loras.save(_lora("mine", owner_id=web, visibility=Visibility.PRIVATE))
     shared = _lora("shared", owner_id=friend, visibility=Visibility.ALLOWED, allowed_accounts=frozenset({web, friend}))
     await container.loras.save(shared)
-    code = await linking.issue(container.uow(), clock, chat, CodePurpose.LINK)
+    code = await linking.issue(container.uow(), clock, chat, CodePurpose.LINK, secrets=container.secrets)
     await linking.redeem_link(container.uow(), clock, code.code, account_id=web)
     assert (await container.loras.get("mine")).lora.owner_id == chat
     assert (await container.loras.get("shared")).lora.allowed_accounts == frozenset({chat, friend})

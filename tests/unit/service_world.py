@@ -6,6 +6,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from noema.adapters.randomness import SystemSecrets
 from noema.domain.accounts import Platform
 from noema.domain.pricing import parse_rates
 from noema.services import accounts, economy
@@ -47,10 +48,11 @@ def world(limits: Limits | None = None) -> World:
     clock, metrics = FakeClock(), CountingMetrics()
     uows = MemoryUnitOfWorkFactory(clock)
     backend = ScriptedBackend([text_deployment("txt2img"), text_deployment("big", machine_id="m-h100")])
-    catalog = Catalog(backend=backend, uow=uows, clock=clock, rates=parse_rates({}), overrides={})
+    catalog = Catalog(backend=backend, uow_factory=uows, clock=clock, rates=parse_rates({}), overrides={})
     service = GenerationService(
-        uow=uows,
+        uow_factory=uows,
         clock=clock,
+        secrets=SystemSecrets(),
         backend=backend,
         catalog=catalog,
         limits=limits or Limits(),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from noema.adapters.randomness import SystemSecrets
 from noema.domain.accounts import Platform
 from noema.domain.errors import Conflict, Forbidden, InvalidInput, LimitExceeded
 from noema.domain.linking import CodePurpose, GuessLimits
@@ -15,6 +16,7 @@ from tests.fakes.clock import FakeClock
 from tests.fakes.memory_uow import MemoryUnitOfWorkFactory
 
 USD = 1_000_000_000
+SECRETS = SystemSecrets()
 
 
 @pytest.fixture
@@ -43,7 +45,7 @@ async def test_a_merge_moves_money_exp_debt_and_defaults_and_the_ledger_still_ad
         merged.owed_nanos = 7
         await uow.preferences.put(web, "txt2img", {"steps": 9}, now=clock.now())
         await uow.commit()
-    code = await linking.issue(uows(), clock, chat, CodePurpose.LINK, platform="telegram")
+    code = await linking.issue(uows(), clock, chat, CodePurpose.LINK, secrets=SECRETS, platform="telegram")
     survivor = await linking.redeem_link(uows(), clock, code.code, account_id=web)
     assert (survivor.id, survivor.balance_nanos, survivor.exp, survivor.owed_nanos) == (chat, 5 * USD, 40, 7)
     found = await accounts.get(uows(), chat)
@@ -58,10 +60,10 @@ async def test_a_merge_moves_money_exp_debt_and_defaults_and_the_ledger_still_ad
 async def test_a_code_works_once_and_not_from_its_own_account(uows: MemoryUnitOfWorkFactory, clock: FakeClock) -> None:
     chat = await account(uows, clock, Platform.TELEGRAM, "1")
     web = await account(uows, clock, Platform.WEB, "w")
-    own = await linking.issue(uows(), clock, chat, CodePurpose.LINK)
+    own = await linking.issue(uows(), clock, chat, CodePurpose.LINK, secrets=SECRETS)
     with pytest.raises(Conflict, match="same account"):
         await linking.redeem_link(uows(), clock, own.code, account_id=chat)
-    code = await linking.issue(uows(), clock, chat, CodePurpose.LINK)
+    code = await linking.issue(uows(), clock, chat, CodePurpose.LINK, secrets=SECRETS)
     await linking.redeem_link(uows(), clock, code.code, account_id=web)
     with pytest.raises(InvalidInput, match="not valid or has expired"):
         await linking.redeem_link(uows(), clock, code.code, account_id=web)
@@ -77,7 +79,7 @@ async def test_running_generations_block_a_merge_and_nothing_moves(
         assert busy is not None
         busy.held_nanos = 1
         await uow.commit()
-    code = await linking.issue(uows(), clock, chat, CodePurpose.LINK)
+    code = await linking.issue(uows(), clock, chat, CodePurpose.LINK, secrets=SECRETS)
     with pytest.raises(Conflict, match="running generations"):
         await linking.redeem_link(uows(), clock, code.code, account_id=web)
     assert (await economy.wallet(uows(), web)).balance_nanos == USD
@@ -91,15 +93,23 @@ async def test_a_platform_clients_code_cannot_take_over_an_account_with_money(
     empty = await account(uows, clock, Platform.TELEGRAM, "2")
     web = await account(uows, clock, Platform.WEB, "w")
     other_web = await account(uows, clock, Platform.WEB, "w2")
-    code = await linking.issue_for_client(uows(), clock, rich, CodePurpose.LINK, client="telegram", platform="telegram")
+    code = await linking.issue_for_client(
+        uows(), clock, rich, CodePurpose.LINK, secrets=SECRETS, client="telegram", platform="telegram"
+    )
     with pytest.raises(Forbidden, match="not asked for by its account"):
         await linking.redeem_link(uows(), clock, code.code, account_id=web)
-    fine = await linking.issue_for_client(uows(), clock, empty, CodePurpose.LINK, client="telegram", platform=None)
+    fine = await linking.issue_for_client(
+        uows(), clock, empty, CodePurpose.LINK, secrets=SECRETS, client="telegram", platform=None
+    )
     assert (await linking.redeem_link(uows(), clock, fine.code, account_id=other_web)).id == empty
     with pytest.raises(Forbidden, match="own platform"):
-        await linking.issue_for_client(uows(), clock, web, CodePurpose.LINK, client="telegram", platform=None)
+        await linking.issue_for_client(
+            uows(), clock, web, CodePurpose.LINK, secrets=SECRETS, client="telegram", platform=None
+        )
     with pytest.raises(Forbidden, match="sign-in links"):
-        await linking.issue_for_client(uows(), clock, rich, CodePurpose.SIGN_IN, client="telegram", platform=None)
+        await linking.issue_for_client(
+            uows(), clock, rich, CodePurpose.SIGN_IN, secrets=SECRETS, client="telegram", platform=None
+        )
 
 
 async def test_past_the_per_account_cap_even_the_right_code_waits_for_the_window(
@@ -112,7 +122,7 @@ async def test_past_the_per_account_cap_even_the_right_code_waits_for_the_window
         with pytest.raises(InvalidInput):
             await linking.redeem_link(uows(), clock, "HHHH-HHHH", account_id=guesser, limits=limits)
         clock.advance(minutes=1)
-    code = await linking.issue(uows(), clock, chat, CodePurpose.LINK)
+    code = await linking.issue(uows(), clock, chat, CodePurpose.LINK, secrets=SECRETS)
     with pytest.raises(LimitExceeded) as refused:
         await linking.redeem_link(uows(), clock, code.code, account_id=guesser, limits=limits)
     assert refused.value.retry_after == 8 * 60  # the first wrong guess leaves the 10-minute window then

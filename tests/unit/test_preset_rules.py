@@ -21,7 +21,7 @@ from tests.unit.service_world import World, world
 def book(w: World, **from_file: dict[str, object]) -> PresetBook:
     """The world's preset book with these presets from the operator's file."""
     presets = {name: preset_from_json(name, body) for name, body in from_file.items()}
-    return PresetBook(presets, catalog=w.catalog, uow=w.uows, clock=w.clock)
+    return PresetBook(presets, catalog=w.catalog, uow_factory=w.uows, clock=w.clock)
 
 
 async def test_a_stored_preset_is_kept_in_the_database_and_listed_beside_the_files() -> None:

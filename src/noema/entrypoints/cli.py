@@ -237,7 +237,7 @@ def apikey_create(
     """Create a personal API key; it is printed once and never shown again."""
 
     async def work(c: Container) -> api_keys.NewKey:
-        return await api_keys.create(c.uow(), c.clock, await account_id(c, account), name=name)
+        return await api_keys.create(c.uow(), c.clock, await account_id(c, account), secrets=c.secrets, name=name)
 
     new = _run(work)
     err.print("Keep this key secret; it will not be shown again:")

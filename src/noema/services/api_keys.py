@@ -15,13 +15,12 @@ The same holds when an account is merged into another (its keys move): ``forget_
 from __future__ import annotations
 
 import hashlib
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from noema.domain.accounts import API_KEY_PREFIX, ApiKey
 from noema.domain.errors import AccountNotFound, LimitExceeded, NotFound, Unauthenticated
-from noema.ports import Clock, UnitOfWork
+from noema.ports import Clock, Secrets, UnitOfWork
 from noema.services import events
 
 MAX_KEYS_PER_ACCOUNT = 20
@@ -87,9 +86,11 @@ class NewKey:
     plain: str  # shown once, never stored
 
 
-async def create(uow: UnitOfWork, clock: Clock, account_id: str, *, name: str | None = None) -> NewKey:
+async def create(
+    uow: UnitOfWork, clock: Clock, account_id: str, *, secrets: Secrets, name: str | None = None
+) -> NewKey:
     """A new key for the account; the plain text is returned only here."""
-    plain = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    plain = API_KEY_PREFIX + secrets.token(32)
     async with uow:
         if await uow.accounts.get(account_id) is None:
             raise AccountNotFound()

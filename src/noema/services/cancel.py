@@ -13,7 +13,7 @@ log = structlog.get_logger(__name__)
 
 
 async def cancel(
-    uow: UnitOfWorkFactory,
+    uow_factory: UnitOfWorkFactory,
     clock: Clock,
     backend: Backend,
     generation_id: str,
@@ -23,7 +23,7 @@ async def cancel(
     reason: str = "Cancelled by you.",
 ) -> Generation:
     """Cancel the generation (``account_id`` None: an operator may cancel anyone's)."""
-    async with uow() as tx:
+    async with uow_factory() as tx:
         generation = await tx.generations.get(generation_id, for_update=True)
         if generation is None or (account_id is not None and generation.account_id != account_id):
             raise GenerationNotFound()
@@ -39,5 +39,5 @@ async def cancel(
             metrics.backend_error("cancel")
             log.warning("backend_cancel_failed", generation_id=generation.id, error=str(exc)[:200])
     return await run_updates.finish(
-        uow(), clock, generation.id, GenerationStatus.CANCELLED, reason=reason, metrics=metrics
+        uow_factory(), clock, generation.id, GenerationStatus.CANCELLED, reason=reason, metrics=metrics
     )

@@ -16,7 +16,7 @@ from noema.services import payments
 
 
 async def start_checkout(
-    uow: UnitOfWorkFactory,
+    uow_factory: UnitOfWorkFactory,
     clock: Clock,
     gateway: CardGateway,
     *,
@@ -28,7 +28,7 @@ async def start_checkout(
     """A payment row, then its checkout at the provider; at most ``most_open`` unpaid checkouts at a time."""
     new = payments.NewPayment(account_id, PaymentProvider.STRIPE, "usd", amount_cents, cents_to_nanos(amount_cents))
     cap = OpenCap(most_open, CHECKOUT_LIFETIME, "checkouts")
-    payment = await payments.create(uow(), clock, new, cap=cap)
+    payment = await payments.create(uow_factory(), clock, new, cap=cap)
     try:
         session = await gateway.create_checkout(
             payment_id=payment.id,
@@ -38,21 +38,21 @@ async def start_checkout(
             cancel_url=f"{public_url}/app/account?topup=cancelled",
         )
     except NoemaError:
-        await payments.attach(uow(), clock, payment.id, external_id=None, url=None, failed=True)
+        await payments.attach(uow_factory(), clock, payment.id, external_id=None, url=None, failed=True)
         raise
-    return await payments.attach(uow(), clock, payment.id, external_id=session.id, url=session.url)
+    return await payments.attach(uow_factory(), clock, payment.id, external_id=session.id, url=session.url)
 
 
 async def apply_event(
-    uow: UnitOfWorkFactory, clock: Clock, gateway: CardGateway, event: payments.ProviderEvent
+    uow_factory: UnitOfWorkFactory, clock: Clock, gateway: CardGateway, event: payments.ProviderEvent
 ) -> payments.Applied:
     """Apply a provider event; one that names only a charge (a dispute) is matched through the charge."""
     if event.payment_id is None and event.charge_id and event.external_id is None:
-        async with uow() as u:
+        async with uow_factory() as u:
             known = await u.payments.find(event.provider, charge_id=event.charge_id)
         if known is None:  # before the checkout's own event told us the charge: ask the provider
             event = replace(event, payment_id=await gateway.payment_of_charge(event.charge_id))
-    return await payments.apply_event(uow(), clock, event)
+    return await payments.apply_event(uow_factory(), clock, event)
 
 
 async def refund(

@@ -38,14 +38,14 @@ class Catalog:
         self,
         *,
         backend: Backend,
-        uow: UnitOfWorkFactory,
+        uow_factory: UnitOfWorkFactory,
         clock: Clock,
         rates: Mapping[str, int],
         overrides: Mapping[str, ToolOverride],
         ttl_seconds: float = 300.0,
         backend_label: str = "",
     ) -> None:
-        self.backend, self.uow, self.clock = backend, uow, clock
+        self.backend, self.uow_factory, self.clock = backend, uow_factory, clock
         self.rates, self.overrides, self.ttl, self.label = dict(rates), dict(overrides), ttl_seconds, backend_label
         self._tools: list[Tool] = []
         self._loaded_at: float | None = None
@@ -127,7 +127,7 @@ class Catalog:
             deployments, machines, versions, rates=self.rates, overrides=self.overrides, backend_label=self.label
         )
         self._swap(tools)
-        async with self.uow() as uow:
+        async with self.uow_factory() as uow:
             await uow.kv.put(SNAPSHOT_KEY, [tool_to_json(t) for t in tools], now=self.clock.now())
             await uow.commit()
 
@@ -142,7 +142,7 @@ class Catalog:
                 listener(list(tools))
 
     async def _load_snapshot(self) -> list[Tool] | None:
-        async with self.uow() as uow:
+        async with self.uow_factory() as uow:
             raw = await uow.kv.get(SNAPSHOT_KEY)
         if not isinstance(raw, list):
             return None

@@ -21,7 +21,7 @@ from noema.domain.platform_updates import PlatformUpdate
 from noema.domain.preferences import settable
 from noema.domain.reruns import RerunPlan, plan_rerun
 from noema.domain.tools import ACCOUNT, Tool, may_run, rank_for_menu
-from noema.ports import Backend, Clock, GenerationFilter, Metrics, UnitOfWorkFactory
+from noema.ports import Backend, Clock, GenerationFilter, Metrics, Secrets, UnitOfWorkFactory
 from noema.services import accounts, api_keys, cancel, events, history, linking, preferences, sessions, status
 from noema.services.catalog import Catalog
 from noema.services.generations import GenerationRequest, GenerationService
@@ -69,8 +69,9 @@ class ChatRun:
 class ChatServices:
     """The services a chat platform adapter calls (built once in bootstrap)."""
 
-    uow: UnitOfWorkFactory
+    uow_factory: UnitOfWorkFactory
     clock: Clock
+    secrets: Secrets
     catalog: Catalog
     generations: GenerationService
     presets: PresetBook
@@ -85,16 +86,16 @@ class ChatServices:
         """Find or create the account, reuse or open its session, and log the command."""
         profile = {"displayName": user.display_name, "username": user.username, **(context or {})}
         found = await accounts.find_or_create(
-            self.uow, self.clock, platform=user.platform, platform_id=user.platform_id, context=profile
+            self.uow_factory, self.clock, platform=user.platform, platform_id=user.platform_id, context=profile
         )
         session = await sessions.touch(
-            self.uow,
+            self.uow_factory,
             self.clock,
             account_id=found.account.id,
             platform=user.platform.value,
             timeout=self.session_timeout,
         )
-        async with self.uow() as uow:
+        async with self.uow_factory() as uow:
             events.record(
                 uow,
                 "user_command_triggered",
@@ -128,18 +129,18 @@ class ChatServices:
 
     async def answered(self, update: PlatformUpdate) -> bool:
         """Whether the platform delivered this update before and it was answered (then nothing is sent again)."""
-        async with self.uow() as uow:
+        async with self.uow_factory() as uow:
             return await uow.platform_updates.seen(update)
 
     async def mark_answered(self, update: PlatformUpdate) -> None:
         """Remember an update as answered (a tool run already did so with its generation: nothing changes)."""
-        async with self.uow() as uow:
+        async with self.uow_factory() as uow:
             if await uow.platform_updates.record(update, at=self.clock.now()):
                 await uow.commit()
 
     async def live_generations(self, account_id: str) -> list[Generation]:
         """The account's generations that have not ended, newest first."""
-        async with self.uow() as uow:
+        async with self.uow_factory() as uow:
             page = await uow.generations.search(
                 GenerationFilter(account_id=account_id, status_in=tuple(LIVE)), limit=50, cursor=None
             )
@@ -161,26 +162,42 @@ class ChatServices:
             ids = ", ".join(short_id(g.id) for g in live)
             raise InvalidInput(f"Several generations are running ({ids}); say which one, e.g. /cancel {ids[:5]}.")
         return await cancel.cancel(
-            self.uow, self.clock, self.backend, chosen[0].id, account_id=account_id, metrics=self.metrics
+            self.uow_factory, self.clock, self.backend, chosen[0].id, account_id=account_id, metrics=self.metrics
         )
 
     async def link_codes(self, account_id: str, platform: Platform) -> tuple[linking.IssuedCode, str]:
         """A code to type on another platform and a one-time sign-in link for the web page."""
-        code = await linking.issue(self.uow(), self.clock, account_id, CodePurpose.LINK, platform=platform.value)
-        sign_in = await linking.issue(self.uow(), self.clock, account_id, CodePurpose.SIGN_IN, platform=platform.value)
+        code = await linking.issue(
+            self.uow_factory(), self.clock, account_id, CodePurpose.LINK, secrets=self.secrets, platform=platform.value
+        )
+        sign_in = await linking.issue(
+            self.uow_factory(),
+            self.clock,
+            account_id,
+            CodePurpose.SIGN_IN,
+            secrets=self.secrets,
+            platform=platform.value,
+        )
         return code, f"{self.public_url}/signin/link/{sign_in.code}"
 
     async def topup_link(self, account_id: str, platform: Platform) -> str:
         """``/topup card``: a one-time sign-in link that opens the web page's top-up panel."""
         if not self.cards_enabled:
             raise PaymentsDisabled("Card payments are not set up on this Noema; ask an operator to add credit.")
-        sign_in = await linking.issue(self.uow(), self.clock, account_id, CodePurpose.SIGN_IN, platform=platform.value)
+        sign_in = await linking.issue(
+            self.uow_factory(),
+            self.clock,
+            account_id,
+            CodePurpose.SIGN_IN,
+            secrets=self.secrets,
+            platform=platform.value,
+        )
         return f"{self.public_url}/signin/link/{sign_in.code}?to=topup"
 
     async def redeem_link(self, account_id: str, code: str) -> str:
         """Merge this account into the one that issued ``code``; returns the surviving account id."""
         survivor = await linking.redeem_link(
-            self.uow(), self.clock, code, account_id=account_id, limits=self.link_limits
+            self.uow_factory(), self.clock, code, account_id=account_id, limits=self.link_limits
         )
         return survivor.id
 
@@ -188,7 +205,7 @@ class ChatServices:
         self, account_id: str, generation_id: str, *, new_seed: bool = False
     ) -> tuple[RerunPlan, Generation]:
         """For a rerun button: how to run it again, and the earlier run (whose message has the files to give again)."""
-        earlier = await history.get(self.uow(), parse_id(generation_id), account_id=account_id)
+        earlier = await history.get(self.uow_factory(), parse_id(generation_id), account_id=account_id)
         tool = next((t for t in await self.callable_tools() if t.id == earlier.tool_id), None)
         if tool is None:
             raise ToolNotFound("That tool is not available any more; /tools lists what you can run.")
@@ -197,36 +214,36 @@ class ChatServices:
     async def set_defaults(self, account_id: str, tool: Tool, text: str) -> dict[str, Any]:
         """``/set``: ``name=value`` pairs change the account's defaults for the tool, ``clear`` removes them."""
         if text.strip().lower() == "clear":
-            return await preferences.replace(self.uow(), self.clock, account_id, tool, {})
+            return await preferences.replace(self.uow_factory(), self.clock, account_id, tool, {})
         leftover, options = parse_options(text)
         if leftover or not options:
             shown = ", ".join(settable(tool)) or "nothing"
             raise InvalidInput(f"Write name=value pairs for inputs of /{tool.command}: {shown}.")
-        return await preferences.change(self.uow(), self.clock, account_id, tool, options)
+        return await preferences.change(self.uow_factory(), self.clock, account_id, tool, options)
 
     async def account(self, account_id: str) -> accounts.FoundAccount:
         """``/account``: the account and its platform identities."""
-        return await accounts.get(self.uow(), account_id)
+        return await accounts.get(self.uow_factory(), account_id)
 
     async def status(self, account_id: str, now: datetime) -> StatusReport:
         """``/status``: points, balance, level and what is running at ``now``."""
-        return await status.report(self.uow(), account_id, now)
+        return await status.report(self.uow_factory(), account_id, now)
 
     async def new_api_key(self, account_id: str, *, name: str) -> api_keys.NewKey:
         """``/apikey``: a new personal API key (its plain text is shown once)."""
-        return await api_keys.create(self.uow(), self.clock, account_id, name=name)
+        return await api_keys.create(self.uow_factory(), self.clock, account_id, secrets=self.secrets, name=name)
 
     async def defaults(self, account_id: str, tool: Tool) -> dict[str, Any]:
         """``/settings``: the account's defaults for the tool."""
-        return await preferences.get(self.uow(), account_id, tool)
+        return await preferences.get(self.uow_factory(), account_id, tool)
 
     async def generation(self, account_id: str, generation_id: str) -> Generation:
         """One of the account's generations (an info button)."""
-        return await history.get(self.uow(), parse_id(generation_id), account_id=account_id)
+        return await history.get(self.uow_factory(), parse_id(generation_id), account_id=account_id)
 
     async def menu(self, *, limit: int = MENU_LIMIT) -> list[Tool]:
         """The tools a chat menu shows: enabled and public, by priority, then usage, then name."""
-        async with self.uow() as uow:
+        async with self.uow_factory() as uow:
             usage = await uow.generations.count_by_tool()
         return rank_for_menu(await self.catalog.tools(), usage, limit=limit)
 

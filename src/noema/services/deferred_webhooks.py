@@ -43,7 +43,7 @@ class DeferredWebhooks:
         return True
 
     async def apply(
-        self, uow: UnitOfWorkFactory, clock: Clock, backend: Backend, *, metrics: Metrics, quiet_for: timedelta
+        self, uow_factory: UnitOfWorkFactory, clock: Clock, backend: Backend, *, metrics: Metrics, quiet_for: timedelta
     ) -> int:
         """Apply what waits, oldest first, until Noema is busy again; returns how many were applied."""
         applied = 0
@@ -51,7 +51,14 @@ class DeferredWebhooks:
             update, token = self._waiting[generation_id]
             try:
                 await record_webhook(
-                    uow, clock, backend, generation_id, update, token=token, metrics=metrics, quiet_for=quiet_for
+                    uow_factory,
+                    clock,
+                    backend,
+                    generation_id,
+                    update,
+                    token=token,
+                    metrics=metrics,
+                    quiet_for=quiet_for,
                 )
             except Busy:
                 return applied  # still no room: the rest wait for the next round

@@ -19,10 +19,15 @@ LEASE = timedelta(seconds=120)
 
 
 async def deliver_due(
-    uow: UnitOfWorkFactory, clock: Clock, notifiers: Mapping[str, Notifier], *, metrics: Metrics, batch: int = 20
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    notifiers: Mapping[str, Notifier],
+    *,
+    metrics: Metrics,
+    batch: int = 20,
 ) -> int:
     """Send what is due now and wait until it is sent; returns how many rows were attempted."""
-    dispatcher = Dispatcher(uow, clock, notifiers, metrics=metrics, max_in_flight=batch)
+    dispatcher = Dispatcher(uow_factory, clock, notifiers, metrics=metrics, max_in_flight=batch)
     claimed = await dispatcher.pump()
     await dispatcher.drain()
     return claimed
@@ -38,7 +43,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow_factory: UnitOfWorkFactory,
         clock: Clock,
         notifiers: Mapping[str, Notifier],
         *,
@@ -46,7 +51,7 @@ class Dispatcher:
         max_in_flight: int = 64,
         on_free: Callable[[], None] | None = None,
     ) -> None:
-        self._uow, self._clock, self._notifiers, self._metrics = uow, clock, notifiers, metrics
+        self._uow_factory, self._clock, self._notifiers, self._metrics = uow_factory, clock, notifiers, metrics
         self._max = max_in_flight
         self._on_free = on_free
         self._lanes: dict[str, deque[tuple[Delivery, datetime]]] = {}
@@ -63,7 +68,7 @@ class Dispatcher:
         if self.room <= 0:
             return 0
         now = self._clock.now()
-        async with self._uow() as tx:
+        async with self._uow_factory() as tx:
             claimed = await tx.deliveries.claim_due(now, limit=self.room, lease_seconds=LEASE.total_seconds())
             await tx.commit()
         for delivery in claimed:  # claimed in due order, so each lane keeps it
@@ -98,7 +103,7 @@ class Dispatcher:
                 # another worker that claims it when the lease ends cannot send it at the same time.
                 if self._clock.now() - claimed_at < LEASE / 2:
                     try:
-                        await _attempt(self._uow, self._clock, self._notifiers, delivery.key, self._metrics)
+                        await _attempt(self._uow_factory, self._clock, self._notifiers, delivery.key, self._metrics)
                     except Exception:  # e.g. the database went away: the row is due again after its lease
                         log.exception("delivery_attempt_crashed", delivery_id=delivery.id)
                 lane.popleft()
@@ -116,13 +121,13 @@ class Dispatcher:
 
 
 async def _attempt(
-    uow: UnitOfWorkFactory,
+    uow_factory: UnitOfWorkFactory,
     clock: Clock,
     notifiers: Mapping[str, Notifier],
     key: str,
     metrics: Metrics,
 ) -> None:
-    async with uow() as tx:
+    async with uow_factory() as tx:
         delivery = await tx.deliveries.by_key(key)
         generation = await tx.generations.get(delivery.generation_id) if delivery else None
     if delivery is None or generation is None or delivery.status is not DeliveryStatus.PENDING:
@@ -142,13 +147,13 @@ async def _attempt(
         except Exception as exc:  # a bug in one notifier must not kill the worker; retry like any failure
             log.exception("notifier_crashed", delivery_id=delivery.id)
             error = NotifierError(f"{type(exc).__name__}: {str(exc)[:200]}")
-    await _record(uow, clock, key, error, metrics)
+    await _record(uow_factory, clock, key, error, metrics)
 
 
 async def _record(
-    uow: UnitOfWorkFactory, clock: Clock, key: str, error: NotifierError | None, metrics: Metrics
+    uow_factory: UnitOfWorkFactory, clock: Clock, key: str, error: NotifierError | None, metrics: Metrics
 ) -> None:
-    async with uow() as tx:
+    async with uow_factory() as tx:
         delivery = await tx.deliveries.by_key(key, for_update=True)
         if delivery is None or delivery.status is not DeliveryStatus.PENDING:
             return

@@ -22,8 +22,8 @@ SAMPLE, ENOUGH = 20, 5
 class RecentDurations:
     """The expected GPU seconds of each tool: the median of its recent runs, or the tool's own figure."""
 
-    def __init__(self, uow: UnitOfWorkFactory, *, ttl_seconds: float = TTL_SECONDS) -> None:
-        self._uow, self._ttl = uow, ttl_seconds
+    def __init__(self, uow_factory: UnitOfWorkFactory, *, ttl_seconds: float = TTL_SECONDS) -> None:
+        self._uow_factory, self._ttl = uow_factory, ttl_seconds
         self._known: dict[str, tuple[float, float | None]] = {}  #: tool id -> (read at, median or None)
 
     async def expected_seconds(self, tool: Tool) -> float:
@@ -36,6 +36,6 @@ class RecentDurations:
         return known[1] if known[1] is not None else tool.expected_seconds
 
     async def _median(self, tool_id: str) -> float | None:
-        async with self._uow() as uow:
+        async with self._uow_factory() as uow:
             recent = await uow.generations.recent_durations(tool_id, limit=SAMPLE)
         return statistics.median(recent) if len(recent) >= ENOUGH else None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -38,7 +37,7 @@ from noema.domain.payments import owed_message
 from noema.domain.platform_updates import PlatformUpdate
 from noema.domain.pricing import estimate_nanos, hold_for, max_cost_nanos
 from noema.domain.tools import ACCOUNT, Tool, ToolCaller
-from noema.ports import Backend, Clock, Metrics, RoomAware, UnitOfWorkFactory
+from noema.ports import Backend, Clock, Metrics, RoomAware, Secrets, UnitOfWorkFactory
 from noema.services import cancel, events, failover, history, media_inputs, run_updates
 from noema.services.catalog import Catalog
 from noema.services.durations import RecentDurations
@@ -81,8 +80,9 @@ class GenerationService:
     def __init__(
         self,
         *,
-        uow: UnitOfWorkFactory,
+        uow_factory: UnitOfWorkFactory,
         clock: Clock,
+        secrets: Secrets,
         backend: Backend,
         catalog: Catalog,
         limits: Limits,
@@ -92,11 +92,11 @@ class GenerationService:
         loras: LoraLibrary | None = None,
         max_loras: int = 5,
     ) -> None:
-        self.uow, self.clock, self.backend, self.catalog = uow, clock, backend, catalog
-        self.limits, self.webhook_base, self.metrics = limits, webhook_base, metrics
+        self.uow_factory, self.clock, self.backend, self.catalog = uow_factory, clock, backend, catalog
+        self.limits, self.webhook_base, self.metrics, self.secrets = limits, webhook_base, metrics, secrets
         self.rng = rng or random.Random(secrets.randbits(64))
         self.loras, self.max_loras = loras, max_loras
-        self.durations = RecentDurations(uow)
+        self.durations = RecentDurations(uow_factory)
 
     async def request(self, req: GenerationRequest) -> Generation:
         """Run a tool for an account; returns the generation (already failed if the backend refused).
@@ -142,7 +142,13 @@ class GenerationService:
         """Stop a live generation: charge the GPU seconds used, release the rest (``account_id`` None: anyone's)."""
         more = {"reason": reason} if reason is not None else {}
         return await cancel.cancel(
-            self.uow, self.clock, self.backend, generation_id, account_id=account_id, metrics=self.metrics, **more
+            self.uow_factory,
+            self.clock,
+            self.backend,
+            generation_id,
+            account_id=account_id,
+            metrics=self.metrics,
+            **more,
         )
 
     async def _expected_seconds(self, tool: Tool) -> float:
@@ -157,7 +163,7 @@ class GenerationService:
         return estimate, max(max(max_cost_nanos(t) for t in tools), estimate)
 
     async def _replay(self, req: GenerationRequest, fingerprint: str) -> Generation:
-        async with self.uow() as uow:
+        async with self.uow_factory() as uow:
             existing = await uow.generations.by_idempotency_key(req.account_id, req.idempotency_key or "")
         return _same_request(existing, fingerprint)
 
@@ -174,7 +180,7 @@ class GenerationService:
         tool = tools[0]
         estimate, ceiling = prices
         now = self.clock.now()
-        async with self.uow() as uow:
+        async with self.uow_factory() as uow:
             # One statement: the account's row lock, its defaults, its live and recent runs, its replay.
             check = await uow.accounts.lock_for_request(
                 req.account_id, tool_id=tool.id, since=now - timedelta(minutes=1), idempotency_key=req.idempotency_key
@@ -203,7 +209,7 @@ class GenerationService:
             if held is None:
                 raise _not_enough(account.free_nanos, account.held_nanos, estimate)
             posting = ledger.hold(account, held)
-            token = secrets.token_urlsafe(32)
+            token = self.secrets.token(32)
             generation = Generation.for_tool(
                 tool,
                 now,
@@ -259,9 +265,9 @@ class GenerationService:
             try:
                 if index:  # a fallback: its own schema checks the inputs, its own price is frozen
                     inputs = validate_inputs(tool, inputs, rng=self.rng)
-                    moved = await failover.move_to(self.uow(), generation.id, tool, self.clock.now())
+                    moved = await failover.move_to(self.uow_factory(), generation.id, tool, self.clock.now())
                     if moved is None:
-                        return await history.get(self.uow(), generation.id)
+                        return await history.get(self.uow_factory(), generation.id)
                     generation = moved
                 values = await media_inputs.upload(self.backend, tool, inputs)
                 run_id = await self.backend.queue_run(
@@ -274,7 +280,7 @@ class GenerationService:
                 if index + 1 < len(tools) and failover.worth_another(exc):
                     continue
                 return await run_updates.finish(
-                    self.uow(),
+                    self.uow_factory(),
                     self.clock,
                     generation.id,
                     GenerationStatus.FAILED,
@@ -292,7 +298,7 @@ class GenerationService:
     async def _mark_submitted(self, generation: Generation, run_id: str, values: dict[str, Any]) -> Generation:
         """Record the backend's run id: one statement while the row is as this request left it, else locked."""
         now = self.clock.now()
-        async with self.uow() as uow:
+        async with self.uow_factory() as uow:
             generation.mark_submitted(run_id, now)  # what was written (pending) plus the submit
             generation.inputs = values
             if await uow.generations.save_submit(generation):

@@ -22,7 +22,6 @@ move another account's balance or take it over:
 from __future__ import annotations
 
 import hashlib
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -42,16 +41,16 @@ from noema.domain.linking import (
     retry_after,
 )
 from noema.domain.money import format_usd
-from noema.ports import Clock, UnitOfWork
+from noema.ports import Clock, Secrets, UnitOfWork
 from noema.services import api_keys, events
 from noema.services.economy import post
 
 
-def new_code(purpose: CodePurpose) -> str:
-    """A fresh code from the OS's randomness: 8 easy-to-read characters to type, or a long token for a sign-in link."""
+def new_code(purpose: CodePurpose, secrets: Secrets) -> str:
+    """A fresh code from ``secrets``: 8 easy-to-read characters to type, or a long token for a sign-in link."""
     if purpose is CodePurpose.SIGN_IN:
-        return secrets.token_urlsafe(32)
-    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+        return secrets.token(32)
+    return secrets.code(CODE_ALPHABET, CODE_LENGTH)
 
 
 def _hash(code: str) -> str:
@@ -70,6 +69,7 @@ async def issue(
     account_id: str,
     purpose: CodePurpose,
     *,
+    secrets: Secrets,
     platform: str | None = None,
     issued_by: str = SELF,
 ) -> IssuedCode:
@@ -77,7 +77,7 @@ async def issue(
 
     ``issued_by`` is SELF when the account itself asked (its chat, its web page), else the client.
     """
-    code = new_code(purpose)
+    code = new_code(purpose, secrets)
     async with uow:
         if await uow.accounts.get(account_id) is None:
             raise AccountNotFound()
@@ -100,11 +100,18 @@ async def issue(
 
 
 async def issue_for_client(
-    uow: UnitOfWork, clock: Clock, account_id: str, purpose: CodePurpose, *, client: str, platform: str | None
+    uow: UnitOfWork,
+    clock: Clock,
+    account_id: str,
+    purpose: CodePurpose,
+    *,
+    secrets: Secrets,
+    client: str,
+    platform: str | None,
 ) -> IssuedCode:
     """A code an internal client asks for: the admin's for any account, a platform client's for its own users."""
     if client == "admin":
-        return await issue(uow, clock, account_id, purpose, platform=platform, issued_by=client)
+        return await issue(uow, clock, account_id, purpose, secrets=secrets, platform=platform, issued_by=client)
     if purpose is CodePurpose.SIGN_IN:
         raise Forbidden(f"Client {client!r} may not issue sign-in links; a chat's /link gives its own.")
     own = next((p for p in Platform if p.value == client), None)
@@ -114,7 +121,7 @@ async def issue_for_client(
         identities = await uow.accounts.identities(account_id)
     if not any(i.platform is own for i in identities):
         raise Forbidden(f"Client {client!r} may issue link codes only for its own platform's users.")
-    return await issue(uow, clock, account_id, purpose, platform=own.value, issued_by=client)
+    return await issue(uow, clock, account_id, purpose, secrets=secrets, platform=own.value, issued_by=client)
 
 
 async def _take(uow: UnitOfWork, code_hash: str, purpose: CodePurpose, now: datetime) -> LinkCode:

@@ -56,8 +56,8 @@ class ImportSummary:
 class LoraLibrary:
     """The LoRA library: writes, and the whole registry read at most once per TTL (by ``clock``)."""
 
-    def __init__(self, *, uow: UnitOfWorkFactory, clock: Clock, ttl_seconds: float = 60.0) -> None:
-        self.uow, self.clock, self.ttl = uow, clock, timedelta(seconds=ttl_seconds)
+    def __init__(self, *, uow_factory: UnitOfWorkFactory, clock: Clock, ttl_seconds: float = 60.0) -> None:
+        self.uow_factory, self.clock, self.ttl = uow_factory, clock, timedelta(seconds=ttl_seconds)
         self._cached: list[Lora] | None = None
         self._loaded_at: datetime | None = None
         self._lock = asyncio.Lock()
@@ -70,7 +70,7 @@ class LoraLibrary:
             if self._cached is not None and self._loaded_at is not None and now - self._loaded_at < self.ttl:
                 return list(self._cached)
             writes = self._writes
-            async with self.uow() as uow:
+            async with self.uow_factory() as uow:
                 loaded = await uow.loras.all()
             if writes == self._writes:
                 self._cached, self._loaded_at = loaded, now
@@ -83,7 +83,7 @@ class LoraLibrary:
 
     async def get(self, slug: str) -> LoraRecord:
         """One LoRA by slug (any case), or LoraNotFound."""
-        async with self.uow() as uow:
+        async with self.uow_factory() as uow:
             record = await uow.loras.get(slug)
         if record is None:
             raise LoraNotFound(f"There is no LoRA called {slug[:100]!r}.")
@@ -91,12 +91,12 @@ class LoraLibrary:
 
     async def page(self, *, limit: int, cursor: str | None, enabled: bool | None = None) -> Page[LoraRecord]:
         """A page of the library in slug order."""
-        async with self.uow() as uow:
+        async with self.uow_factory() as uow:
             return await uow.loras.list(limit=limit, cursor=cursor, enabled=enabled)
 
     async def save(self, lora: Lora) -> Saved:
         """Add a LoRA, or update the one with its slug (its usage count is kept)."""
-        async with self.uow() as uow:
+        async with self.uow_factory() as uow:
             await _check_accounts(uow, [lora])
             now = self.clock.now()
             outcome = await _upsert(uow, lora, await uow.loras.get(lora.slug), now)
@@ -112,7 +112,7 @@ class LoraLibrary:
     ) -> ImportSummary:
         """Add or update every LoRA of a parsed import file; the same file again changes nothing."""
         counts = {outcome: 0 for outcome in SaveOutcome}
-        async with self.uow() as uow:
+        async with self.uow_factory() as uow:
             await _check_accounts(uow, loras)
             now = self.clock.now()
             # Rows are written in slug order, the order settlements lock them in: the two never deadlock.
@@ -132,7 +132,7 @@ class LoraLibrary:
 
     async def disable(self, slug: str) -> LoraRecord:
         """Switch a LoRA off: prompts stop applying it (its tags are removed with a warning)."""
-        async with self.uow() as uow:
+        async with self.uow_factory() as uow:
             record = await uow.loras.get(slug)
             if record is None:
                 raise LoraNotFound(f"There is no LoRA called {slug[:100]!r}.")

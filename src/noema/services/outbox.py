@@ -79,13 +79,13 @@ class PartLog:
     key-value store under ``<platform>.parts:<delivery id>``.
     """
 
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock) -> None:
-        self._uow, self._clock = uow, clock
+    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow_factory, self._clock = uow_factory, clock
 
     async def send(self, delivery: Delivery, count: int, send_part: Callable[[int], Awaitable[object]]) -> None:
         """Send parts ``0 .. count-1`` in order, skipping those already sent, recording each once it is."""
         key = f"{delivery.platform}.parts:{delivery.id}"
-        async with self._uow() as uow:
+        async with self._uow_factory() as uow:
             stored = await uow.kv.get(key)
         done = set(stored or [])
         for index in range(count):
@@ -93,6 +93,6 @@ class PartLog:
                 continue
             await send_part(index)
             done.add(index)
-            async with self._uow() as uow:
+            async with self._uow_factory() as uow:
                 await uow.kv.put(key, sorted(done), now=self._clock.now())
                 await uow.commit()

@@ -13,11 +13,11 @@ KEEP_ANSWERED = timedelta(days=3)
 BATCH = 5_000
 
 
-async def forget_answered(uows: UnitOfWorkFactory, clock: Clock, *, keep: timedelta = KEEP_ANSWERED) -> int:
+async def forget_answered(uow_factory: UnitOfWorkFactory, clock: Clock, *, keep: timedelta = KEEP_ANSWERED) -> int:
     """Forget every update answered more than ``keep`` ago, a batch per transaction; how many went."""
     cutoff, total = clock.now() - keep, 0
     while True:
-        async with uows() as uow:
+        async with uow_factory() as uow:
             forgotten = await uow.platform_updates.forget_before(cutoff, limit=BATCH)
             await uow.commit()
         total += forgotten

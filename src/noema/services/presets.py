@@ -26,9 +26,9 @@ class PresetBook:
     """The operator's presets over the catalog; round robin turns are kept per process."""
 
     def __init__(
-        self, presets: Mapping[str, Preset], *, catalog: Catalog, uow: UnitOfWorkFactory, clock: Clock
+        self, presets: Mapping[str, Preset], *, catalog: Catalog, uow_factory: UnitOfWorkFactory, clock: Clock
     ) -> None:
-        self.from_file, self.catalog, self.uow, self.clock = dict(presets), catalog, uow, clock
+        self.from_file, self.catalog, self.uow_factory, self.clock = dict(presets), catalog, uow_factory, clock
         self._turns: defaultdict[str, Iterator[int]] = defaultdict(itertools.count)
 
     async def all(self) -> dict[str, Preset]:
@@ -55,7 +55,7 @@ class PresetBook:
             preset = preset_from_json(command, body)
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
-        async with self.uow() as uow:
+        async with self.uow_factory() as uow:
             stored = await self._locked(uow)
             stored[command] = body
             await uow.kv.put(STORED_KEY, stored, now=self.clock.now())
@@ -64,7 +64,7 @@ class PresetBook:
 
     async def remove(self, command: str) -> None:
         """Delete a stored preset."""
-        async with self.uow() as uow:
+        async with self.uow_factory() as uow:
             stored = await self._locked(uow)
             if stored.pop(command, None) is None:
                 raise ToolNotFound(f"There is no stored preset called {command[:40]!r}.")
@@ -77,7 +77,7 @@ class PresetBook:
         return dict(stored) if isinstance(stored, dict) else {}
 
     async def _stored(self) -> dict[str, Any]:
-        async with self.uow() as uow:
+        async with self.uow_factory() as uow:
             stored = await uow.kv.get(STORED_KEY)
         return dict(stored) if isinstance(stored, dict) else {}
 
@@ -112,7 +112,7 @@ class PresetBook:
         merged = {k: v for k, v in merged.items() if k not in (files or {})}
         busy: dict[str, int] = {}
         if preset.selection is Selection.LEAST_BUSY:
-            async with self.uow() as uow:
+            async with self.uow_factory() as uow:
                 busy = await uow.generations.count_live_by_tool()
         ids = tuple(t.id for t in tools)
         ordered = order(ids, preset.selection, turn=next(self._turns[preset.command]), busy=busy)

@@ -57,13 +57,13 @@ class ProgressBatches:
 
     def __init__(
         self,
-        uow: UnitOfWorkFactory,
+        uow_factory: UnitOfWorkFactory,
         clock: Clock,
         *,
         metrics: Metrics,
         quiet_for: timedelta,
     ) -> None:
-        self._uow, self._clock, self._metrics, self._quiet_for = uow, clock, metrics, quiet_for
+        self._uow_factory, self._clock, self._metrics, self._quiet_for = uow_factory, clock, metrics, quiet_for
         self._line: list[_Waiting] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -93,7 +93,7 @@ class ProgressBatches:
 
     async def _write(self, batch: list[_Waiting]) -> None:
         outcome: dict[int, Generation | NoemaError] = {}
-        async with self._uow() as uow:
+        async with self._uow_factory() as uow:
             found = await uow.generations.lock_with_progress([w.generation_id for w in batch])
             uow.deliveries.remember(_progress_rows(found.values()))
             now = self._clock.now()
@@ -120,7 +120,7 @@ class ProgressBatches:
     async def _write_alone(self, waiting: _Waiting) -> None:
         try:
             generation = await run_updates.record_run_update(
-                self._uow(),
+                self._uow_factory(),
                 self._clock,
                 waiting.generation_id,
                 waiting.update,

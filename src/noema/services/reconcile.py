@@ -18,7 +18,7 @@ PENDING_GRACE = timedelta(minutes=5)
 
 
 async def reconcile_due(
-    uow: UnitOfWorkFactory,
+    uow_factory: UnitOfWorkFactory,
     clock: Clock,
     backend: Backend,
     *,
@@ -28,19 +28,19 @@ async def reconcile_due(
     batch: int = 25,
 ) -> int:
     """Poll every live generation that is due; returns how many were looked at."""
-    async with uow() as tx:
+    async with uow_factory() as tx:
         due = await tx.generations.claim_due_polls(clock.now(), limit=batch, lease_seconds=poll_every.total_seconds())
         await tx.commit()
     for generation in due:
         try:
-            await _reconcile_one(uow, clock, backend, generation, metrics=metrics, quiet_for=quiet_for)
+            await _reconcile_one(uow_factory, clock, backend, generation, metrics=metrics, quiet_for=quiet_for)
         except Exception:  # one bad run must never stop the others
             log.exception("reconcile_failed", generation_id=generation.id)
     return len(due)
 
 
 async def _reconcile_one(
-    uow: UnitOfWorkFactory,
+    uow_factory: UnitOfWorkFactory,
     clock: Clock,
     backend: Backend,
     generation: Generation,
@@ -52,7 +52,7 @@ async def _reconcile_one(
     if generation.run_id is None:
         if now - generation.requested_at > PENDING_GRACE:
             await run_updates.finish(
-                uow(),
+                uow_factory(),
                 clock,
                 generation.id,
                 GenerationStatus.FAILED,
@@ -69,7 +69,7 @@ async def _reconcile_one(
         metrics.backend_error("poll")
         log.warning("poll_unusable", generation_id=generation.id, run_id=generation.run_id, error=str(exc)[:200])
         await run_updates.finish(
-            uow(),
+            uow_factory(),
             clock,
             generation.id,
             GenerationStatus.FAILED,
@@ -78,7 +78,7 @@ async def _reconcile_one(
         )
         return
     fresh = await run_updates.record_run_update(
-        uow(), clock, generation.id, update, token=None, metrics=metrics, quiet_for=quiet_for
+        uow_factory(), clock, generation.id, update, token=None, metrics=metrics, quiet_for=quiet_for
     )
     if fresh.is_terminal:
         return
@@ -98,7 +98,7 @@ async def _reconcile_one(
         return
     await _stop(backend, fresh, metrics=metrics)
     await run_updates.finish(
-        uow(),
+        uow_factory(),
         clock,
         generation.id,
         status,

@@ -36,7 +36,7 @@ def token_matches(generation: Generation, token: str) -> bool:
 
 
 async def record_webhook(
-    uow: UnitOfWorkFactory,
+    uow_factory: UnitOfWorkFactory,
     clock: Clock,
     backend: Backend,
     generation_id: str,
@@ -58,7 +58,7 @@ async def record_webhook(
     if update.status is not None and update.status.is_terminal:
         # Checked before asking the backend, so a stranger cannot make Noema call it; progress
         # updates skip this read (record_run_update checks the token under the row lock anyway).
-        async with uow() as tx:
+        async with uow_factory() as tx:
             known = await tx.generations.get(generation_id)
         if known is None or not token_matches(known, token):
             # One answer for "no such generation" and "wrong token": a webhook caller learns no ids.
@@ -68,7 +68,7 @@ async def record_webhook(
     elif batches is not None:
         return await batches.apply(generation_id, update, token=token)
     return await record_run_update(
-        uow(), clock, generation_id, update, token=token, metrics=metrics, quiet_for=quiet_for
+        uow_factory(), clock, generation_id, update, token=token, metrics=metrics, quiet_for=quiet_for
     )
 
 

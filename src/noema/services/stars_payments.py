@@ -22,19 +22,19 @@ PROVIDER = PaymentProvider.TELEGRAM_STARS
 
 
 async def offer(
-    uow: UnitOfWorkFactory, clock: Clock, *, account_id: str, stars: int, nanos_per_star: int, most_open: int
+    uow_factory: UnitOfWorkFactory, clock: Clock, *, account_id: str, stars: int, nanos_per_star: int, most_open: int
 ) -> Payment:
     """The payment row an invoice for ``stars`` will carry; at most ``most_open`` unpaid invoices at a time."""
     new = payments.NewPayment(account_id, PROVIDER, rules.CURRENCY, stars, rules.credit_for(stars, nanos_per_star))
     cap = OpenCap(most_open, rules.INVOICE_LIFETIME, "invoices")
-    return await payments.create(uow(), clock, new, cap=cap)
+    return await payments.create(uow_factory(), clock, new, cap=cap)
 
 
 async def pre_check(
-    uow: UnitOfWorkFactory, clock: Clock, *, payload: str, payer_account_id: str | None, stars: int
+    uow_factory: UnitOfWorkFactory, clock: Clock, *, payload: str, payer_account_id: str | None, stars: int
 ) -> str | None:
     """Why this pre-checkout must be refused, or None when the invoice may be paid."""
-    async with uow() as u:
+    async with uow_factory() as u:
         payment = await u.payments.get(payload[:36]) if payload else None
         if payment is not None and payment.provider is not PROVIDER:
             payment = None
@@ -57,13 +57,13 @@ class Charge:
     nanos_per_star: int
 
 
-async def settle(uow: UnitOfWorkFactory, clock: Clock, charge: Charge) -> payments.Applied:
+async def settle(uow_factory: UnitOfWorkFactory, clock: Clock, charge: Charge) -> payments.Applied:
     """Credit a successful payment exactly once per charge id; ``replayed`` when it already was."""
     if charge.currency != rules.CURRENCY or charge.stars <= 0 or not charge.charge_id:
         raise InvalidInput("Not a Telegram Stars payment.")
     for _attempt in range(3):
         try:
-            payment_id = await _row_for(uow, clock, charge)
+            payment_id = await _row_for(uow_factory, clock, charge)
             break
         except Conflict:  # another replica made the row for this charge first: use it
             continue
@@ -79,14 +79,14 @@ async def settle(uow: UnitOfWorkFactory, clock: Clock, charge: Charge) -> paymen
         amount_minor=charge.stars,
         currency=rules.CURRENCY,
     )
-    applied = await payments.apply_event(uow(), clock, event)
+    applied = await payments.apply_event(uow_factory(), clock, event)
     assert applied.payment is not None  # the row exists: it was found or made above
     return applied
 
 
-async def _row_for(uow: UnitOfWorkFactory, clock: Clock, charge: Charge) -> str:
+async def _row_for(uow_factory: UnitOfWorkFactory, clock: Clock, charge: Charge) -> str:
     """The payment row this charge credits: its invoice's, or a new one when that does not fit."""
-    async with uow() as u:
+    async with uow_factory() as u:
         known = await u.payments.find(PROVIDER, external_id=charge.charge_id)
         if known is not None:
             return known.id
@@ -123,9 +123,9 @@ async def _row_for(uow: UnitOfWorkFactory, clock: Clock, charge: Charge) -> str:
         return extra.id
 
 
-async def refunded(uow: UnitOfWorkFactory, clock: Clock, *, charge_id: str, stars: int) -> Payment | None:
+async def refunded(uow_factory: UnitOfWorkFactory, clock: Clock, *, charge_id: str, stars: int) -> Payment | None:
     """Take back the credit of a refunded Stars payment (``refunded_payment``), once; None: not ours."""
-    found = await payments.apply_event(uow(), clock, _refund_event(charge_id, stars))
+    found = await payments.apply_event(uow_factory(), clock, _refund_event(charge_id, stars))
     return found.payment
 
 
@@ -139,16 +139,16 @@ def _refund_event(charge_id: str, stars: int) -> payments.ProviderEvent:
     )
 
 
-async def refund(uow: UnitOfWorkFactory, clock: Clock, gateway: StarsGateway, payment_id: str) -> Payment:
+async def refund(uow_factory: UnitOfWorkFactory, clock: Clock, gateway: StarsGateway, payment_id: str) -> Payment:
     """Refund a paid Stars payment at Telegram (refundStarPayment), then take its credit back."""
-    payment = await payments.get(uow(), payment_id)
+    payment = await payments.get(uow_factory(), payment_id)
     if payment.provider is not PROVIDER:
         raise InvalidInput("That is not a Telegram Stars payment.")
     if not payment.credited or not payment.external_id:
         raise InvalidInput("That payment was never paid, so there is nothing to refund.")
     if payment.refunded_minor >= payment.amount_minor:
         raise InvalidInput("That payment is already refunded.")
-    async with uow() as u:
+    async with uow_factory() as u:
         identities = [i for i in await u.accounts.identities(payment.account_id) if i.platform is Platform.TELEGRAM]
     last: NoemaError = InvalidInput("The payer's Telegram account is not known, so Telegram cannot refund it.")
     for identity in identities:
@@ -159,7 +159,7 @@ async def refund(uow: UnitOfWorkFactory, clock: Clock, gateway: StarsGateway, pa
             last = exc
     else:
         raise last
-    applied = await payments.apply_event(uow(), clock, _refund_event(payment.external_id, payment.amount_minor))
+    applied = await payments.apply_event(uow_factory(), clock, _refund_event(payment.external_id, payment.amount_minor))
     return applied.payment or payment
 
 

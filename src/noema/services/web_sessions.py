@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import secrets
 from datetime import timedelta
 
 from noema.domain.accounts import Platform
 from noema.domain.errors import Unauthenticated
 from noema.domain.linking import WebSession
-from noema.ports import Clock, UnitOfWork, UnitOfWorkFactory
+from noema.ports import Clock, Secrets, UnitOfWork, UnitOfWorkFactory
 from noema.services import accounts, economy
 
 LIFETIME = timedelta(days=30)
@@ -19,14 +18,14 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def start(uow: UnitOfWork, clock: Clock, account_id: str) -> tuple[str, WebSession]:
+async def start(uow: UnitOfWork, clock: Clock, account_id: str, *, secrets: Secrets) -> tuple[str, WebSession]:
     """A new session; the plain token goes into the cookie and nowhere else."""
-    token = secrets.token_urlsafe(32)
+    token = secrets.token(32)
     now = clock.now()
     session = WebSession(
         token_hash=_hash(token),
         account_id=account_id,
-        csrf_token=secrets.token_urlsafe(24),
+        csrf_token=secrets.token(24),
         created_at=now,
         expires_at=now + LIFETIME,
     )
@@ -64,13 +63,17 @@ async def lost_on_sign_out(uow: UnitOfWork, account_id: str) -> bool:
     return not any(k.is_active for k in keys) and all(i.platform is Platform.WEB for i in identities)
 
 
-async def first_run(uow: UnitOfWorkFactory, clock: Clock, *, credit_nanos: int) -> str:
+async def first_run(uow_factory: UnitOfWorkFactory, clock: Clock, *, secrets: Secrets, credit_nanos: int) -> str:
     """A new web account with a little sandbox credit (only ever offered with the sandbox backend)."""
     found = await accounts.find_or_create(
-        uow, clock, platform=Platform.WEB, platform_id=secrets.token_hex(12), context={"displayName": "Sandbox guest"}
+        uow_factory,
+        clock,
+        platform=Platform.WEB,
+        platform_id=secrets.token_hex(12),
+        context={"displayName": "Sandbox guest"},
     )
     await economy.credit(
-        uow(),
+        uow_factory(),
         clock,
         economy.Transfer(
             account_id=found.account.id,

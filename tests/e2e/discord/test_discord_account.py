@@ -83,7 +83,9 @@ async def test_link_gives_a_code_that_telegram_redeems_merging_the_two_identitie
 async def test_link_with_a_code_from_telegram_joins_this_discord_account_to_it(rig: DiscordRig) -> None:
     c = rig.container
     telegram = await accounts.find_or_create(c.uow, c.clock, platform=Platform.TELEGRAM, platform_id="5002")
-    issued = await linking.issue(c.uow(), c.clock, telegram.account.id, CodePurpose.LINK, platform="telegram")
+    issued = await linking.issue(
+        c.uow(), c.clock, telegram.account.id, CodePurpose.LINK, secrets=c.secrets, platform="telegram"
+    )
     hit = await rig.slash("link", [{"name": "code", "value": issued.code}])
     assert "Linked" in _private(rig, hit)["content"]
     assert await rig.account_id() == telegram.account.id

@@ -103,7 +103,7 @@ async def test_link_gives_a_code_that_merges_with_another_platform_and_a_sign_in
 async def test_link_with_a_code_from_another_platform_joins_this_telegram_to_it(rig: TelegramRig) -> None:
     c = rig.container
     web = await accounts.find_or_create(c.uow, c.clock, platform=Platform.WEB, platform_id="web-user-2")
-    issued = await linking.issue(c.uow(), c.clock, web.account.id, CodePurpose.LINK, platform="web")
+    issued = await linking.issue(c.uow(), c.clock, web.account.id, CodePurpose.LINK, secrets=c.secrets, platform="web")
     text = await _answer(rig, f"/link {issued.code}")
     assert "Linked" in text
     assert await rig.account_id(CHAT) == web.account.id

@@ -26,7 +26,7 @@ from noema.adapters.platforms.telegram.stars_gateway import TelegramStarsGateway
 from noema.bootstrap import Container
 from noema.config import Settings
 from noema.domain.errors import Forbidden, Unauthenticated
-from noema.ports import Clock, UnitOfWork, UnitOfWorkFactory
+from noema.ports import Clock, Secrets, UnitOfWork, UnitOfWorkFactory
 from noema.services import api_keys
 from noema.services.card_payments import CardPayments
 from noema.services.catalog import Catalog
@@ -58,6 +58,8 @@ UowDep = Annotated[UnitOfWork, Depends(_part(lambda c: c.uow()))]
 #: makes units of work, for a use case that runs several transactions
 UowFactoryDep = Annotated[UnitOfWorkFactory, Depends(_part(lambda c: c.uow))]
 ClockDep = Annotated[Clock, Depends(_part(lambda c: c.clock))]
+#: tokens and codes from the OS's randomness
+SecretsDep = Annotated[Secrets, Depends(_part(lambda c: c.secrets))]
 #: when this process started
 StartedAtDep = Annotated[datetime, Depends(_part(lambda c: c.started_at))]
 SettingsDep = Annotated[Settings, Depends(_part(lambda c: c.settings))]

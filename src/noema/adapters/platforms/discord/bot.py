@@ -52,7 +52,7 @@ class DiscordPlatform:
         fetcher = AttachmentFetcher(http, api_base_url=api_base_url)
         self.handlers = DiscordHandlers(chat, self.rest, fetcher)
         self.notifier = DiscordNotifier(
-            self.rest, media=media, uow=chat.uow, clock=chat.clock, public_url=chat.public_url
+            self.rest, media=media, uow_factory=chat.uow_factory, clock=chat.clock, public_url=chat.public_url
         )
         self._tasks: set[asyncio.Task[None]] = set()
         self._registered: list[dict[str, Any]] | None = None

@@ -36,10 +36,10 @@ class DiscordNotifier:
     """The Notifier of the ``discord`` platform."""
 
     def __init__(
-        self, rest: DiscordRest, *, media: ResultFetcher, uow: UnitOfWorkFactory, clock: Clock, public_url: str
+        self, rest: DiscordRest, *, media: ResultFetcher, uow_factory: UnitOfWorkFactory, clock: Clock, public_url: str
     ) -> None:
         self.rest, self.media, self.clock, self.public_url = rest, media, clock, public_url
-        self.parts = PartLog(uow, clock)
+        self.parts = PartLog(uow_factory, clock)
 
     async def send(self, delivery: Delivery, generation: Generation) -> None:
         """Deliver one outbox row; Discord's refusals become NotifierError (retryable or not)."""

@@ -58,7 +58,7 @@ class TelegramPlatform:
         self.app = builder.build()
         self.polling, self.webhook_url, self.webhook_secret = polling, webhook_url, webhook_secret
         self.chat = chat
-        self.notifier = TelegramNotifier(self.app.bot, media=media, uow=chat.uow, clock=chat.clock)
+        self.notifier = TelegramNotifier(self.app.bot, media=media, uow_factory=chat.uow_factory, clock=chat.clock)
         TelegramHandlers(chat, stars).install(self.app)
         self._menu_task: asyncio.Task[None] | None = None
         self._running = False

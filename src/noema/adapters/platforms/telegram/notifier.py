@@ -70,9 +70,9 @@ def _reply(to: TelegramTarget) -> ReplyParameters | None:
 class TelegramNotifier:
     """The Notifier of the ``telegram`` platform."""
 
-    def __init__(self, bot: Bot, *, media: ResultFetcher, uow: UnitOfWorkFactory, clock: Clock) -> None:
+    def __init__(self, bot: Bot, *, media: ResultFetcher, uow_factory: UnitOfWorkFactory, clock: Clock) -> None:
         self.bot, self.media = bot, media
-        self.parts = PartLog(uow, clock)
+        self.parts = PartLog(uow_factory, clock)
 
     async def send(self, delivery: Delivery, generation: Generation) -> None:
         """Deliver one outbox row; Bot API failures become NotifierError (retryable or not)."""

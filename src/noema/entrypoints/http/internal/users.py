@@ -12,7 +12,7 @@ from noema.domain.accounts import AccountStatus, parse_platform, parse_platform_
 from noema.domain.errors import ForbiddenFieldUpdate, InvalidInput
 from noema.domain.ids import parse_id
 from noema.domain.linking import CodePurpose
-from noema.entrypoints.http.deps import ClientDep, ClockDep, SettingsDep, UowDep, UowFactoryDep
+from noema.entrypoints.http.deps import ClientDep, ClockDep, SecretsDep, SettingsDep, UowDep, UowFactoryDep
 from noema.entrypoints.http.schemas import (
     READ_ONLY_USER_FIELDS,
     ApiModel,
@@ -107,7 +107,13 @@ class LinkCodeOut(ApiModel):
 
 @router.post("/users/{account_id}/link-codes", response_model=LinkCodeOut, status_code=201)
 async def create_link_code(
-    account_id: AccountId, body: LinkCodeIn, client: ClientDep, uow: UowDep, clock: ClockDep, settings: SettingsDep
+    account_id: AccountId,
+    body: LinkCodeIn,
+    client: ClientDep,
+    uow: UowDep,
+    clock: ClockDep,
+    secrets: SecretsDep,
+    settings: SettingsDep,
 ) -> LinkCodeOut:
     """A one-time code (10 minutes): to type into another platform, or a web sign-in link.
 
@@ -120,6 +126,7 @@ async def create_link_code(
         clock,
         parse_id(account_id, what="masterAccountId"),
         body.purpose,
+        secrets=secrets,
         client=client.name,
         platform=platform,
     )

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from noema.adapters.platforms.wording import EXP_EXPLAINED, POINTS_EXPLAINED
 from noema.domain.errors import LimitExceeded, NoemaError
 from noema.domain.linking import CodePurpose
-from noema.entrypoints.http.deps import CardPaymentsDep, ChatDep, ClockDep, UowDep
+from noema.entrypoints.http.deps import CardPaymentsDep, ChatDep, ClockDep, SecretsDep, UowDep
 from noema.entrypoints.http.errors import status_of
 from noema.entrypoints.http.web.context import Pages, PagesDep, UserDep, WebUser
 from noema.ports import Clock, UnitOfWork
@@ -73,13 +73,15 @@ async def show_account(page: AccountPageDep) -> HTMLResponse:
 
 
 @router.post("/app/keys", response_class=HTMLResponse)
-async def create_key(request: Request, page: AccountPageDep, uow: UowDep, clock: ClockDep) -> HTMLResponse:
+async def create_key(
+    request: Request, page: AccountPageDep, uow: UowDep, clock: ClockDep, secrets: SecretsDep
+) -> HTMLResponse:
     """Create an API key; it is shown on this page once."""
     form = await request.form()
     page.user.check_csrf(form.get("csrf"))
     try:
         name = str(form.get("name") or "")[:100] or None
-        new = await api_keys.create(uow, clock, page.user.account_id, name=name)
+        new = await api_keys.create(uow, clock, page.user.account_id, secrets=secrets, name=name)
     except NoemaError as exc:
         return await page.show(error=exc.message, status_code=status_of(exc))
     return await page.show(new_key=new.plain, status_code=201)
@@ -119,9 +121,11 @@ async def enter_link_code(
 
 
 @router.post("/app/link/code", response_class=HTMLResponse)
-async def show_link_code(request: Request, page: AccountPageDep, uow: UowDep, clock: ClockDep) -> HTMLResponse:
+async def show_link_code(
+    request: Request, page: AccountPageDep, uow: UowDep, clock: ClockDep, secrets: SecretsDep
+) -> HTMLResponse:
     """A code to type into /link in a chat, to bring that chat account into this one."""
     form = await request.form()
     page.user.check_csrf(form.get("csrf"))
-    issued = await linking.issue(uow, clock, page.user.account_id, CodePurpose.LINK, platform="web")
+    issued = await linking.issue(uow, clock, page.user.account_id, CodePurpose.LINK, secrets=secrets, platform="web")
     return await page.show(link_code=issued.code)

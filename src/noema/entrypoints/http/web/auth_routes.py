@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from noema.config import Settings
 from noema.domain.errors import NoemaError
 from noema.domain.money import NANOS_PER_USD
-from noema.entrypoints.http.deps import ClockDep, SettingsDep, UowDep, UowFactoryDep
+from noema.entrypoints.http.deps import ClockDep, SecretsDep, SettingsDep, UowDep, UowFactoryDep
 from noema.entrypoints.http.errors import status_of
 from noema.entrypoints.http.web.context import (
     SESSION_COOKIE,
@@ -71,6 +71,7 @@ async def sign_in(
     request: Request,
     uow: UowDep,
     clock: ClockDep,
+    secrets: SecretsDep,
     pages: PagesDep,
     api_key: str = Form(max_length=200),
     csrf: str = Form(default=""),
@@ -81,7 +82,7 @@ async def sign_in(
         account_id = await api_keys.authenticate(uow, clock, api_key.strip())
     except NoemaError as exc:
         return await sign_in_page(request, pages, error=exc.message, status=status_of(exc))
-    token, _ = await web_sessions.start(uow, clock, account_id)
+    token, _ = await web_sessions.start(uow, clock, account_id, secrets=secrets)
     return _signed_in(pages, token)
 
 
@@ -90,6 +91,7 @@ async def sign_in_sandbox(
     request: Request,
     uow_factory: UowFactoryDep,
     clock: ClockDep,
+    secrets: SecretsDep,
     settings: SettingsDep,
     pages: PagesDep,
     csrf: str = Form(default=""),
@@ -115,21 +117,21 @@ async def sign_in_sandbox(
         )
         page.headers["Retry-After"] = str(max(1, math.ceil(wait.total_seconds())))
         return page
-    account_id = await web_sessions.first_run(uow_factory, clock, credit_nanos=WELCOME_CREDIT)
-    token, _ = await web_sessions.start(uow_factory(), clock, account_id)
+    account_id = await web_sessions.first_run(uow_factory, clock, secrets=secrets, credit_nanos=WELCOME_CREDIT)
+    token, _ = await web_sessions.start(uow_factory(), clock, account_id, secrets=secrets)
     return _signed_in(pages, token)
 
 
 @router.get("/signin/link/{token}")
 async def sign_in_link(
-    request: Request, token: str, uow: UowDep, clock: ClockDep, pages: PagesDep, to: str = ""
+    request: Request, token: str, uow: UowDep, clock: ClockDep, secrets: SecretsDep, pages: PagesDep, to: str = ""
 ) -> Response:
     """A one-time sign-in link from /link in a chat (``to=topup``: from /topup card, to the top-up panel)."""
     try:
         account_id = await linking.redeem_sign_in(uow, clock, token[:200])
     except NoemaError as exc:
         return await sign_in_page(request, pages, error=exc.message, status=status_of(exc))
-    session_token, _ = await web_sessions.start(uow, clock, account_id)
+    session_token, _ = await web_sessions.start(uow, clock, account_id, secrets=secrets)
     return _signed_in(pages, session_token, "/app/account#add-funds" if to == "topup" else "/app")
 
 
