@@ -12,8 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from noema.domain.errors import InvalidInput
-from noema.domain.inputs import describe_inputs, is_public_http_url, validate_inputs
+from noema.domain.inputs import (
+    describe_inputs,
+    is_public_http_url,
+    stands_for_a_file,
+    uploaded_file_note,
+    validate_inputs,
+)
 from noema.domain.tools import InputType, PrimaryInput, Tool, ToolInput
+from noema.services.media_inputs import data_uri, storable
 
 PNG = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n0000").decode()
 
@@ -498,3 +505,12 @@ def test_validate_inputs_either_returns_or_raises_invalid_input(raw: dict[str, A
         assert error.message
         assert error.details and "field" in error.details
     assert raw == before  # deepcopy shares float objects, so even NaN compares equal by identity
+
+
+def test_a_stored_file_is_told_from_text_by_its_link_or_its_upload_note() -> None:
+    note = storable({"image": data_uri("image/png", b"x" * 4096), "prompt": "a cat"})["image"]
+    assert note == uploaded_file_note(4096) == "(uploaded file, 4 KB)"
+    files = [note, "https://cdn.example/a.png", "http://host/a.png", data_uri("image/png", b"x")]
+    assert all(stands_for_a_file(v) for v in files)
+    texts = ["a cat", "httpd logo, flat", "(uploaded by me) a dog", "", 7, None]
+    assert not any(stands_for_a_file(v) for v in texts)

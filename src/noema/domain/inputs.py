@@ -39,6 +39,20 @@ _MIME_PREFIXES = {InputType.IMAGE: ("image/",), InputType.VIDEO: ("video/", "ima
 _Coercer = Callable[[ToolInput, Any, random.Random], Any]
 
 
+#: How a stored generation notes a file that was uploaded (the file itself is never kept in the record).
+UPLOADED_FILE_NOTE = "(uploaded file"
+
+
+def uploaded_file_note(size_bytes: int) -> str:
+    """The note kept in a generation's inputs in place of an uploaded file of ``size_bytes``."""
+    return f"{UPLOADED_FILE_NOTE}, {size_bytes // 1024} KB)"
+
+
+def stands_for_a_file(value: object) -> bool:
+    """Whether a stored input value is a file (a link, an upload's note or a data: URI), not text to show."""
+    return isinstance(value, str) and value.startswith(("http://", "https://", UPLOADED_FILE_NOTE, "data:"))
+
+
 def validate_inputs(tool: Tool, raw: Mapping[str, Any], *, rng: random.Random) -> dict[str, Any]:
     """The values to send to the backend: checked, coerced, defaults filled in; ``raw`` is left untouched."""
     if not isinstance(raw, Mapping):

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from noema.domain.errors import InvalidInput
-from noema.domain.inputs import MAX_UPLOAD_BYTES
+from noema.domain.inputs import MAX_UPLOAD_BYTES, uploaded_file_note
 from noema.domain.tools import InputType, Tool
 from noema.ports import Backend
 
@@ -20,7 +20,7 @@ def data_uri(mime: str, content: bytes) -> str:
 def storable(inputs: Mapping[str, Any]) -> dict[str, Any]:
     """The inputs as stored before upload: a file is kept as a short note, never as megabytes of base64."""
     return {
-        k: f"(uploaded file, {len(v) * 3 // 4 // 1024} KB)" if isinstance(v, str) and v.startswith("data:") else v
+        k: uploaded_file_note(len(v) * 3 // 4) if isinstance(v, str) and v.startswith("data:") else v
         for k, v in inputs.items()
     }
 

@@ -21,6 +21,7 @@ from noema.domain.accounts import Account, Identity
 from noema.domain.delivery import DeliveryPayload
 from noema.domain.generation import Generation
 from noema.domain.ids import short_id
+from noema.domain.inputs import stands_for_a_file
 from noema.domain.money import display_usd
 from noema.domain.tools import PrimaryInput, Tool
 from noema.services.status import StatusReport
@@ -218,7 +219,7 @@ def info_embed(g: Generation) -> dict[str, Any]:
     """The info button: what was asked, how long it ran, what it cost."""
     lines = []
     for name, value in list(g.inputs.items())[:12]:
-        shown = "(image)" if isinstance(value, str) and value.startswith(("http", "(uploaded", "data:")) else str(value)
+        shown = "(image)" if stands_for_a_file(value) else str(value)
         lines.append(f"**{escape(name)}**: {escape(shown[:200])}")
     if g.started_at and g.finished_at:
         lines.append(f"GPU time: {(g.finished_at - g.started_at).total_seconds():.1f} s on {escape(g.gpu or '?')}")

@@ -20,6 +20,7 @@ from noema.domain.chat_commands import example
 from noema.domain.delivery import DeliveryPayload
 from noema.domain.generation import Generation
 from noema.domain.ids import short_id
+from noema.domain.inputs import stands_for_a_file
 from noema.domain.money import display_usd
 from noema.domain.preferences import settable
 from noema.domain.tools import PrimaryInput, Tool
@@ -190,7 +191,7 @@ def info(g: Generation) -> str:
     """The Info button: the run's inputs, GPU time, LoRAs and cost."""
     lines = [f"<b>/{escape(g.tool_command)}</b> · {_short(g)} · {escape(g.status.value)}"]
     for name, value in list(g.inputs.items())[:12]:
-        shown = "(image)" if isinstance(value, str) and value.startswith(("http", "(uploaded")) else str(value)
+        shown = "(image)" if stands_for_a_file(value) else str(value)
         lines.append(f"{escape(name)}: {escape(shown[:200])}")
     if g.started_at and g.finished_at:
         lines.append(f"GPU time: {(g.finished_at - g.started_at).total_seconds():.1f} s on {escape(g.gpu or '?')}")

@@ -15,7 +15,7 @@ from noema.adapters.platforms.web import templates
 from noema.domain.errors import GenerationNotFound, InvalidTransition, NoemaError
 from noema.domain.generation import Generation
 from noema.domain.ids import parse_id, short_id
-from noema.domain.inputs import MAX_UPLOAD_BYTES, at_field
+from noema.domain.inputs import MAX_UPLOAD_BYTES, at_field, stands_for_a_file
 from noema.domain.preferences import settable
 from noema.domain.reruns import plan_rerun
 from noema.domain.tools import Tool
@@ -236,9 +236,7 @@ async def cancel_generation(
 
 def _prompt_of(g: Generation) -> str:
     texts = [
-        str(v)
-        for k, v in g.inputs.items()
-        if isinstance(v, str) and "negative" not in k and not v.startswith(("http", "(uploaded"))
+        str(v) for k, v in g.inputs.items() if isinstance(v, str) and "negative" not in k and not stands_for_a_file(v)
     ]
     return texts[0][:200] if texts else ""
 
