@@ -187,14 +187,36 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-async def idle_cpu(pid: int, seconds: float, other: int | None = None) -> tuple[float, float]:
-    """Shares of one core the process (and ``other``, else 0) used over ``seconds`` with no request open."""
-    pids = [pid] if other is None else [pid, other]
+@dataclass(frozen=True)
+class Idle:
+    """A few seconds with no request of the driver open: CPU shares of one core, and webhooks applied."""
+
+    cpu: float  #: the replica's
+    backend_cpu: float  #: the separate sandbox's (0 when it is embedded)
+    webhooks_per_second: float
+
+    @property
+    def ms_per_webhook(self) -> float:
+        """The replica's CPU per webhook applied, in ms (all of its idle CPU put on the webhooks)."""
+        return self.cpu * 1000 / self.webhooks_per_second if self.webhooks_per_second else 0.0
+
+
+async def idle(server: Server, seconds: float) -> Idle:
+    """The replica (and the separate sandbox) over ``seconds`` with no request open."""
+    pids = [server.process.pid] + ([] if server.backend is None else [server.backend.pid])
+    applied = await webhooks_applied(server)
     before, started = [cpu_seconds(p) for p in pids], time.monotonic()
     await asyncio.sleep(seconds)
-    elapsed = time.monotonic() - started
-    shares = [(cpu_seconds(p) - b) / elapsed for p, b in zip(pids, before, strict=True)]
-    return shares[0], shares[1] if other is not None else 0.0
+    shares = [(cpu_seconds(p) - b) / (time.monotonic() - started) for p, b in zip(pids, before, strict=True)]
+    rate = (await webhooks_applied(server) - applied) / seconds
+    return Idle(shares[0], shares[1] if len(shares) > 1 else 0.0, rate)
+
+
+async def webhooks_applied(server: Server) -> float:
+    """The replica's count of backend webhooks applied, from its /metrics."""
+    text = (await server.client.get("/metrics")).text
+    line = next(line for line in text.splitlines() if line.startswith("noema_webhook_apply_seconds_count"))
+    return float(line.split()[-1])
 
 
 @dataclass(frozen=True)
@@ -203,10 +225,9 @@ class Reading:
 
     in_flight: int  #: runs accepted so far
     rss_mb: float
-    idle_cpu: float
+    idle: Idle
     seconds: float  #: since the phase began
     live: int = 0  #: of those, the ones not yet ended (a slow fill lets the first 600 s runs end)
-    backend_cpu: float = 0.0  #: the separate sandbox process's idle CPU (0 when it is embedded)
 
 
 @dataclass
@@ -271,10 +292,8 @@ async def hold(workdir: Path, plan: Plan, *, separate: bool) -> HoldResult:
     """Fill the replica up to ``plan.in_flight`` runs of 600 s, reading RSS and idle CPU at each step."""
     async with served(workdir, run_seconds=600, accounts_count=plan.accounts, separate=separate) as server:
         pid = server.process.pid
-        other = None if server.backend is None else server.backend.pid
         started = time.monotonic()
-        cpu, backend_cpu = await idle_cpu(pid, plan.idle_seconds, other)
-        baseline = Reading(0, rss_mb(pid), cpu, 0.0, 0, backend_cpu)
+        baseline = Reading(0, rss_mb(pid), await idle(server, plan.idle_seconds), 0.0, 0)
         answers, readings, n = Answers(), [], 0
         per_account = collections.Counter[int]()
         while len(answers.accepted) < plan.in_flight:
@@ -293,10 +312,9 @@ async def hold(workdir: Path, plan: Plan, *, separate: bool) -> HoldResult:
                 for response in await asyncio.gather(*batch):
                     answers.record(response)
             await asyncio.sleep(1.0)  # let the last answers' work settle before reading
-            cpu, backend_cpu = await idle_cpu(pid, plan.idle_seconds, other)
+            quiet = await idle(server, plan.idle_seconds)
             live = await _count_live(server.db_url)
-            elapsed = time.monotonic() - started
-            readings.append(Reading(len(answers.accepted), rss_mb(pid), cpu, elapsed, live, backend_cpu))
+            readings.append(Reading(len(answers.accepted), rss_mb(pid), quiet, time.monotonic() - started, live))
             print(f"  {readings[-1]}  answers {dict(answers.counts)}", flush=True)
             if answers.failures >= 500:
                 break
@@ -405,15 +423,24 @@ async def _wait_ended(db_url: str, ids: list[str], *, seconds: float) -> tuple[i
 def hold_report(held: HoldResult, *, separate: bool) -> list[str]:
     """The in-flight phase as a table."""
     rows = [
-        [f"{r.in_flight:,}", f"{r.live:,}", f"{r.rss_mb:.0f}", f"{r.idle_cpu * 100:.1f}", f"{r.seconds:.0f}"]
-        + ([f"{r.backend_cpu * 100:.1f}"] if separate else [])
+        [
+            f"{r.in_flight:,}",
+            f"{r.live:,}",
+            f"{r.rss_mb:.0f}",
+            f"{r.idle.cpu * 100:.1f}",
+            f"{r.idle.webhooks_per_second:.0f}",
+            f"{r.idle.ms_per_webhook:.2f}",
+            f"{r.seconds:.0f}",
+        ]
+        + ([f"{r.idle.backend_cpu * 100:.1f}"] if separate else [])
         for r in [held.baseline, *held.readings]
     ]
     where = "in its own process" if separate else "embedded in the replica"
+    headers = ["accepted", "live", "RSS MB", "idle CPU %", "webhooks/s", "CPU ms/webhook", "at s"]
     return [
         f"Runs in flight on one replica (PostgreSQL, sandbox runs of 600 s, the sandbox {where}); "
-        "idle CPU in % of one core",
-        table(["accepted", "live", "RSS MB", "idle CPU %", "at s"] + (["sandbox CPU %"] if separate else []), rows),
+        "idle CPU in % of one core, and the backend's webhooks applied meanwhile",
+        table(headers + (["sandbox CPU %"] if separate else []), rows),
         f"answers: {dict(held.answers.counts)}; failures (5xx, client errors): {held.answers.failures}",
         f"server log: {dict(held.problems)}",
     ]
