@@ -10,6 +10,8 @@ own: the money was taken, so the payer is credited.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
 
 from noema.domain import stars as rules
 from noema.domain.accounts import Account, Platform
@@ -19,6 +21,8 @@ from noema.ports import Clock, StarsGateway, UnitOfWorkFactory
 from noema.services import accounts, economy, payments
 
 PROVIDER = PaymentProvider.TELEGRAM_STARS
+#: How long a delivery that took on a receipt may take to send it before another delivery may send it instead.
+RECEIPT_LEASE = timedelta(seconds=20)
 
 
 async def offer(
@@ -163,6 +167,47 @@ async def refund(uow_factory: UnitOfWorkFactory, clock: Clock, gateway: StarsGat
     return applied.payment or payment
 
 
+class Receipt(Enum):
+    """Whose turn it is to send a credited payment's receipt (see ``take_receipt``)."""
+
+    SEND = "send"  #: this delivery sends it now, then calls ``record_receipt``
+    SENT = "sent"  #: it was sent: send nothing
+    BUSY = "busy"  #: another delivery took it on moments ago and may still be sending it
+
+
+def _receipt_key(payment_id: str) -> str:
+    return f"stars-receipt:{payment_id}"
+
+
+async def take_receipt(uow_factory: UnitOfWorkFactory, clock: Clock, payment_id: str) -> Receipt:
+    """Take on sending a payment's receipt, unless it was sent or another delivery is sending it now.
+
+    The record lives in the key-value store under ``stars-receipt:<payment id>``: ``{"sent": true}``
+    once sent, ``{"taken_at": ...}`` while a delivery sends it. A take older than ``RECEIPT_LEASE``
+    (its process died mid-send) may be taken again, so the receipt is sent at least once; a
+    sequential redelivery after a sent receipt sends nothing.
+    """
+    key = _receipt_key(payment_id)
+    async with uow_factory() as u:
+        now = clock.now()
+        state = await u.kv.get_for_update(key, default={}, now=now)
+        if state.get("sent"):
+            return Receipt.SENT
+        taken = state.get("taken_at")
+        if taken is not None and now - datetime.fromisoformat(taken) < RECEIPT_LEASE:
+            return Receipt.BUSY
+        await u.kv.put(key, {"taken_at": now.isoformat()}, now=now)
+        await u.commit()
+    return Receipt.SEND
+
+
+async def record_receipt(uow_factory: UnitOfWorkFactory, clock: Clock, payment_id: str, *, sent: bool) -> None:
+    """Record the receipt as sent, or (``sent=False``) give it back so the next delivery sends it."""
+    async with uow_factory() as u:
+        await u.kv.put(_receipt_key(payment_id), {"sent": True} if sent else {}, now=clock.now())
+        await u.commit()
+
+
 class StarsPayments:
     """Telegram Stars payments with their units of work and clock bound once (built in bootstrap)."""
 
@@ -190,6 +235,14 @@ class StarsPayments:
     async def settle(self, charge: Charge) -> payments.Applied:
         """Credit a successful payment once per charge id."""
         return await settle(self.uow_factory, self.clock, charge)
+
+    async def take_receipt(self, payment_id: str) -> Receipt:
+        """Take on sending a payment's receipt (or learn it was sent, or is being sent elsewhere)."""
+        return await take_receipt(self.uow_factory, self.clock, payment_id)
+
+    async def record_receipt(self, payment_id: str, *, sent: bool) -> None:
+        """Record a receipt as sent, or give it back after a failed send."""
+        await record_receipt(self.uow_factory, self.clock, payment_id, sent=sent)
 
     async def refunded(self, *, charge_id: str, stars: int) -> Payment | None:
         """Telegram refunded a charge: take its credit back, once."""

@@ -137,6 +137,48 @@ async def test_a_payment_that_cannot_be_credited_yet_fails_the_webhook_and_teleg
     await _verify_clean(rig)
 
 
+def _receipts(rig: TelegramRig, update: dict[str, Any]) -> list[str]:
+    replies = rig.replies(USER, update["message"]["message_id"])
+    return [r.text or "" for r in replies if "Payment received" in (r.text or "")]
+
+
+async def test_a_receipt_that_telegram_fails_to_take_fails_the_webhook_and_the_redelivery_sends_it_once(
+    rig: TelegramRig,
+) -> None:
+    payload = await _invoice(rig)
+    update = rig.fake.successful_payment(USER, payload, 100)
+    rig.fake.fail_next("sendMessage", error_code=502)  # the receipt: Telegram answers Bad Gateway
+    failed = await rig.post(update)
+    # Credited, but the receipt did not reach the chat: not 200, so Telegram sends the update again.
+    assert failed.status_code >= 500
+    account = await rig.account_id(USER)
+    assert (await rig.wallet(account))[0] == parse_usd("1.30")
+    assert _receipts(rig, update) == []
+    assert (await rig.post(update)).status_code == 200
+    assert (await rig.post(update)).status_code == 200  # and once more after the 200: nothing new
+    assert (await rig.wallet(account))[0] == parse_usd("1.30")  # credited once
+    (receipt,) = _receipts(rig, update)
+    assert "$1.30 of credit" in receipt and "Balance: $1.30" in receipt
+    await _verify_clean(rig)
+
+
+async def test_a_redelivery_after_a_sent_receipt_sends_no_second_one(rig: TelegramRig) -> None:
+    from sqlalchemy import text
+
+    payload = await _invoice(rig)
+    update = await _pay(rig, payload)
+    assert len(_receipts(rig, update)) == 1
+    assert (await rig.post(update)).status_code == 200  # Telegram missed our 200: the update was answered
+    # The answered mark lost as well (say it could not be written): the payment path runs again.
+    async with rig.container.engine.begin() as conn:
+        await conn.execute(text("DELETE FROM platform_updates"))
+    assert (await rig.post(update)).status_code == 200
+    account = await rig.account_id(USER)
+    assert (await rig.wallet(account))[0] == parse_usd("1.30")
+    assert len(_receipts(rig, update)) == 1
+    await _verify_clean(rig)
+
+
 async def test_past_the_cap_no_invoice_is_sent_and_a_paid_or_expired_one_frees_a_place(
     db_url: str, tmp_path: Path, fake: FakeTelegram
 ) -> None:

@@ -20,7 +20,7 @@ from noema.adapters.platforms.result_fetch import ResultFetcher
 from noema.adapters.platforms.telegram.handlers import BUILTINS, TelegramHandlers, platform_update
 from noema.adapters.platforms.telegram.limiter import ChatRateLimiter
 from noema.adapters.platforms.telegram.notifier import TelegramNotifier
-from noema.adapters.platforms.telegram.payments import CREDIT_FAILED, StarsOffer
+from noema.adapters.platforms.telegram.payments import REDELIVER, StarsOffer
 from noema.domain.errors import ExternalServiceError, InvalidInput
 from noema.domain.tools import Tool
 from noema.services.chat import MENU_LIMIT, ChatServices
@@ -108,11 +108,11 @@ class TelegramPlatform:
             # Telegram missed our 200 and sent it again: it was answered, so nothing is sent twice.
             log.info("telegram_update_repeated", update_id=data["update_id"])
             return
-        CREDIT_FAILED.set(False)
+        REDELIVER.set(False)
         await self.app.process_update(update)
-        if CREDIT_FAILED.get():
-            # A paid charge was not credited: fail the webhook so Telegram sends the update again.
-            raise ExternalServiceError("A Telegram payment could not be credited yet; Telegram will retry.")
+        if REDELIVER.get():
+            # A paid charge was not credited, or its receipt not sent: fail the webhook so Telegram sends it again.
+            raise ExternalServiceError("A Telegram payment's credit or receipt is not done yet; Telegram will retry.")
         await self.chat.mark_answered(answering)
 
     def secret_matches(self, header: str | None) -> bool:

@@ -6,6 +6,7 @@ Every invoice's payload is a payment row made first; the credit is given only on
 
 from __future__ import annotations
 
+import asyncio
 from contextvars import ContextVar
 from dataclasses import dataclass
 from html import escape
@@ -21,19 +22,23 @@ from noema.domain.chat_commands import ParsedCommand
 from noema.domain.errors import InvalidInput, NoemaError
 from noema.domain.linking import CODE_LIFETIME
 from noema.domain.money import display_usd
+from noema.domain.payments import Payment
 from noema.domain.stars import CURRENCY, credit_for
 from noema.services import stars_payments
 from noema.services.chat import ChatServices, ChatUser
-from noema.services.stars_payments import StarsPayments
+from noema.services.stars_payments import RECEIPT_LEASE, Receipt, StarsPayments
 
 if TYPE_CHECKING:
     from noema.adapters.platforms.telegram.handlers import Caller
 
 log = structlog.get_logger(__name__)
 TRY_AGAIN = "Payments are busy right now; nothing was charged. Please try again in a minute."
-#: Set when a paid charge could not be credited: the webhook then answers 500 so that Telegram
-#: delivers the same update again (crediting is keyed by the charge id, so the retry credits once).
-CREDIT_FAILED: ContextVar[bool] = ContextVar("telegram_credit_failed", default=False)
+#: Set when a paid charge could not be credited or its receipt could not be sent: the webhook then
+#: answers 500 so that Telegram delivers the same update again (crediting is keyed by the charge id,
+#: so the retry credits once; the receipt is recorded once sent, so the retry sends it once).
+REDELIVER: ContextVar[bool] = ContextVar("telegram_redeliver", default=False)
+#: How often a delivery looks again while another one is sending the same receipt.
+RECEIPT_POLL_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -147,7 +152,7 @@ class TelegramPayments:
             await query.answer(ok=False, error_message=reason)
 
     async def on_paid(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Credit the payment exactly once, then send the one receipt with the new balance."""
+        """Credit the payment exactly once, then make sure its receipt with the new balance is sent."""
         message, user = update.effective_message, update.effective_user
         if message is None or user is None or message.successful_payment is None:
             return
@@ -163,27 +168,69 @@ class TelegramPayments:
                 nanos_per_star=self.stars.nanos_per_star,
             )
             applied = await self.stars.settle(charge)
-            if applied.replayed or applied.payment is None:
-                # The same update delivered again (or to another replica at once): its delivery that
-                # credited sends the one receipt.
-                return
-            payment = applied.payment
-            wallet = await self.stars.wallet(payment.account_id)
-            owed = f"\nStill owed: {display_usd(wallet.owed_nanos)}" if wallet.owed_nanos else ""
-            text = (
-                f"✅ Payment received: {paid.total_amount} ⭐ → {display_usd(payment.credit_nanos)} of credit.\n"
-                f"Balance: {display_usd(wallet.balance_nanos - wallet.held_nanos)}{owed}\n"
-                f"Receipt: payment <code>{payment.id}</code>"
-            )
         except NoemaError as exc:
             log.warning("telegram_payment_not_credited", error=exc.code)
-            text = escape(exc.message)
+            await message.reply_text(escape(exc.message), parse_mode=ParseMode.HTML, do_quote=True)
+            return
         except Exception:
             # The money was taken: never drop it. No reply now; Telegram's redelivery credits it.
             log.exception("telegram_payment_failed", charge_id=paid.telegram_payment_charge_id)
-            CREDIT_FAILED.set(True)
+            REDELIVER.set(True)
             return
-        await message.reply_text(text, parse_mode=ParseMode.HTML, do_quote=True)
+        if applied.payment is not None:
+            # Credited now or by an earlier delivery (``replayed``): either way its receipt may still be owed.
+            await self._receipt(message, applied.payment, paid.total_amount)
+
+    async def _receipt(self, message: Message, payment: Payment, stars: int) -> None:
+        """Send the payment's receipt unless it was sent; on a failure have Telegram deliver the update again.
+
+        At least once: a delivery whose send fails (Telegram's 5xx, a network error, a flood 429)
+        gives the receipt back and fails the webhook, and the redelivery sends it. A sequential
+        redelivery after a sent receipt sends nothing; two deliveries at once send one (the other
+        waits for it), unless the sender takes longer than ``RECEIPT_LEASE``: then both may send.
+        """
+        taken = False
+        try:
+            taken = await self._take_receipt(payment.id)
+            if not taken:
+                return
+            await message.reply_text(await self._receipt_text(payment, stars), parse_mode=ParseMode.HTML, do_quote=True)
+        except Exception as exc:
+            log.warning("telegram_receipt_failed", payment_id=payment.id, error=type(exc).__name__)
+            REDELIVER.set(True)
+            if taken:
+                await self._give_back(payment.id)
+            return
+        try:
+            await self.stars.record_receipt(payment.id, sent=True)
+        except Exception:  # sent, not recorded: a redelivery past the lease would send it once more
+            log.exception("telegram_receipt_not_recorded", payment_id=payment.id)
+
+    async def _take_receipt(self, payment_id: str) -> bool:
+        """Whether this delivery sends the receipt; waits while another delivery is sending it."""
+        for _ in range(int(RECEIPT_LEASE.total_seconds() / RECEIPT_POLL_SECONDS)):
+            turn = await self.stars.take_receipt(payment_id)
+            if turn is not Receipt.BUSY:
+                return turn is Receipt.SEND
+            await asyncio.sleep(RECEIPT_POLL_SECONDS)
+        log.info("telegram_receipt_busy", payment_id=payment_id)  # still being sent elsewhere: ask again later
+        REDELIVER.set(True)
+        return False
+
+    async def _give_back(self, payment_id: str) -> None:
+        try:
+            await self.stars.record_receipt(payment_id, sent=False)
+        except Exception:  # the take then lapses after RECEIPT_LEASE, and a redelivery sends it
+            log.exception("telegram_receipt_not_given_back", payment_id=payment_id)
+
+    async def _receipt_text(self, payment: Payment, stars: int) -> str:
+        wallet = await self.stars.wallet(payment.account_id)
+        owed = f"\nStill owed: {display_usd(wallet.owed_nanos)}" if wallet.owed_nanos else ""
+        return (
+            f"✅ Payment received: {stars} ⭐ → {display_usd(payment.credit_nanos)} of credit.\n"
+            f"Balance: {display_usd(wallet.balance_nanos - wallet.held_nanos)}{owed}\n"
+            f"Receipt: payment <code>{payment.id}</code>"
+        )
 
     async def on_refunded(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         """Telegram refunded a payment: take its credit back, once (what the balance lacks is owed)."""
