@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import asyncpg
 import httpx
 import pytest
+import structlog
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -39,6 +40,26 @@ PLATFORM_KEY = "telegram-key-0123456789abcdef"
 ADMIN = {"X-Internal-Client-Key": ADMIN_KEY}
 PLATFORM = {"X-Internal-Client-Key": PLATFORM_KEY}
 T = TypeVar("T")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Log in-process apps' events as structlog's defaults do, but tracebacks as plain text.
+
+    The defaults render an exception with rich, every frame's local variables included: one logged
+    exception out of SQLAlchemy cost seconds of CPU in a test that provokes it. A served Noema never
+    renders that way (``configure_logging`` uses plain tracebacks), so neither do the tests.
+    """
+    del config
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.StackInfoRenderer(),
+            structlog.dev.set_exc_info,
+            structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S", utc=False),
+            structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback),
+        ]
+    )
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:

@@ -236,6 +236,7 @@ def _telegram(settings: Settings, chat: ChatServices, media: ResultFetcher) -> T
         polling=settings.telegram_mode is TelegramMode.POLLING,
         webhook_url=settings.base_url + WEBHOOK_PATH,
         webhook_secret=secret.get_secret_value() if secret else None,
+        chat_messages_per_second=settings.telegram_chat_messages_per_second,
         chat=chat,
         media=media,
         stars=StarsOffer(

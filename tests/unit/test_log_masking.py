@@ -58,6 +58,7 @@ def test_stdlib_and_structlog_lines_are_masked_and_tracebacks_have_no_locals(
     monkeypatch.setattr("sys.stderr", out)
     root = logging.getLogger()
     saved_handlers, saved_level = root.handlers[:], root.level
+    saved_structlog = structlog.get_config()
     try:
         configure_logging("INFO", fmt, secrets=[CLIENT_KEY])
         logging.getLogger("uvicorn.access").info('%s - "%s %s" %d', "1.2.3.4", "GET", "/x?token=tok-abc-123", 200)
@@ -70,7 +71,7 @@ def test_stdlib_and_structlog_lines_are_masked_and_tracebacks_have_no_locals(
     finally:
         root.handlers[:] = saved_handlers
         root.setLevel(saved_level)
-        structlog.reset_defaults()
+        structlog.configure(**saved_structlog)  # the tests' own configuration (tests/conftest.py)
     text = out.getvalue()
     assert "boom with 2 headers" in text and "Exception in ASGI application" in text and "unhandled_error" in text
     for secret in (KEY, CLIENT_KEY, "tok-abc-123"):

@@ -126,6 +126,8 @@ class Settings(BaseSettings):
     telegram_api_base_url: str = "https://api.telegram.org"
     telegram_mode: TelegramMode = TelegramMode.WEBHOOK
     telegram_webhook_secret: SecretStr | None = None
+    #: messages (sends and edits) a second to one chat, kept on our side: Telegram's flood limit is about one
+    telegram_chat_messages_per_second: float = Field(default=1.0, gt=0, le=1000)
 
     comfyui_servers: Annotated[tuple[ComfyUIServer, ...], NoDecode] = ()  #: ``URL=GPU,URL=GPU`` (NOEMA_BACKEND=comfyui)
     comfyui_slots: int = Field(default=2, ge=1, le=100)

@@ -44,13 +44,14 @@ class TelegramPlatform:
         chat: ChatServices,
         media: ResultFetcher,
         stars: StarsOffer,
+        chat_messages_per_second: float = 1.0,
     ) -> None:
         builder = (
             Application.builder()
             .token(token)
             .base_url(f"{api_root}/bot")
             .base_file_url(f"{api_root}/file/bot")
-            .rate_limiter(ChatRateLimiter())
+            .rate_limiter(ChatRateLimiter(per_chat=chat_messages_per_second))
             .concurrent_updates(True)
         )
         if not polling:
