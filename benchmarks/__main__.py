@@ -15,11 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import comfyui, delivery, replicas, request_overhead, status_scale, webhooks
+from benchmarks import comfyui, delivery, replicas, request_overhead, status_scale, summary, webhooks
 from benchmarks.harness import fresh_database, quiet_production_logging
 
 
-async def bench_database(kind: str, *, quick: bool) -> None:
+async def bench_database(kind: str, *, quick: bool) -> summary.DatabaseFigures:
     """Every benchmark on one fresh database of this kind (each on its own started app)."""
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"noema-bench-{kind}-") as tmp:
@@ -34,6 +34,7 @@ async def bench_database(kind: str, *, quick: bool) -> None:
             delivered = await delivery.run(url, Path(tmp) / "delivery", quick=quick)
             print(delivery.report(delivered), flush=True)
     print(f"({kind}: {time.perf_counter() - started:.1f} s)", flush=True)
+    return summary.DatabaseFigures.of(hooks, overhead, delivered)
 
 
 async def bench_comfyui(kind: str, *, quick: bool) -> None:
@@ -69,6 +70,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="only ingest and overhead across processes: 1 and then N serve replicas with a worker (PostgreSQL)",
     )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=summary.DEFAULT_JSON,
+        help=f"where the goal figures are written (default {summary.DEFAULT_JSON})",
+    )
     args = parser.parse_args(argv)
     quiet_production_logging()
     if args.replicas is not None:
@@ -85,9 +92,15 @@ def main(argv: list[str] | None = None) -> int:
         + ", workers off, INFO logs to /dev/null",
         flush=True,
     )
-    for kind in kinds:
-        asyncio.run((bench_comfyui if args.comfyui else bench_database)(kind, quick=args.quick))
-    if args.scale and not args.comfyui:
+    if args.comfyui:
+        for kind in kinds:
+            asyncio.run(bench_comfyui(kind, quick=args.quick))
+        return 0
+    figures = {kind: asyncio.run(bench_database(kind, quick=args.quick)) for kind in kinds}
+    print(f"\nIssue 15's goals, side by side\n{summary.report(figures)}", flush=True)
+    summary.write_json(figures, args.json, quick=args.quick)
+    print(f"(written to {args.json})", flush=True)
+    if args.scale:
         asyncio.run(status_scale.bench_scale(quick=args.quick))
     return 0
 
