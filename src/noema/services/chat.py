@@ -167,31 +167,20 @@ class ChatServices:
 
     async def link_codes(self, account_id: str, platform: Platform) -> tuple[linking.IssuedCode, str]:
         """A code to type on another platform and a one-time sign-in link for the web page."""
-        code = await linking.issue(
-            self.uow_factory(), self.clock, account_id, CodePurpose.LINK, secrets=self.secrets, platform=platform.value
-        )
-        sign_in = await linking.issue(
-            self.uow_factory(),
-            self.clock,
-            account_id,
-            CodePurpose.SIGN_IN,
-            secrets=self.secrets,
-            platform=platform.value,
-        )
+        code = await self._issue(account_id, CodePurpose.LINK, platform)
+        sign_in = await self._issue(account_id, CodePurpose.SIGN_IN, platform)
         return code, f"{self.public_url}/signin/link/{sign_in.code}"
+
+    async def _issue(self, account_id: str, purpose: CodePurpose, platform: Platform) -> linking.IssuedCode:
+        return await linking.issue(
+            self.uow_factory(), self.clock, account_id, purpose, secrets=self.secrets, platform=platform.value
+        )
 
     async def topup_link(self, account_id: str, platform: Platform) -> str:
         """``/topup card``: a one-time sign-in link that opens the web page's top-up panel."""
         if not self.cards_enabled:
             raise PaymentsDisabled("Card payments are not set up on this Noema; ask an operator to add credit.")
-        sign_in = await linking.issue(
-            self.uow_factory(),
-            self.clock,
-            account_id,
-            CodePurpose.SIGN_IN,
-            secrets=self.secrets,
-            platform=platform.value,
-        )
+        sign_in = await self._issue(account_id, CodePurpose.SIGN_IN, platform)
         return f"{self.public_url}/signin/link/{sign_in.code}?to=topup"
 
     async def redeem_link(self, account_id: str, code: str) -> str:
